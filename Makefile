@@ -1,0 +1,36 @@
+# The two commands the README promises: `make demo` and `make test`. Both create .venv when it is missing.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint infra bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+demo: install
+	$(BIN)/rootmail demo --mail-dir tests/corpus --accounts tests/corpus/accounts.json --report build/demo-report.json
+
+lint: install
+	$(BIN)/ruff check functions tests scripts
+	$(BIN)/ruff format --check functions tests scripts
+	$(BIN)/mypy
+
+infra: install node_modules/.installed
+	$(BIN)/python scripts/check_infra.py
+
+test: install node_modules/.installed lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) node_modules .serverless build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,117 @@
+"""The `rootmail` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rootmail.domain.rules import load_rule_files
+from rootmail.errors import RuleError
+
+DEFAULT_RULES = Path("rules")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rootmail", description="Triage of the mail AWS sends to root addresses.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    triage = commands.add_parser("triage", help="classify mail files offline (no AWS)")
+    triage.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    triage.add_argument("--rules", type=Path, default=DEFAULT_RULES, metavar="DIR", help="rule files (default: rules/)")
+    triage.add_argument(
+        "--accounts", type=Path, metavar="FILE", help="JSON array of Organizations ListAccounts items (Id, Email, ...)"
+    )
+    triage.add_argument("--json", action="store_true", help="one JSON object per file, one per line")
+
+    demo = commands.add_parser("demo", help="run the whole pipeline locally on the emulator")
+    demo.add_argument("--mail-dir", type=Path, default=Path("tests/corpus"), metavar="DIR")
+    demo.add_argument("--accounts", type=Path, metavar="FILE", help="seeds the local organisation (ListAccounts shape)")
+    demo.add_argument(
+        "--contacts", type=Path, metavar="FILE", help="customer contacts per account (default: contacts.json beside --accounts)"
+    )
+    demo.add_argument("--rules", type=Path, default=DEFAULT_RULES, metavar="DIR")
+    demo.add_argument("--report", type=Path, default=Path("build/demo-report.json"), metavar="FILE")
+
+    rules = commands.add_parser("rules", help="the rule files")
+    rules_commands = rules.add_subparsers(dest="rules_command", required=True, metavar="SUBCOMMAND")
+    validate = rules_commands.add_parser("validate", help="check the rule files")
+    validate.add_argument("--rules", type=Path, default=DEFAULT_RULES, metavar="DIR")
+    push = rules_commands.add_parser("push", help="write the rule files to the live rules table")
+    push.add_argument("--rules", type=Path, default=DEFAULT_RULES, metavar="DIR")
+    push.add_argument("--table", required=True, help="the rules table's name (stack output RulesTableName)")
+    push.add_argument("--dry-run", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "triage":
+            return _triage(args)
+        if args.command == "demo":
+            return _demo(args)
+        return _rules(args)
+    except (RuleError, ValueError) as exc:
+        print(f"rootmail: {exc}", file=sys.stderr)
+        return 2
+
+
+def _triage(args: argparse.Namespace) -> int:
+    from rootmail.offline import AccountDirectory, load_accounts, triage_file
+
+    rules = load_rule_files(args.rules)
+    directory = AccountDirectory.of(load_accounts(args.accounts)) if args.accounts else None
+    status = 0
+    for path in args.files:
+        if not path.is_file():
+            print(f"rootmail triage: {path}: no such file", file=sys.stderr)
+            status = 1
+            continue
+        result = triage_file(path, rules, directory)
+        if args.json:
+            print(json.dumps(result, ensure_ascii=False))
+        else:
+            accounts = ",".join(result["account_ids"]) or "-"
+            problems = f"  problems: {'; '.join(result['problems'])}" if result["problems"] else ""
+            print(
+                f"{path}: {result['category']} → {result['action']} "
+                f"(rule {result['rule_id'] or '-'}, accounts {accounts}, case {result['case_id'] or '-'})" + problems
+            )
+    return status
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from rootmail.local.demo import main as demo_main
+    from rootmail.offline import load_accounts
+
+    accounts = []
+    if args.accounts:
+        contacts = args.contacts or args.accounts.with_name("contacts.json")
+        accounts = load_accounts(args.accounts, contacts if contacts.is_file() else None)
+    if not args.mail_dir.is_dir():
+        print(f"rootmail demo: {args.mail_dir}: no such folder", file=sys.stderr)
+        return 2
+    return demo_main(args.mail_dir, accounts, load_rule_files(args.rules), args.report)
+
+
+def _rules(args: argparse.Namespace) -> int:
+    rules = load_rule_files(args.rules)
+    if args.rules_command == "validate":
+        print(f"{len(rules)} rules in {args.rules}: valid")
+        return 0
+    if args.dry_run:
+        print(f"would write {len(rules)} rules to {args.table}")
+        return 0
+    import boto3
+
+    from rootmail.adapters.tables import RulesTable
+
+    written = RulesTable(boto3.client("dynamodb"), args.table).put_all(r.to_item() for r in rules)
+    print(f"wrote {written} rules to {args.table}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""What people read: the mail forwarded to a customer, the Zendesk ticket text, the operators' Slack alert.
+
+Every header of an outgoing message is built from parsed, sanitised values: nothing is copied from the original's
+header block (its DKIM-Signature, Return-Path and Sender never travel), and no value can add a header line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import formatdate, make_msgid
+from typing import Any
+
+from rootmail.domain.accounts import Account
+from rootmail.domain.mail import ParsedMail
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")
+_ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$")
+MAX_SUBJECT = 200
+
+
+def header_text(value: str, limit: int = MAX_SUBJECT) -> str:
+    """One line of header text: CR, LF and other controls become spaces (no header injection), length bounded."""
+    text = " ".join(_CONTROL.sub(" ", value).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def valid_address(address: str) -> bool:
+    return bool(_ADDRESS.match(address)) and len(address) <= 254
+
+
+_TEXTS = {
+    "en": {
+        "subject": "[AWS notice] {subject}",
+        "intro": "Amazon Web Services sent this notice about your AWS account {account_id}{name}.",
+        "meta": "Sent by {sender} on {date}. The original message is attached.",
+        "reply": "Reply to this mail to reach our support team; AWS's own sender does not receive replies.",
+        "original": "---- Original message ----",
+        "unknown_date": "an unknown date",
+    },
+    "ja": {
+        "subject": "【AWS通知】{subject}",
+        "intro": "お客様の AWS アカウント {account_id}{name} について、Amazon Web Services から以下の通知が届きました。",
+        "meta": "送信元: {sender} / 日時: {date}。原文を添付しています。",
+        "reply": "ご不明な点はこのメールへの返信でサポート窓口までお問い合わせください。",
+        "original": "---- 原文 ----",
+        "unknown_date": "不明",
+    },
+}
+
+
+def texts_for(language: str) -> dict[str, str]:
+    return _TEXTS.get(language, _TEXTS["en"])
+
+
+@dataclass(frozen=True)
+class ForwardedMail:
+    to: tuple[str, ...]
+    subject: str
+    data: bytes  # the whole MIME message, CRLF line endings, ready for SES raw sending
+
+
+def render_forward(
+    mail: ParsedMail,
+    raw: bytes,
+    account: Account,
+    *,
+    sender: str,
+    reply_to: str,
+    mail_id: str,
+) -> ForwardedMail:
+    """One customer mail for one account: a short header in the account's language, the original's text, and
+    the original itself attached."""
+    to = tuple(c for c in account.contacts if valid_address(c))
+    t = texts_for(account.language)
+    name = f" ({header_text(account.name, 80)})" if account.name else ""
+    subject = header_text(t["subject"].format(subject=mail.subject or "(no subject)"))
+    body = "\n".join(
+        [
+            t["intro"].format(account_id=account.account_id, name=name),
+            t["meta"].format(sender=mail.sender or "?", date=mail.date or t["unknown_date"]),
+            t["reply"],
+            "",
+            t["original"],
+            "",
+            mail.text.strip(),
+            "",
+        ]
+    )
+    message = EmailMessage(policy=SMTP)
+    message["From"] = sender
+    message["To"] = ", ".join(to)
+    message["Reply-To"] = reply_to
+    message["Subject"] = subject
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+    message["X-Rootmail-Mail-Id"] = header_text(mail_id, 120)
+    message["X-Rootmail-Account"] = account.account_id
+    message.set_content(body, subtype="plain", charset="utf-8", cte="base64")
+    _attach_original(message, raw)
+    # After the attachment: making the message multipart moves Content-* headers into the first part.
+    message["Content-Language"] = account.language
+    data = message.as_bytes(policy=SMTP)
+    return ForwardedMail(to=to, subject=subject, data=data)
+
+
+def _attach_original(message: EmailMessage, raw: bytes) -> None:
+    if raw.isascii():
+        # message/rfc822 may only carry 7bit/8bit data; 7-bit clean originals travel byte for byte.
+        part = EmailMessage(policy=SMTP)
+        part["Content-Type"] = "message/rfc822"
+        part["Content-Disposition"] = 'attachment; filename="original.eml"'
+        part.set_payload(raw.decode("ascii").replace("\r\n", "\n").replace("\n", "\r\n"))
+        message.make_mixed()
+        message.attach(part)
+    else:
+        # 8-bit originals (raw Shift_JIS, binary junk) are sent base64 so no hop can mangle them.
+        message.add_attachment(raw, maintype="application", subtype="octet-stream", filename="original.eml")
+
+
+def ticket_comment(mail: ParsedMail, account_ids: Sequence[str], *, mail_id: str) -> str:
+    """Ticket text for Zendesk: a short facts block, then the mail's text. Plain text, no markup interpreted."""
+    lines = [
+        f"From: {mail.sender or '?'}",
+        f"Date: {mail.date or '?'}",
+        f"Subject: {header_text(mail.subject)}",
+        f"Account(s): {', '.join(account_ids) or 'unknown'}",
+    ]
+    if mail.case_id:
+        lines.append(f"AWS support case: {mail.case_id}")
+    lines.append(f"rootmail mail: {mail_id}")
+    return "\n".join([*lines, "", mail.text.strip()])
+
+
+def ticket_subject(mail: ParsedMail, *, urgent: bool) -> str:
+    subject = header_text(mail.subject or "(no subject)")
+    if urgent:
+        return header_text(f"[URGENT] {subject}")
+    if mail.case_id and mail.case_id not in subject:
+        return header_text(f"[AWS case {mail.case_id}] {subject}")
+    return subject
+
+
+def mrkdwn(text: str) -> str:
+    """Escape text for Slack mrkdwn: `<!channel>`, links and mentions become inert."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def operator_alert(
+    *,
+    headline: str,
+    mail: ParsedMail,
+    account_ids: Sequence[str],
+    category: str,
+    action: str,
+    mail_id: str,
+    reason: str,
+    link: str | None = None,
+) -> tuple[str, list[dict[str, Any]]]:
+    """A Slack message for the operators' channel: fallback text and Block Kit blocks, readable on a phone."""
+    accounts = ", ".join(account_ids) or "unknown account"
+    text = mrkdwn(f"{headline}: {header_text(mail.subject or '(no subject)')} ({accounts})")
+    fields = [
+        f"*Category*\n{mrkdwn(category)}",
+        f"*Action*\n{mrkdwn(action)}",
+        f"*Account(s)*\n{mrkdwn(accounts)}",
+        f"*Sender*\n{mrkdwn(mail.sender or '?')}",
+    ]
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": header_text(headline, 150)}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"*{mrkdwn(header_text(mail.subject or '-'))}*"}},
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
+    ]
+    context = f"mail `{mrkdwn(mail_id)}` · {mrkdwn(reason)}"
+    if link:
+        context += f" · <{link}|ticket>"
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
+    return text, blocks

@@ -1,0 +1,75 @@
+"""Typed errors. Their class names are what the state machine's Retry and Catch match (`errorType`)."""
+
+from __future__ import annotations
+
+
+class RootmailError(Exception):
+    """Base of every error rootmail raises on purpose."""
+
+
+class ConfigurationError(RootmailError):
+    """Configuration is missing or invalid: fail loudly, never guess."""
+
+
+class MailNotFound(RootmailError):
+    """The stored mail named by the event does not exist (permanent)."""
+
+
+class MailStoreUnavailable(RootmailError):
+    """S3 could not be read right now (transient: retried)."""
+
+
+class LedgerUnavailable(RootmailError):
+    """DynamoDB refused or throttled a ledger or delivery write (transient: retried)."""
+
+
+class AccountsUnavailable(RootmailError):
+    """The accounts table could not be read (transient: retried)."""
+
+
+class RulesUnavailable(RootmailError):
+    """The live rules could not be read, or the table is empty (retried, then the mail is queued)."""
+
+
+class RuleError(RootmailError):
+    """A rule file or rule item is invalid. The message names the file and the rule."""
+
+
+class DeliveryRejected(RootmailError):
+    """A delivery failed for good: the mail ends queued with this reason."""
+
+
+class NoContacts(DeliveryRejected):
+    """An account has no customer contact for a mail that must be forwarded."""
+
+
+class SesThrottled(RootmailError):
+    """SES throttled the send (transient: retried with backoff)."""
+
+
+class SesUnavailable(RootmailError):
+    """SES failed with a server-side error (transient: retried)."""
+
+
+class SesRejected(DeliveryRejected):
+    """SES rejected the message (permanent)."""
+
+
+class ZendeskUnavailable(RootmailError):
+    """Zendesk answered 5xx, timed out, or rate-limited past the budget (transient: retried)."""
+
+
+class ZendeskRejected(DeliveryRejected):
+    """Zendesk refused the request (4xx other than 429; permanent)."""
+
+
+class SlackUnavailable(RootmailError):
+    """Slack could not be reached or rate-limited us (transient: retried)."""
+
+
+class SlackRejected(DeliveryRejected):
+    """Slack refused the message (bad channel, revoked token; permanent)."""
+
+
+class TriageNotStarted(RootmailError):
+    """The triage execution could not be started (the S3 event is retried by Lambda's async retries)."""

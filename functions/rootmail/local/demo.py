@@ -1,0 +1,174 @@
+"""`rootmail demo`: a folder of .eml files through the whole pipeline on the local emulator, then a readable
+summary, a JSON report and the evidence (mails sent, tickets opened, Slack messages posted)."""
+
+from __future__ import annotations
+
+import contextlib
+import email
+import email.policy
+import json
+import logging
+import re
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from rootmail.domain.accounts import Account
+from rootmail.domain.rules import Rule
+from rootmail.local.emulator import LocalPipeline
+
+_KEY_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def mail_key(path: Path) -> str:
+    """The local stand-in for SES's message ID: the file's name, made key-safe."""
+    return _KEY_UNSAFE.sub("-", path.stem)
+
+
+def run_pipeline(
+    files: Sequence[Path], accounts: Sequence[Account], rules: Sequence[Rule], *, log: TextIO, progress: TextIO
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Run every file through the local pipeline; return the per-mail report and the evidence."""
+    with LocalPipeline() as pipeline, _quiet(log):
+        pipeline.seed_accounts(accounts)
+        pipeline.seed_rules(rules)
+        keys: dict[str, Path] = {}
+        started = time.monotonic()
+        for number, path in enumerate(files, 1):
+            keys[pipeline.store_mail(mail_key(path), path.read_bytes())] = path
+            print(f"\r  stored {number}/{len(files)} mails", end="", file=progress, flush=True)
+        executions = pipeline.wait(timeout=60 + 5 * len(files))
+        elapsed = time.monotonic() - started
+        print(f"\r  {len(files)} mails stored, {len(executions)} executions finished in {elapsed:.1f} s", file=progress)
+        ledger = pipeline.ledger()
+        report = []
+        for key, path in keys.items():
+            record = ledger.get(key.rsplit("/", 1)[-1]) or {}
+            report.append(
+                {
+                    "file": str(path),
+                    "key": key,
+                    "mail_id": record.get("mail_id"),
+                    "message_id": record.get("message_id"),
+                    "subject": record.get("subject"),
+                    "account_ids": record.get("account_ids", []),
+                    "category": record.get("category"),
+                    "rule_id": record.get("rule_id"),
+                    "action": record.get("action"),
+                    "state": record.get("state", "missing"),
+                    "reason": record.get("queue_reason") or record.get("reason"),
+                    "deliveries": record.get("deliveries", []),
+                }
+            )
+        evidence = {
+            "executions": {s: n for s, n in Counter(e["status"] for e in executions).items()},
+            "mails_sent": pipeline.sent_mail(),
+            "tickets": pipeline.zendesk.tickets,
+            "slack_messages": pipeline.slack.messages,
+        }
+    return report, evidence
+
+
+@contextlib.contextmanager
+def _quiet(log: TextIO) -> Any:
+    """Handler logs (Powertools JSON) and EMF metrics go to the log file, not over the summary."""
+    logger = logging.getLogger("rootmail")
+    streams = [(h, h.setStream(log)) for h in logger.handlers if isinstance(h, logging.StreamHandler)]
+    with contextlib.redirect_stdout(log):
+        try:
+            yield
+        finally:
+            for handler, previous in streams:
+                handler.setStream(previous)
+
+
+def render_summary(report: list[dict[str, Any]], evidence: dict[str, Any], report_path: Path, log_path: Path) -> str:
+    lines: list[str] = []
+    width = max((len(Path(r["file"]).name) for r in report), default=10)
+    lines.append("")
+    lines.append(f"{'mail':<{width}}  {'account(s)':<27} {'category':<19} {'rule':<28} {'action':<11} state")
+    lines.append("-" * (width + 100))
+    for r in report:
+        accounts = ",".join(r["account_ids"]) or "-"
+        if len(accounts) > 27:
+            accounts = accounts[:24] + "..."
+        lines.append(
+            f"{Path(r['file']).name:<{width}}  {accounts:<27} {r['category'] or '-':<19} "
+            f"{(r['rule_id'] or '-')[:28]:<28} {r['action'] or '-':<11} {r['state']}"
+        )
+        if r["state"] == "queued" and r.get("reason"):
+            lines.append(f"{'':<{width}}    ↳ queued: {r['reason'][:150]}")
+    lines.append("")
+    actions = Counter(r["action"] or "none" for r in report)
+    states = Counter(r["state"] for r in report)
+    lines.append("Totals per action: " + ", ".join(f"{a} {n}" for a, n in sorted(actions.items())))
+    lines.append("Terminal states:   " + ", ".join(f"{s} {n}" for s, n in sorted(states.items())))
+    terminal = sum(n for s, n in states.items() if s not in {"in-flight", "missing"})
+    lines.append(f"Every mail in a terminal state: {'yes' if terminal == len(report) else 'NO'} ({terminal}/{len(report)})")
+    lines.append("")
+    lines.extend(_evidence_lines(evidence))
+    lines.append("")
+    lines.append(f"JSON report: {report_path}")
+    lines.append(f"Handler logs and metrics: {log_path}")
+    return "\n".join(lines)
+
+
+def _evidence_lines(evidence: dict[str, Any]) -> list[str]:
+    sent, tickets, messages = evidence["mails_sent"], evidence["tickets"], evidence["slack_messages"]
+    lines = [f"Evidence: {len(sent)} mail(s) sent by SES, {len(tickets)} Zendesk ticket(s), "
+             f"{len(messages)} Slack message(s)"]
+    lines.append("  SES (to customers):")
+    for m in sent:
+        parsed = email.message_from_string(m["raw"], policy=email.policy.default)
+        lines.append(f"    → {', '.join(m['destinations'])} [{parsed.get('Content-Language', '?')}] {parsed['Subject']}")
+    if sent:
+        lines.append("  One forwarded mail as the customer sees it:")
+        lines.extend("    | " + line for line in _rendered(sent[0]["raw"]))
+    lines.append("  Zendesk tickets:")
+    for t in tickets:
+        lines.append(
+            f"    #{t['id']} [{t.get('priority') or 'normal'}] {t['subject']} "
+            f"(external_id {t.get('external_id')}, {len(t.get('comments', []))} comment(s))"
+        )
+    lines.append("  Slack (operators' channel):")
+    for message in messages:
+        lines.append(f"    {message['channel']}: {message['text'][:120]}")
+    return lines
+
+
+def _rendered(raw: str, body_lines: int = 8) -> list[str]:
+    message = email.message_from_string(raw, policy=email.policy.default)
+    out = [f"{h}: {message[h]}" for h in ("From", "To", "Reply-To", "Subject", "Content-Language") if message[h]]
+    body = message.get_body(preferencelist=("plain",))
+    text = body.get_content() if body is not None else ""
+    out.append("")
+    out.extend(text.splitlines()[:body_lines])
+    attachments = [part.get_content_type() for part in message.iter_attachments()]
+    out.append(f"[attached: {', '.join(attachments) or 'nothing'}]")
+    return out
+
+
+def write_report(report: list[dict[str, Any]], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def main(mail_dir: Path, accounts: list[Account], rules: list[Rule], report_path: Path) -> int:
+    files = sorted(p for p in mail_dir.glob("*.eml") if p.is_file())
+    if not files:
+        print(f"rootmail demo: no .eml files in {mail_dir}", file=sys.stderr)
+        return 2
+    print(f"rootmail demo: {len(files)} mails from {mail_dir} through the local pipeline")
+    print("  (moto: S3, DynamoDB, SES, SSM, Lambda in process, Step Functions running statemachine/triage.asl.json;")
+    print("   Zendesk and Slack: local stand-ins for the real zenpy and slack_sdk clients)")
+    log_path = report_path.with_suffix(".log")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w", encoding="utf-8") as log:
+        report, evidence = run_pipeline(files, accounts, rules, log=log, progress=sys.stdout)
+    write_report(report, report_path)
+    print(render_summary(report, evidence, report_path, log_path))
+    unfinished = [r for r in report if r["state"] in {"in-flight", "missing"}]
+    return 1 if unfinished else 0

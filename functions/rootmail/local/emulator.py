@@ -1,0 +1,281 @@
+"""The whole pipeline on one machine: moto for AWS (with its Step Functions interpreter running the real
+definition), the real handlers in process, and local Zendesk and Slack stand-ins for the real clients.
+
+Only endpoints and credentials differ from AWS: the handlers read the same ROOTMAIL_* settings, the tokens come
+from (moto's) SSM, zenpy is pointed at the stand-in with ZENPY_FORCE_NETLOC, slack_sdk with its base URL.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from moto import mock_aws
+
+from rootmail import runtime as runtime_module
+from rootmail.adapters.tables import AccountsTable, Ledger, RulesTable
+from rootmail.domain.accounts import Account
+from rootmail.domain.rules import Rule
+from rootmail.local.moto_lambda import check_function, lambdas_in_process
+from rootmail.local.standins import SlackStandIn, ZendeskStandIn
+
+ROOT = Path(__file__).resolve().parents[3]
+DEFINITION = ROOT / "statemachine" / "triage.asl.json"
+REGION = "us-east-1"
+ACCOUNT = "123456789012"  # moto's default account
+PREFIX = "incoming/"
+
+# The Lambda functions of serverless.yml, by key, with the same handler strings (tests/test_infra.py checks it).
+FUNCTIONS: dict[str, str] = {
+    name: f"rootmail/handlers/{name}.handler"
+    for name in ("ingest", "parse", "resolve", "classify", "forward", "ticket", "escalate", "alert", "record")
+}
+
+
+def resolve_resources(node: Any, arns: dict[str, str]) -> Any:
+    """Replace `{"Fn::GetAtt": [function, "Arn"]}` in the definition with the local function's ARN."""
+    if isinstance(node, dict):
+        if set(node) == {"Fn::GetAtt"}:
+            target, attribute = node["Fn::GetAtt"]
+            if attribute != "Arn" or target not in arns:
+                raise ValueError(f"the state machine names an unknown function {target!r}")
+            return arns[target]
+        return {key: resolve_resources(value, arns) for key, value in node.items()}
+    if isinstance(node, list):
+        return [resolve_resources(value, arns) for value in node]
+    return node
+
+
+@dataclass
+class LocalPipeline:
+    """Context manager: everything up on enter, everything down (and the environment restored) on exit."""
+
+    stage: str = "local"
+    sender: str = "no-reply@notices.cloudprovider.example"
+    reply_to: str = "support@cloudprovider.example"
+    slack_channel: str = "#rootmail-ops"
+    zendesk: ZendeskStandIn = field(default_factory=ZendeskStandIn)
+    slack: SlackStandIn = field(default_factory=SlackStandIn)
+
+    def __post_init__(self) -> None:
+        name = f"rootmail-{self.stage}"
+        self.bucket = f"{name}-mail"
+        self.tables = {
+            "ledger": f"{name}-ledger",
+            "accounts": f"{name}-accounts",
+            "rules": f"{name}-rules",
+            "deliveries": f"{name}-deliveries",
+        }
+        self.state_machine_name = f"{name}-triage"
+        self._saved_env: dict[str, str | None] = {}
+
+    # ---- lifecycle ----------------------------------------------------------------------------------------
+
+    def __enter__(self) -> LocalPipeline:
+        self._set_env(
+            {
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+                "AWS_ACCESS_KEY_ID": "local",
+                "AWS_SECRET_ACCESS_KEY": "local",
+                "AWS_SESSION_TOKEN": "local",
+            }
+        )
+        for variable in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
+            self._set_env({variable: None})
+        self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
+        self._mock.start()
+        self._in_process = lambdas_in_process()
+        self._in_process.__enter__()
+        self.zendesk.start()
+        self.slack.start()
+        self.environment = self._environment()
+        self._set_env(self.environment)
+        runtime_module.reset()
+        self._create_resources()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        runtime_module.reset()
+        self.slack.stop()
+        self.zendesk.stop()
+        self._in_process.__exit__(None, None, None)
+        self._mock.stop()
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_env.clear()
+
+    def _set_env(self, values: dict[str, str | None]) -> None:
+        for name, value in values.items():
+            self._saved_env.setdefault(name, os.environ.get(name))
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    def _environment(self) -> dict[str, str | None]:
+        return {
+            "ROOTMAIL_MAIL_BUCKET": self.bucket,
+            "ROOTMAIL_LEDGER_TABLE": self.tables["ledger"],
+            "ROOTMAIL_ACCOUNTS_TABLE": self.tables["accounts"],
+            "ROOTMAIL_RULES_TABLE": self.tables["rules"],
+            "ROOTMAIL_DELIVERIES_TABLE": self.tables["deliveries"],
+            "ROOTMAIL_STATE_MACHINE_ARN": (
+                f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{self.state_machine_name}"
+            ),
+            "ROOTMAIL_SENDER_ADDRESS": self.sender,
+            "ROOTMAIL_REPLY_TO_ADDRESS": self.reply_to,
+            "ROOTMAIL_ZENDESK_SUBDOMAIN": "cloudprovider",
+            "ROOTMAIL_ZENDESK_EMAIL": "rootmail@cloudprovider.example",
+            "ROOTMAIL_ZENDESK_TOKEN_PARAMETER": f"/rootmail/{self.stage}/zendesk-token",
+            "ROOTMAIL_SLACK_TOKEN_PARAMETER": f"/rootmail/{self.stage}/slack-token",
+            "ROOTMAIL_SLACK_CHANNEL": self.slack_channel,
+            "ROOTMAIL_SLACK_API_URL": self.slack.base_url,
+            "ROOTMAIL_RULES_CACHE_SECONDS": "0",
+            "ZENPY_FORCE_NETLOC": self.zendesk.netloc,
+            "ZENPY_FORCE_SCHEME": "http",
+            "POWERTOOLS_SERVICE_NAME": "rootmail",
+            "POWERTOOLS_METRICS_NAMESPACE": "rootmail",
+        }
+
+    # ---- resources ----------------------------------------------------------------------------------------
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, region_name=REGION)  # type: ignore[call-overload]
+
+    def _create_resources(self) -> None:
+        s3, dynamodb, ssm = self.client("s3"), self.client("dynamodb"), self.client("ssm")
+        s3.create_bucket(Bucket=self.bucket)
+        self._create_tables(dynamodb)
+        # Stand-in tokens: the local servers accept any token; the real path still reads them from SSM.
+        for service in ("zendesk", "slack"):
+            ssm.put_parameter(
+                Name=f"/rootmail/{self.stage}/{service}-token", Value=f"local-{service}-token", Type="SecureString"
+            )
+        self.client("sesv2").create_email_identity(EmailIdentity=self.sender)
+
+        iam = self.client("iam")
+        role = iam.create_role(
+            RoleName=f"rootmail-{self.stage}-local",
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+        )["Role"]["Arn"]
+        code = io.BytesIO()
+        with zipfile.ZipFile(code, "w") as archive:
+            archive.writestr("README.txt", "the handlers run in process: rootmail/local/moto_lambda.py")
+        lambda_client = self.client("lambda")
+        function_env = {k: v for k, v in self.environment.items() if v is not None}
+        arns: dict[str, str] = {}
+        for name, handler in FUNCTIONS.items():
+            arns[name] = lambda_client.create_function(
+                FunctionName=f"rootmail-{self.stage}-{name}",
+                Runtime="python3.12",
+                Role=role,
+                Handler=handler,
+                Code={"ZipFile": code.getvalue()},
+                Timeout=60,
+                MemorySize=512,
+                Environment={"Variables": function_env},
+            )["FunctionArn"]
+        from moto.awslambda.utils import get_backend
+
+        check_function(get_backend(ACCOUNT, REGION).get_function(arns["parse"]))
+
+        definition = resolve_resources(json.loads(DEFINITION.read_text(encoding="utf-8")), arns)
+        self.state_machine_arn = self.client("stepfunctions").create_state_machine(
+            name=self.state_machine_name, definition=json.dumps(definition), roleArn=role, type="STANDARD"
+        )["stateMachineArn"]
+        s3.put_bucket_notification_configuration(
+            Bucket=self.bucket,
+            NotificationConfiguration={
+                "LambdaFunctionConfigurations": [
+                    {
+                        "LambdaFunctionArn": arns["ingest"],
+                        "Events": ["s3:ObjectCreated:*"],
+                        "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": PREFIX}]}},
+                    }
+                ]
+            },
+        )
+
+    def _create_tables(self, dynamodb: Any) -> None:
+        def create(name: str, key: str, indexes: dict[str, tuple[str, str | None]] | None = None) -> None:
+            attributes = {key}
+            spec: dict[str, Any] = {
+                "TableName": name,
+                "KeySchema": [{"AttributeName": key, "KeyType": "HASH"}],
+                "BillingMode": "PAY_PER_REQUEST",
+            }
+            if indexes:
+                spec["GlobalSecondaryIndexes"] = []
+                for index, (hash_key, range_key) in indexes.items():
+                    schema = [{"AttributeName": hash_key, "KeyType": "HASH"}]
+                    attributes.add(hash_key)
+                    if range_key:
+                        schema.append({"AttributeName": range_key, "KeyType": "RANGE"})
+                        attributes.add(range_key)
+                    spec["GlobalSecondaryIndexes"].append(
+                        {"IndexName": index, "KeySchema": schema, "Projection": {"ProjectionType": "ALL"}}
+                    )
+            spec["AttributeDefinitions"] = [{"AttributeName": a, "AttributeType": "S"} for a in sorted(attributes)]
+            dynamodb.create_table(**spec)
+
+        create(self.tables["ledger"], "mail_id", {"by-state": ("state", "updated_at")})
+        create(self.tables["accounts"], "account_id", {"by-email": ("email", None)})
+        create(self.tables["rules"], "rule_id")
+        create(self.tables["deliveries"], "delivery_id")
+
+    # ---- use ----------------------------------------------------------------------------------------------
+
+    def seed_accounts(self, accounts: Iterable[Account]) -> int:
+        return AccountsTable(self.client("dynamodb"), self.tables["accounts"]).put_all(accounts)
+
+    def seed_rules(self, rules: Iterable[Rule]) -> int:
+        return RulesTable(self.client("dynamodb"), self.tables["rules"]).put_all(r.to_item() for r in rules)
+
+    def store_mail(self, key: str, raw: bytes) -> str:
+        """What SES's S3 action does: write the raw mail under the prefix; the bucket event starts the rest."""
+        full_key = key if key.startswith(PREFIX) else PREFIX + key
+        self.client("s3").put_object(Bucket=self.bucket, Key=full_key, Body=raw)
+        return full_key
+
+    def executions(self) -> list[dict[str, Any]]:
+        sfn = self.client("stepfunctions")
+        pages = sfn.get_paginator("list_executions").paginate(stateMachineArn=self.state_machine_arn)
+        return [e for page in pages for e in page["executions"]]
+
+    def wait(self, timeout: float = 120.0) -> list[dict[str, Any]]:
+        """Wait until no execution is running; return every execution's description."""
+        sfn = self.client("stepfunctions")
+        deadline = time.monotonic() + timeout
+        while True:
+            described = [sfn.describe_execution(executionArn=e["executionArn"]) for e in self.executions()]
+            if all(d["status"] != "RUNNING" for d in described):
+                return described
+            if time.monotonic() > deadline:
+                running = [d["name"] for d in described if d["status"] == "RUNNING"]
+                raise TimeoutError(f"{len(running)} execution(s) still running after {timeout:.0f} s: {running[:5]}")
+            time.sleep(0.05)
+
+    def ledger(self) -> Ledger:
+        return Ledger(self.client("dynamodb"), self.tables["ledger"])
+
+    def sent_mail(self) -> list[dict[str, Any]]:
+        """What SES sent (moto keeps every message): source, destinations and the raw data."""
+        from moto.ses.models import ses_backends
+
+        backend = ses_backends[ACCOUNT][REGION]
+        return [
+            {"source": m.source, "destinations": list(m.destinations), "raw": m.raw_data}
+            for m in backend.sent_messages
+        ]

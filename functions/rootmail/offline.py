@@ -1,0 +1,81 @@
+"""Offline triage of mail files: the pipeline's decision without AWS, for operators and for rule work."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rootmail.domain.accounts import Account, resolve_accounts
+from rootmail.domain.authenticity import DEFAULT_AWS_SENDER_DOMAINS, assess
+from rootmail.domain.parsing import parse_mail
+from rootmail.domain.rules import Rule
+from rootmail.domain.triage import decide
+
+
+@dataclass(frozen=True)
+class AccountDirectory:
+    """Accounts held in memory, looked up like the accounts table."""
+
+    by_id_map: dict[str, Account]
+    by_email_map: dict[str, Account]
+
+    @classmethod
+    def of(cls, accounts: Sequence[Account]) -> AccountDirectory:
+        return cls({a.account_id: a for a in accounts}, {a.email: a for a in accounts})
+
+    def by_id(self, account_id: str) -> Account | None:
+        return self.by_id_map.get(account_id)
+
+    def by_email(self, email: str) -> Account | None:
+        return self.by_email_map.get(email.lower())
+
+
+def load_accounts(path: Path, contacts_path: Path | None = None) -> list[Account]:
+    """Accounts from a JSON array shaped like Organizations ListAccounts' `Accounts`, with optional contacts
+    (`{"<id>": {"contacts": [...], "language": "ja"}}`)."""
+    try:
+        items = json.loads(path.read_text(encoding="utf-8"))
+        contacts = json.loads(contacts_path.read_text(encoding="utf-8")) if contacts_path else {}
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read accounts: {exc}") from None
+    if isinstance(items, dict) and "Accounts" in items:
+        items = items["Accounts"]
+    if not isinstance(items, list) or not all(isinstance(i, dict) and "Id" in i and "Email" in i for i in items):
+        raise ValueError(f"{path}: expected a JSON array of ListAccounts items, each with Id and Email")
+    return [Account.from_organizations(item, contacts.get(str(item["Id"]))) for item in items]
+
+
+def triage_file(
+    path: Path,
+    rules: Sequence[Rule],
+    directory: AccountDirectory | None,
+    allowed_domains: Sequence[str] = DEFAULT_AWS_SENDER_DOMAINS,
+) -> dict[str, Any]:
+    raw = path.read_bytes()
+    mail = parse_mail(raw)
+    authenticity = assess(mail, allowed_domains)
+    if directory is None:
+        resolution = resolve_accounts(None, mail.account_ids, lambda _: None, lambda i: Account(i, ""))
+    else:
+        resolution = resolve_accounts(mail.envelope_recipient, mail.account_ids, directory.by_email, directory.by_id)
+    decision = decide(mail, authenticity, resolution, rules, accounts_checked=directory is not None)
+    return {
+        "file": str(path),
+        "message_id": mail.message_id,
+        "subject": mail.subject,
+        "sender": mail.sender,
+        "envelope_recipient": mail.envelope_recipient,
+        "account_ids": resolution.account_ids,
+        "unknown_account_ids": list(resolution.unknown_account_ids) if directory is not None else [],
+        "category": str(decision.category),
+        "rule_id": decision.rule_id,
+        "action": str(decision.action),
+        "reason": decision.reason,
+        "authentic": decision.authentic,
+        "authenticity_reasons": authenticity.reasons,
+        "case_id": mail.case_id,
+        "problems": list(mail.problems),
+    }

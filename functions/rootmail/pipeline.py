@@ -1,0 +1,294 @@
+"""The triage steps, one per state of the state machine. Each takes the state's input and the container's
+runtime, does one thing, and returns what the next state needs (keys and summaries, never whole mails)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from rootmail.adapters.executions import execution_name
+from rootmail.domain.accounts import Account, Resolution, resolve_accounts
+from rootmail.domain.authenticity import assess
+from rootmail.domain.mail import ParsedMail
+from rootmail.domain.parsing import parse_mail
+from rootmail.domain.render import operator_alert, render_forward, ticket_comment, ticket_subject
+from rootmail.domain.triage import Decision, decide
+from rootmail.domain.vocabulary import STATE_FOR_ACTION, Action, State
+from rootmail.errors import DeliveryRejected
+from rootmail.runtime import Runtime
+
+MAX_SUBJECT_IN_STATE = 500
+
+
+def mail_id_for(key: str) -> str:
+    """The ledger's key for a stored mail: the object key's last part, which is SES's message ID."""
+    return key.rsplit("/", 1)[-1]
+
+
+# ---- ingest -------------------------------------------------------------------------------------------------
+
+
+def start_triage(objects: Iterable[tuple[str, str]], rt: Runtime) -> dict[str, Any]:
+    """Start one execution per stored mail; a duplicate event finds its execution already there."""
+    started, duplicates = [], []
+    for bucket, key in objects:
+        name = execution_name(key)
+        payload = {"bucket": bucket, "key": key, "mail_id": mail_id_for(key), "execution": name}
+        (started if rt.starter.start(name, payload) else duplicates).append(name)
+    return {"started": started, "duplicates": duplicates}
+
+
+# ---- parse, resolve, classify ---------------------------------------------------------------------------------
+
+
+def load_mail(rt: Runtime, key: str) -> tuple[bytes, ParsedMail]:
+    raw = rt.mail_store.get(key)
+    return raw, parse_mail(raw)
+
+
+def parse_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
+    raw, mail = load_mail(rt, event["key"])
+    authenticity = assess(mail, rt.settings.aws_sender_domains)
+    summary = mail.to_summary()
+    summary["subject"] = summary["subject"][:MAX_SUBJECT_IN_STATE]
+    summary["problems"] = summary["problems"][:20]
+    summary["authentic"] = authenticity.authentic
+    summary["authenticity_reasons"] = authenticity.reasons
+    rt.ledger.open(
+        event["mail_id"], bucket=event["bucket"], key=event["key"], execution=event["execution"], summary=summary
+    )
+    return summary
+
+
+def resolve_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
+    mail = event["mail"]
+    resolution = resolve_accounts(
+        mail.get("envelope_recipient"), mail.get("account_ids", []), rt.accounts.by_email, rt.accounts.by_id
+    )
+    return resolution.to_dict()
+
+
+def classify_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
+    _, mail = load_mail(rt, event["key"])
+    resolution = Resolution.from_dict(event["resolution"])
+    authenticity = assess(mail, rt.settings.aws_sender_domains)
+    return decide(mail, authenticity, resolution, rt.rules()).to_dict()
+
+
+# ---- deliveries -------------------------------------------------------------------------------------------------
+
+
+def _guarded(rt: Runtime, delivery_id: str, owner: str, send: Any, base: dict[str, Any]) -> dict[str, Any]:
+    """Run one side effect at most once per delivery key; settle the key with what proves it was done."""
+    if not rt.guard.claim(delivery_id, owner):
+        return {**base, "status": "already-delivered"}
+    try:
+        proof = send()
+    except Exception as exc:
+        rt.guard.settle(delivery_id, "failed", {"error": f"{type(exc).__name__}: {exc}"})
+        raise
+    rt.guard.settle(delivery_id, "sent", proof)
+    return {**base, **proof, "status": "sent"}
+
+
+def forward_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
+    raw, mail = load_mail(rt, event["key"])
+    resolution = Resolution.from_dict(event["resolution"])
+    deliveries: list[dict[str, Any]] = []
+    undelivered: list[dict[str, str]] = []
+    for account in resolution.accounts:
+        rendered = render_forward(
+            mail,
+            raw,
+            account,
+            sender=rt.mailer.sender,
+            reply_to=rt.settings.require("reply_to_address"),
+            mail_id=event["mail_id"],
+        )
+        if not rendered.to:
+            undelivered.append({"account_id": account.account_id, "reason": "the account has no customer contact"})
+            continue
+        recipient = ", ".join(rendered.to)
+        deliveries.append(
+            _guarded(
+                rt,
+                f"{event['mail_id']}#ses#{account.account_id}",
+                event["execution"],
+                lambda r=rendered: {"message_id": rt.mailer.send(r.data, r.to)},
+                {"channel": "ses", "recipient": recipient, "account_id": account.account_id,
+                 "language": account.language, "subject": rendered.subject},
+            )
+        )
+    return {"deliveries": deliveries, "undelivered": undelivered}
+
+
+def _attachment(raw: bytes) -> tuple[str, bytes]:
+    return ("original.eml", raw)
+
+
+def ticket_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
+    raw, mail = load_mail(rt, event["key"])
+    resolution = Resolution.from_dict(event["resolution"])
+    if not mail.case_id:
+        raise DeliveryRejected("a support-case mail without an AWS case ID: no ticket to thread it into")
+    requester = _first_contact(resolution.accounts)
+    case_id = mail.case_id
+
+    def open_ticket() -> dict[str, Any]:
+        ref = rt.desk.case_ticket(
+            case_id=case_id,
+            message_key=event["mail_id"],
+            subject=ticket_subject(mail, urgent=False),
+            body=ticket_comment(mail, resolution.account_ids, mail_id=event["mail_id"]),
+            requester_email=requester,
+            tags=["rootmail", "aws-support-case", *(f"aws-{a}" for a in resolution.account_ids)],
+            attachment=_attachment(raw),
+        )
+        return {"ticket": ref.ticket_id, "created": ref.created, "url": ref.url, "note": ref.note}
+
+    delivery = _guarded(
+        rt, f"{event['mail_id']}#zendesk#case-{case_id}", event["execution"], open_ticket,
+        {"channel": "zendesk", "case_id": case_id},
+    )
+    return {"deliveries": [delivery], "undelivered": []}
+
+
+def escalate_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
+    raw, mail = load_mail(rt, event["key"])
+    resolution = Resolution.from_dict(event["resolution"])
+    decision = event["classification"]
+    requester = _first_contact(resolution.accounts)
+    account = resolution.accounts[0] if resolution.accounts else None
+
+    def open_ticket() -> dict[str, Any]:
+        ref = rt.desk.urgent_ticket(
+            message_key=event["mail_id"],
+            subject=ticket_subject(mail, urgent=True),
+            body=ticket_comment(mail, resolution.account_ids, mail_id=event["mail_id"]),
+            requester_email=requester,
+            requester_name=account.name if account else None,
+            tags=["rootmail", "urgent", decision["category"], *(f"aws-{a}" for a in resolution.account_ids)],
+            attachment=_attachment(raw),
+        )
+        return {"ticket": ref.ticket_id, "created": ref.created, "url": ref.url, "note": ref.note}
+
+    ticket = _guarded(
+        rt, f"{event['mail_id']}#zendesk#urgent", event["execution"], open_ticket, {"channel": "zendesk"}
+    )
+    link = ticket.get("url")
+    if link is None:
+        settled = rt.guard.get(f"{event['mail_id']}#zendesk#urgent") or {}
+        link = settled.get("detail", {}).get("url")
+    alert = _alert(rt, event, mail, resolution, decision, headline="Urgent AWS notice", link=link)
+    return {"deliveries": [ticket, alert], "undelivered": []}
+
+
+def alert_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
+    _, mail = load_mail(rt, event["key"])
+    resolution = Resolution.from_dict(event["resolution"])
+    decision = event["classification"]
+    headline = "Quarantined mail" if decision["action"] == Action.QUARANTINE else "Restricted mail (operators only)"
+    return {"deliveries": [_alert(rt, event, mail, resolution, decision, headline=headline)], "undelivered": []}
+
+
+def _alert(
+    rt: Runtime,
+    event: dict[str, Any],
+    mail: ParsedMail,
+    resolution: Resolution,
+    decision: dict[str, Any],
+    *,
+    headline: str,
+    link: str | None = None,
+) -> dict[str, Any]:
+    text, blocks = operator_alert(
+        headline=headline,
+        mail=mail,
+        account_ids=resolution.account_ids,
+        category=decision["category"],
+        action=decision["action"],
+        mail_id=event["mail_id"],
+        reason=decision["reason"],
+        link=link,
+    )
+    return _guarded(
+        rt, f"{event['mail_id']}#slack#alert", event["execution"],
+        lambda: {"ts": rt.slack.post(text, blocks)},
+        {"channel": "slack", "recipient": rt.slack.channel},
+    )
+
+
+def _first_contact(accounts: Iterable[Account]) -> str | None:
+    return next((c for a in accounts for c in a.contacts), None)
+
+
+# ---- record -------------------------------------------------------------------------------------------------
+
+
+def _error_text(error: dict[str, Any]) -> str:
+    """Step Functions' Catch gives {"Error": type, "Cause": the Lambda's JSON error or text}."""
+    cause = error.get("Cause", "")
+    try:
+        message = json.loads(cause).get("errorMessage", cause)
+    except (ValueError, AttributeError):
+        message = cause
+    return f"{error.get('Error', 'Error')}: {message}"[:1000]
+
+
+def outcome(event: dict[str, Any]) -> dict[str, Any]:
+    """The terminal ledger fields for one execution's final state. Pure: the rule for every path in one place."""
+    mail = event.get("mail") or {}
+    decision = event.get("classification") or {}
+    resolution = event.get("resolution") or {}
+    delivery = event.get("delivery") or {}
+    fields: dict[str, Any] = {
+        "message_id": mail.get("message_id"),
+        "subject": mail.get("subject"),
+        "sender": mail.get("sender"),
+        "case_id": mail.get("case_id"),
+        "problems": mail.get("problems", []),
+        "account_ids": resolution.get("account_ids", []),
+        "category": decision.get("category"),
+        "rule_id": decision.get("rule_id"),
+        "action": decision.get("action"),
+        "reason": decision.get("reason"),
+        "authentic": decision.get("authentic", mail.get("authentic")),
+        "deliveries": delivery.get("deliveries", []),
+    }
+    if "error" in event:
+        fields["state"] = State.QUEUED.value
+        fields["queue_reason"] = _error_text(event["error"])
+    elif delivery.get("undelivered"):
+        fields["state"] = State.QUEUED.value
+        fields["queue_reason"] = "; ".join(f"{u['account_id']}: {u['reason']}" for u in delivery["undelivered"])
+    elif decision.get("action") in {a.value for a in Action}:
+        fields["state"] = STATE_FOR_ACTION[Action(decision["action"])].value
+        if fields["state"] == State.QUEUED:
+            fields["queue_reason"] = decision.get("reason")
+    else:
+        fields["state"] = State.QUEUED.value
+        fields["queue_reason"] = "no decision was made"
+    return fields
+
+
+def record_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
+    fields = outcome(event)
+    rt.ledger.record(event["mail_id"], {**fields, "execution": event.get("execution")})
+    return {"mail_id": event["mail_id"], **fields}
+
+
+__all__ = [
+    "Decision",
+    "alert_step",
+    "classify_step",
+    "escalate_step",
+    "forward_step",
+    "mail_id_for",
+    "outcome",
+    "parse_step",
+    "record_step",
+    "resolve_step",
+    "start_triage",
+    "ticket_step",
+]

@@ -1,0 +1,114 @@
+"""The adapters a Lambda container uses, built once from the settings on first use (never at import)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from functools import cached_property, lru_cache
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+
+from rootmail.adapters.executions import TriageStarter
+from rootmail.adapters.mailer import SesMailer
+from rootmail.adapters.mailstore import MailStore
+from rootmail.adapters.secrets import read_secret
+from rootmail.adapters.tables import AccountsTable, DeliveryGuard, Ledger, RulesTable
+from rootmail.config import Settings, get_settings
+from rootmail.domain.rules import Rule, compile_rules
+from rootmail.errors import RulesUnavailable
+
+if TYPE_CHECKING:
+    from rootmail.adapters.slack import SlackNotifier
+    from rootmail.adapters.zendesk import ZendeskDesk
+
+# Few SDK retries: retrying with backoff is the state machine's job, where it is visible and bounded.
+_SDK_CONFIG = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5, read_timeout=30)
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._rules: tuple[float, list[Rule]] | None = None
+        self._rules_lock = threading.Lock()
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, config=_SDK_CONFIG)  # type: ignore[call-overload]
+
+    @cached_property
+    def mail_store(self) -> MailStore:
+        name = self.settings.require("mail_bucket")
+        return MailStore(self.client("s3"), name)
+
+    @cached_property
+    def dynamodb(self) -> Any:
+        return self.client("dynamodb")
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        name = self.settings.require("ledger_table")
+        return Ledger(self.dynamodb, name)
+
+    @cached_property
+    def accounts(self) -> AccountsTable:
+        name = self.settings.require("accounts_table")
+        return AccountsTable(self.dynamodb, name)
+
+    @cached_property
+    def rules_table(self) -> RulesTable:
+        name = self.settings.require("rules_table")
+        return RulesTable(self.dynamodb, name)
+
+    @cached_property
+    def guard(self) -> DeliveryGuard:
+        name = self.settings.require("deliveries_table")
+        return DeliveryGuard(self.dynamodb, name)
+
+    @cached_property
+    def mailer(self) -> SesMailer:
+        name = self.settings.require("sender_address")
+        return SesMailer(self.client("sesv2"), name)
+
+    @cached_property
+    def starter(self) -> TriageStarter:
+        name = self.settings.require("state_machine_arn")
+        return TriageStarter(self.client("stepfunctions"), name)
+
+    @cached_property
+    def desk(self) -> ZendeskDesk:
+        from rootmail.adapters.zendesk import ZendeskDesk
+
+        subdomain, agent = self.settings.require("zendesk_subdomain"), self.settings.require("zendesk_email")
+        token = read_secret(self.client("ssm"), self.settings.require("zendesk_token_parameter"))
+        return ZendeskDesk.connect(subdomain, agent, token)
+
+    @cached_property
+    def slack(self) -> SlackNotifier:
+        from rootmail.adapters.slack import SlackNotifier
+
+        channel = self.settings.require("slack_channel")
+        token = read_secret(self.client("ssm"), self.settings.require("slack_token_parameter"))
+        return SlackNotifier.connect(token, channel, self.settings.slack_api_url)
+
+    def rules(self) -> list[Rule]:
+        """The live rules, cached for a short while so edits reach the pipeline within a minute."""
+        with self._rules_lock:
+            now = time.monotonic()
+            if self._rules is None or now - self._rules[0] > self.settings.rules_cache_seconds:
+                items = self.rules_table.load()
+                if not items:
+                    raise RulesUnavailable(f"the rules table {self.rules_table.table} is empty: push the rules")
+                self._rules = (now, compile_rules((item, "table") for item in items))
+            return self._rules[1]
+
+
+@lru_cache(maxsize=1)
+def runtime() -> Runtime:
+    return Runtime(get_settings())
+
+
+def reset() -> None:
+    """Forget the container's settings and adapters (a new container), e.g. after the environment changed."""
+    runtime.cache_clear()
+    get_settings.cache_clear()

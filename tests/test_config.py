@@ -1,0 +1,41 @@
+"""Configuration is read once, validated, and fails loudly naming what is missing."""
+
+from __future__ import annotations
+
+import pytest
+
+from rootmail.config import Settings
+from rootmail.errors import ConfigurationError
+from rootmail.runtime import Runtime
+
+
+def test_a_missing_setting_names_its_variable(monkeypatch):
+    monkeypatch.delenv("ROOTMAIL_LEDGER_TABLE", raising=False)
+    runtime = Runtime(Settings())
+    with pytest.raises(ConfigurationError, match="ROOTMAIL_LEDGER_TABLE is not set"):
+        _ = runtime.ledger
+
+
+def test_sender_domain_allowlist_is_configurable(monkeypatch):
+    monkeypatch.setenv("ROOTMAIL_AWS_SENDER_DOMAINS", " Amazon.com, .aws.com ,")
+    assert Settings().aws_sender_domains == ("amazon.com", "aws.com")
+
+
+def test_an_empty_allowlist_is_refused(monkeypatch):
+    monkeypatch.setenv("ROOTMAIL_AWS_SENDER_DOMAINS", " , ")
+    with pytest.raises(ValueError, match="at least one domain"):
+        Settings()
+
+
+def test_the_default_allowlist_is_the_aws_domains(monkeypatch):
+    monkeypatch.delenv("ROOTMAIL_AWS_SENDER_DOMAINS", raising=False)
+    assert "signin.aws" in Settings().aws_sender_domains
+
+
+def test_no_client_is_built_before_it_is_needed(monkeypatch):
+    built = []
+    monkeypatch.setattr(Runtime, "client", lambda self, service: built.append(service))
+    runtime = Runtime(Settings(ledger_table="t"))
+    assert built == []
+    _ = runtime.ledger
+    assert built == ["dynamodb"]

@@ -1,0 +1,225 @@
+"""The whole pipeline on the local emulator: real state machine, real handlers, real zenpy and slack_sdk clients
+against the local stand-ins. Every mail must end in exactly one terminal ledger state."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+from pathlib import Path
+
+import boto3
+import pytest
+
+from rootmail.domain.rules import load_rule_files
+from rootmail.local.emulator import LocalPipeline
+from rootmail.offline import load_accounts
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "tests" / "corpus"
+EXPECTED = json.loads((CORPUS / "expected.json").read_text(encoding="utf-8"))
+TERMINAL = {"forwarded", "ticketed", "escalated", "restricted", "quarantined", "ignored", "queued"}
+STATE_FOR_ACTION = {
+    "forward": "forwarded",
+    "ticket": "ticketed",
+    "urgent": "escalated",
+    "restricted": "restricted",
+    "quarantine": "quarantined",
+    "ignore": "ignored",
+    "queue": "queued",
+}
+
+
+@pytest.fixture
+def pipeline():
+    accounts = load_accounts(CORPUS / "accounts.json", CORPUS / "contacts.json")
+    with LocalPipeline() as local:
+        local.seed_accounts(accounts)
+        local.seed_rules(load_rule_files(ROOT / "rules"))
+        yield local
+
+
+def run_mails(local: LocalPipeline, names: list[str]) -> dict[str, dict]:
+    keys = {name: local.store_mail(Path(name).stem, (CORPUS / name).read_bytes()) for name in names}
+    local.wait()
+    ledger = local.ledger()
+    return {name: ledger.get(key.rsplit("/", 1)[-1]) for name, key in keys.items()}
+
+
+def sent_to(local: LocalPipeline) -> list[str]:
+    return [d for m in local.sent_mail() for d in m["destinations"]]
+
+
+def first(action: str, *, exclude: tuple[str, ...] = ()) -> str:
+    return next(n for n, e in sorted(EXPECTED.items()) if e["action"] == action and n not in exclude)
+
+
+def test_every_corpus_mail_ends_in_the_expected_terminal_state(pipeline):
+    records = run_mails(pipeline, sorted(EXPECTED))
+    contacts = json.loads((CORPUS / "contacts.json").read_text(encoding="utf-8"))
+    for name, expected in EXPECTED.items():
+        record = records[name]
+        assert record is not None, f"{name}: no ledger record"
+        assert record["state"] in TERMINAL, f"{name}: {record['state']}"
+        assert record["category"] == expected["category"], name
+        assert record["action"] == expected["action"], name
+        if expected["action"] == "forward" and any(
+            not contacts.get(a, {}).get("contacts") for a in record["account_ids"]
+        ):
+            assert record["state"] == "queued" and "no customer contact" in record["queue_reason"], name
+        else:
+            assert record["state"] == STATE_FOR_ACTION[expected["action"]], (name, record.get("queue_reason"))
+    # The evidence matches the actions: one SES mail per forwarded account with contacts, tickets, Slack alerts.
+    forwarded = [r for r in records.values() if r["state"] == "forwarded"]
+    assert len(pipeline.sent_mail()) == sum(len(r["account_ids"]) for r in forwarded)
+    ticketed_cases = {r["case_id"] for r in records.values() if r["state"] == "ticketed"}
+    urgent = [r for r in records.values() if r["state"] == "escalated"]
+    assert len(pipeline.zendesk.tickets) == len(ticketed_cases) + len(urgent)
+    alerted = [r for r in records.values() if r["state"] in {"escalated", "restricted", "quarantined"}]
+    assert len(pipeline.slack.messages) == len(alerted)
+
+
+def test_spoofed_and_credential_mail_never_reach_a_customer(pipeline):
+    names = [n for n, e in EXPECTED.items() if e["category"] == "credentials" or not e["authentic"]]
+    assert names, "the corpus must hold credential and spoofed mail"
+    records = run_mails(pipeline, names)
+    assert pipeline.sent_mail() == []
+    assert pipeline.zendesk.tickets == []
+    for name in names:
+        assert records[name]["state"] in {"restricted", "quarantined"}, name
+    assert len(pipeline.slack.messages) == len(names)  # the operators hear of each one
+
+
+def test_duplicate_s3_event_starts_no_second_execution_and_sends_once(pipeline):
+    name = first("forward")
+    run_mails(pipeline, [name])
+    assert len(pipeline.sent_mail()) >= 1
+    sent_before = len(pipeline.sent_mail())
+    event = {
+        "Records": [
+            {
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": pipeline.bucket}, "object": {"key": f"incoming/{Path(name).stem}"}},
+            }
+        ]
+    }
+    for _ in range(3):
+        answer = boto3.client("lambda").invoke(FunctionName="rootmail-local-ingest", Payload=json.dumps(event))
+        assert json.loads(answer["Payload"].read())["duplicates"], "the duplicate must find its execution"
+    pipeline.wait()
+    assert len(pipeline.executions()) == 1
+    assert len(pipeline.sent_mail()) == sent_before
+
+
+def test_a_replayed_execution_delivers_nothing_twice(pipeline):
+    names = [first("forward"), first("ticket"), first("urgent")]
+    records = run_mails(pipeline, names)
+    sent, tickets, comments = (
+        len(pipeline.sent_mail()),
+        len(pipeline.zendesk.tickets),
+        sum(len(t["comments"]) for t in pipeline.zendesk.tickets),
+    )
+    messages = len(pipeline.slack.messages)
+    sfn = boto3.client("stepfunctions")
+    for name in names:
+        key = f"incoming/{Path(name).stem}"
+        mail_id = key.rsplit("/", 1)[-1]
+        sfn.start_execution(
+            stateMachineArn=pipeline.state_machine_arn,
+            name=f"replay-{mail_id}"[:80],
+            input=json.dumps({"bucket": pipeline.bucket, "key": key, "mail_id": mail_id, "execution": "replay"}),
+        )
+    pipeline.wait()
+    assert len(pipeline.sent_mail()) == sent
+    assert len(pipeline.zendesk.tickets) == tickets
+    assert sum(len(t["comments"]) for t in pipeline.zendesk.tickets) == comments
+    assert len(pipeline.slack.messages) == messages
+    ledger = pipeline.ledger()
+    for name in names:
+        again = ledger.get(Path(name).stem)
+        assert again["state"] == records[name]["state"]
+        assert again["attempts"] == 2
+        assert {d["status"] for d in again["deliveries"]} == {"already-delivered"}
+
+
+def test_permanent_delivery_failure_ends_queued_with_its_error(pipeline):
+    # SES refuses to send from an unverified address: a permanent rejection.
+    boto3.client("sesv2").delete_email_identity(EmailIdentity=pipeline.sender)
+    name = first("forward")
+    record = run_mails(pipeline, [name])[name]
+    assert record["state"] == "queued"
+    assert record["queue_reason"].startswith("SesRejected:")
+    assert record["action"] == "forward"  # what it was going to do stays recorded
+    assert pipeline.sent_mail() == []
+
+
+def test_zendesk_outage_is_retried_then_queued(pipeline, no_retry_sleep):
+    pipeline.zendesk.fail_next(500, times=100)
+    name = first("ticket")
+    record = run_mails(pipeline, [name])[name]
+    assert record["state"] == "queued"
+    assert record["queue_reason"].startswith("ZendeskUnavailable:")
+
+
+def test_a_transient_zendesk_error_is_retried_to_success(pipeline, no_retry_sleep):
+    pipeline.zendesk.fail_next(503, times=1)
+    name = first("ticket")
+    record = run_mails(pipeline, [name])[name]
+    assert record["state"] == "ticketed"
+    assert len(pipeline.zendesk.tickets) == 1
+
+
+def test_slack_down_queues_restricted_mail_with_the_reason(pipeline, no_retry_sleep):
+    pipeline.slack.fail_next(500, times=100)
+    name = next(n for n, e in sorted(EXPECTED.items()) if e["category"] == "credentials")
+    record = run_mails(pipeline, [name])[name]
+    assert record["state"] == "queued"
+    assert record["queue_reason"].startswith("SlackUnavailable:")
+    assert pipeline.sent_mail() == []
+
+
+def test_empty_rules_table_queues_the_mail_instead_of_losing_it(pipeline, no_retry_sleep):
+    dynamodb = boto3.client("dynamodb")
+    for item in dynamodb.scan(TableName=pipeline.tables["rules"])["Items"]:
+        dynamodb.delete_item(TableName=pipeline.tables["rules"], Key={"rule_id": item["rule_id"]})
+    name = first("forward")
+    record = run_mails(pipeline, [name])[name]
+    assert record["state"] == "queued"
+    assert record["queue_reason"].startswith("RulesUnavailable:")
+
+
+def test_malformed_mail_is_recorded_with_its_problems(pipeline):
+    names = [n for n, e in EXPECTED.items() if e["malformed"]]
+    assert names
+    records = run_mails(pipeline, names)
+    for name in names:
+        assert records[name]["state"] in TERMINAL, name
+        assert records[name]["problems"], f"{name}: the problem must be recorded"
+
+
+def test_forwarded_mail_is_in_the_account_language_with_the_original_attached(pipeline):
+    accounts = {a.account_id: a for a in load_accounts(CORPUS / "accounts.json", CORPUS / "contacts.json")}
+    names = [n for n, e in EXPECTED.items() if e["action"] == "forward"]
+    records = run_mails(pipeline, names)
+    sent = pipeline.sent_mail()
+    assert sent
+    by_account = {}
+    for message in sent:
+        parsed = email.message_from_string(message["raw"], policy=email.policy.default)
+        by_account[parsed["X-Rootmail-Account"]] = parsed
+        assert "DKIM-Signature" not in parsed
+        assert parsed["From"] == pipeline.sender and parsed["Reply-To"] == pipeline.reply_to
+        assert [p.get_filename() for p in parsed.iter_attachments()] == ["original.eml"]
+    for record in records.values():
+        if record["state"] != "forwarded":
+            continue
+        for account_id in record["account_ids"]:
+            message = by_account[account_id]
+            account = accounts[account_id]
+            assert message["Content-Language"] == account.language
+            assert sorted(a.strip() for a in message["To"].split(",")) == sorted(account.contacts)
+            body = message.get_body(preferencelist=("plain",)).get_content()
+            assert account_id in body
+            if account.language == "ja":
+                assert "【AWS通知】" in message["Subject"]
