@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-CALLS: list[dict[str, Any]] = []
+calls: list[dict[str, Any]] = []
 
 
 class ProbeTransient(Exception):
@@ -16,15 +16,15 @@ class ProbePermanent(Exception):
 
 
 def echo(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    CALLS.append({"event": event, "function": context.function_name, "arn": context.invoked_function_arn})
+    calls.append({"event": event, "function": context.function_name, "arn": context.invoked_function_arn})
     return {"echo": event, "function": context.function_name}
 
 
 def flaky(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Fails with ProbeTransient until it has been called `fail_times` times, then answers."""
-    CALLS.append({"event": event, "function": context.function_name})
-    if len([c for c in CALLS if c["function"] == context.function_name]) <= event.get("fail_times", 0):
+    calls.append({"event": event, "function": context.function_name})
+    if len([c for c in calls if c["function"] == context.function_name]) <= event.get("fail_times", 0):
         raise ProbeTransient("not yet")
     if event.get("permanent"):
         raise ProbePermanent("never")
-    return {"ok": True, "calls": len(CALLS)}
+    return {"ok": True, "calls": len(calls)}

@@ -20,12 +20,23 @@ def rootmail(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_triage_json_prints_one_object_per_file_with_the_promised_fields():
     names = sorted(EXPECTED)[:6] + [n for n, e in EXPECTED.items() if e["malformed"]][:2]
-    result = rootmail("triage", "--json", "--accounts", str(CORPUS / "accounts.json"), *(str(CORPUS / n) for n in names))
+    result = rootmail(
+        "triage", "--json", "--accounts", str(CORPUS / "accounts.json"), *(str(CORPUS / n) for n in names)
+    )
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [Path(line["file"]).name for line in lines] == names
     for line in lines:
-        for field in ("file", "message_id", "account_ids", "category", "rule_id", "action", "authentic", "case_id"):
+        for field in (
+            "file",
+            "message_id",
+            "account_ids",
+            "category",
+            "rule_id",
+            "action",
+            "authentic",
+            "case_id",
+        ):
             assert field in line
         assert isinstance(line["problems"], list)
         expected = EXPECTED[Path(line["file"]).name]

@@ -24,11 +24,26 @@ def test_expected_names_exactly_the_corpus():
 
 def test_corpus_covers_every_category_and_action():
     assert {e["category"] for e in EXPECTED.values()} >= {
-        "support-case", "abuse-report", "account-compromise", "ses-sending-status", "credentials", "health",
-        "billing", "cost-alert", "account-lifecycle", "marketplace", "unclassified",
+        "support-case",
+        "abuse-report",
+        "account-compromise",
+        "ses-sending-status",
+        "credentials",
+        "health",
+        "billing",
+        "cost-alert",
+        "account-lifecycle",
+        "marketplace",
+        "unclassified",
     }
     assert {e["action"] for e in EXPECTED.values()} == {
-        "forward", "ticket", "urgent", "restricted", "quarantine", "ignore", "queue"
+        "forward",
+        "ticket",
+        "urgent",
+        "restricted",
+        "quarantine",
+        "ignore",
+        "queue",
     }
 
 
@@ -37,7 +52,9 @@ def test_sample_mail(name):
     expected = EXPECTED[name]
     result = triage_file(CORPUS / name, RULES, DIRECTORY)
     mail = parse_mail((CORPUS / name).read_bytes())
-    assert (result["category"], result["action"]) == (expected["category"], expected["action"]), result["reason"]
+    assert (result["category"], result["action"]) == (expected["category"], expected["action"]), result[
+        "reason"
+    ]
     assert mail.account_ids == expected["account_ids"]
     assert result["case_id"] == expected["case_id"]
     assert result["authentic"] is expected["authentic"], result["authenticity_reasons"]

@@ -21,8 +21,11 @@ def aws(monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    lambda_probe.CALLS.clear()
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}), moto_lambda.lambdas_in_process():
+    lambda_probe.calls.clear()
+    with (
+        mock_aws(config={"stepfunctions": {"execute_state_machine": True}}),
+        moto_lambda.lambdas_in_process(),
+    ):
         yield
 
 
@@ -51,11 +54,13 @@ def test_invoke_runs_the_real_handler_in_process(aws):
     arn = make_function("probe", "lambda_probe.echo")
     answer = boto3.client("lambda").invoke(FunctionName="probe", Payload=json.dumps({"hello": "world"}))
     assert json.loads(answer["Payload"].read()) == {"echo": {"hello": "world"}, "function": "probe"}
-    assert lambda_probe.CALLS == [{"event": {"hello": "world"}, "function": "probe", "arn": arn}]
+    assert lambda_probe.calls == [{"event": {"hello": "world"}, "function": "probe", "arn": arn}]
 
 
 def test_slash_form_handler_resolves_like_lambda():
-    assert moto_lambda.resolve_handler("rootmail/handlers/parse.handler").__module__ == "rootmail.handlers.parse"
+    assert (
+        moto_lambda.resolve_handler("rootmail/handlers/parse.handler").__module__ == "rootmail.handlers.parse"
+    )
 
 
 def test_errors_come_back_as_lambda_reports_them(aws):
@@ -71,7 +76,9 @@ def run(definition: dict, payload: dict) -> dict:
     arn = sfn.create_state_machine(
         name="probe", definition=json.dumps(definition), roleArn="arn:aws:iam::123456789012:role/x"
     )["stateMachineArn"]
-    execution = sfn.start_execution(stateMachineArn=arn, name="run-1", input=json.dumps(payload))["executionArn"]
+    execution = sfn.start_execution(stateMachineArn=arn, name="run-1", input=json.dumps(payload))[
+        "executionArn"
+    ]
     for _ in range(400):
         described = sfn.describe_execution(executionArn=execution)
         if described["status"] != "RUNNING":
@@ -101,7 +108,7 @@ def test_state_machine_retry_matches_the_exception_class_name(aws, no_retry_slee
     result = run(probe_machine(arn), {"fail_times": 2})
     assert result["status"] == "SUCCEEDED"
     assert json.loads(result["output"])["ok"] is True
-    assert len(lambda_probe.CALLS) == 3  # two failures retried, then success
+    assert len(lambda_probe.calls) == 3  # two failures retried, then success
 
 
 def test_state_machine_catch_matches_the_exception_class_name(aws, no_retry_sleep):
@@ -117,4 +124,4 @@ def test_retries_exhausted_fail_the_execution(aws, no_retry_sleep):
     arn = make_function("probe", "lambda_probe.flaky")
     result = run(probe_machine(arn), {"fail_times": 10})
     assert result["status"] == "FAILED"
-    assert len(lambda_probe.CALLS) == 4  # the first call and three retries
+    assert len(lambda_probe.calls) == 4  # the first call and three retries

@@ -32,7 +32,11 @@ def test_each_action_ends_in_its_state():
 
 def test_a_caught_error_ends_queued_with_the_lambda_error_message():
     cause = json.dumps({"errorMessage": "SES said no", "errorType": "SesRejected"})
-    event = {**BASE, "classification": {"action": "forward"}, "error": {"Error": "SesRejected", "Cause": cause}}
+    event = {
+        **BASE,
+        "classification": {"action": "forward"},
+        "error": {"Error": "SesRejected", "Cause": cause},
+    }
     result = outcome(event)
     assert result["state"] == "queued"
     assert result["queue_reason"] == "SesRejected: SES said no"
@@ -55,5 +59,8 @@ def test_an_account_without_contacts_queues_the_mail_with_the_reason():
 
 
 def test_unclassified_mail_is_queued_with_the_rule_engine_reason():
-    event = {**BASE, "classification": {"action": "queue", "category": "unclassified", "reason": "no rule matched"}}
+    event = {
+        **BASE,
+        "classification": {"action": "queue", "category": "unclassified", "reason": "no rule matched"},
+    }
     assert outcome(event)["queue_reason"] == "no rule matched"

@@ -105,7 +105,9 @@ def test_duplicate_s3_event_starts_no_second_execution_and_sends_once(pipeline):
         ]
     }
     for _ in range(3):
-        answer = boto3.client("lambda").invoke(FunctionName="rootmail-local-ingest", Payload=json.dumps(event))
+        answer = boto3.client("lambda").invoke(
+            FunctionName="rootmail-local-ingest", Payload=json.dumps(event)
+        )
         assert json.loads(answer["Payload"].read())["duplicates"], "the duplicate must find its execution"
     pipeline.wait()
     assert len(pipeline.executions()) == 1
@@ -128,7 +130,9 @@ def test_a_replayed_execution_delivers_nothing_twice(pipeline):
         sfn.start_execution(
             stateMachineArn=pipeline.state_machine_arn,
             name=f"replay-{mail_id}"[:80],
-            input=json.dumps({"bucket": pipeline.bucket, "key": key, "mail_id": mail_id, "execution": "replay"}),
+            input=json.dumps(
+                {"bucket": pipeline.bucket, "key": key, "mail_id": mail_id, "execution": "replay"}
+            ),
         )
     pipeline.wait()
     assert len(pipeline.sent_mail()) == sent

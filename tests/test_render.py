@@ -48,7 +48,12 @@ def parse(data: bytes):
 
 def render(m: ParsedMail | None = None, a: Account | None = None, raw: bytes = RAW):
     return render_forward(
-        m or mail(), raw, a or account(), sender="no-reply@p.example", reply_to="support@p.example", mail_id="k1"
+        m or mail(),
+        raw,
+        a or account(),
+        sender="no-reply@p.example",
+        reply_to="support@p.example",
+        mail_id="k1",
     )
 
 

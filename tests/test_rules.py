@@ -55,7 +55,7 @@ def test_bad_regex_is_refused():
 
 
 def test_sender_only_forward_rule_is_refused_as_a_catch_all():
-    with pytest.raises(RuleError, match="catch-all|not only a sender"):
+    with pytest.raises(RuleError, match="not only a sender"):
         compile_rule(rule(match={"sender_domains": ["amazon.com"]}), "rules/x.toml")
 
 
@@ -71,7 +71,7 @@ def test_unknown_match_condition_is_refused():
 
 def test_invalid_toml_names_the_file(tmp_path):
     (tmp_path / "bad.toml").write_text("[[rule]\nid = ", encoding="utf-8")
-    with pytest.raises(RuleError, match="bad.toml: not valid TOML"):
+    with pytest.raises(RuleError, match=r"bad\.toml: not valid TOML"):
         load_rule_files(tmp_path)
 
 
@@ -93,7 +93,13 @@ def test_body_markers_any_and_all_are_case_insensitive():
     rules = compile_rules(
         [(rule(match={"sender_domains": ["aws.com"], "body_all": ["Region:", "Event type code:"]}), "r")]
     )
-    hit = classify(rules, sender="health@aws.com", sender_domain="aws.com", subject="", text="region: x\nEVENT TYPE CODE: y")
+    hit = classify(
+        rules,
+        sender="health@aws.com",
+        sender_domain="aws.com",
+        subject="",
+        text="region: x\nEVENT TYPE CODE: y",
+    )
     miss = classify(rules, sender="health@aws.com", sender_domain="aws.com", subject="", text="Region: x")
     assert hit.rule_id == "health-event"
     assert miss.category == Category.UNCLASSIFIED and miss.action == Action.QUEUE
@@ -119,6 +125,8 @@ def test_no_rule_means_unclassified_and_queued():
 
 
 def test_rule_round_trips_through_its_item_form():
-    original = compile_rule(rule(match={"sender_domains": ["aws.com"], "subject": "(?i)x", "body_all": ["a"]}), "r")
+    original = compile_rule(
+        rule(match={"sender_domains": ["aws.com"], "subject": "(?i)x", "body_all": ["a"]}), "r"
+    )
     again = compile_rule(original.to_item(), "table")
     assert again.to_item() == original.to_item()

@@ -14,22 +14,34 @@ DEFAULT_RULES = Path("rules")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rootmail", description="Triage of the mail AWS sends to root addresses.")
+    parser = argparse.ArgumentParser(
+        prog="rootmail", description="Triage of the mail AWS sends to root addresses."
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     triage = commands.add_parser("triage", help="classify mail files offline (no AWS)")
     triage.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    triage.add_argument("--rules", type=Path, default=DEFAULT_RULES, metavar="DIR", help="rule files (default: rules/)")
     triage.add_argument(
-        "--accounts", type=Path, metavar="FILE", help="JSON array of Organizations ListAccounts items (Id, Email, ...)"
+        "--rules", type=Path, default=DEFAULT_RULES, metavar="DIR", help="rule files (default: rules/)"
+    )
+    triage.add_argument(
+        "--accounts",
+        type=Path,
+        metavar="FILE",
+        help="JSON array of Organizations ListAccounts items (Id, Email, ...)",
     )
     triage.add_argument("--json", action="store_true", help="one JSON object per file, one per line")
 
     demo = commands.add_parser("demo", help="run the whole pipeline locally on the emulator")
     demo.add_argument("--mail-dir", type=Path, default=Path("tests/corpus"), metavar="DIR")
-    demo.add_argument("--accounts", type=Path, metavar="FILE", help="seeds the local organisation (ListAccounts shape)")
     demo.add_argument(
-        "--contacts", type=Path, metavar="FILE", help="customer contacts per account (default: contacts.json beside --accounts)"
+        "--accounts", type=Path, metavar="FILE", help="seeds the local organisation (ListAccounts shape)"
+    )
+    demo.add_argument(
+        "--contacts",
+        type=Path,
+        metavar="FILE",
+        help="customer contacts per account (default: contacts.json beside --accounts)",
     )
     demo.add_argument("--rules", type=Path, default=DEFAULT_RULES, metavar="DIR")
     demo.add_argument("--report", type=Path, default=Path("build/demo-report.json"), metavar="FILE")
@@ -77,7 +89,8 @@ def _triage(args: argparse.Namespace) -> int:
             problems = f"  problems: {'; '.join(result['problems'])}" if result["problems"] else ""
             print(
                 f"{path}: {result['category']} → {result['action']} "
-                f"(rule {result['rule_id'] or '-'}, accounts {accounts}, case {result['case_id'] or '-'})" + problems
+                f"(rule {result['rule_id'] or '-'}, accounts {accounts}, case {result['case_id'] or '-'})"
+                + problems
             )
     return status
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Annotated
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 from rootmail.domain.authenticity import DEFAULT_AWS_SENDER_DOMAINS
 from rootmail.errors import ConfigurationError

@@ -1,8 +1,10 @@
-"""One Logger and one Metrics for the service (Powertools): JSON logs with the mail as correlation ID, EMF metrics."""
+"""Powertools Logger for the service (JSON logs, the mail as correlation ID) and its metrics namespace."""
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
 
-logger = Logger(service="rootmail")
-metrics = Metrics(namespace="rootmail", service="rootmail")
+SERVICE = "rootmail"
+METRICS_NAMESPACE = "rootmail"
+
+logger = Logger(service=SERVICE)

@@ -43,7 +43,9 @@ def load_accounts(path: Path, contacts_path: Path | None = None) -> list[Account
         raise ValueError(f"cannot read accounts: {exc}") from None
     if isinstance(items, dict) and "Accounts" in items:
         items = items["Accounts"]
-    if not isinstance(items, list) or not all(isinstance(i, dict) and "Id" in i and "Email" in i for i in items):
+    if not isinstance(items, list) or not all(
+        isinstance(i, dict) and "Id" in i and "Email" in i for i in items
+    ):
         raise ValueError(f"{path}: expected a JSON array of ListAccounts items, each with Id and Email")
     return [Account.from_organizations(item, contacts.get(str(item["Id"]))) for item in items]
 
@@ -60,7 +62,9 @@ def triage_file(
     if directory is None:
         resolution = resolve_accounts(None, mail.account_ids, lambda _: None, lambda i: Account(i, ""))
     else:
-        resolution = resolve_accounts(mail.envelope_recipient, mail.account_ids, directory.by_email, directory.by_id)
+        resolution = resolve_accounts(
+            mail.envelope_recipient, mail.account_ids, directory.by_email, directory.by_id
+        )
     decision = decide(mail, authenticity, resolution, rules, accounts_checked=directory is not None)
     return {
         "file": str(path),

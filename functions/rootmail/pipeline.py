@@ -31,7 +31,8 @@ def mail_id_for(key: str) -> str:
 
 def start_triage(objects: Iterable[tuple[str, str]], rt: Runtime) -> dict[str, Any]:
     """Start one execution per stored mail; a duplicate event finds its execution already there."""
-    started, duplicates = [], []
+    started: list[str] = []
+    duplicates: list[str] = []
     for bucket, key in objects:
         name = execution_name(key)
         payload = {"bucket": bucket, "key": key, "mail_id": mail_id_for(key), "execution": name}
@@ -48,7 +49,7 @@ def load_mail(rt: Runtime, key: str) -> tuple[bytes, ParsedMail]:
 
 
 def parse_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
-    raw, mail = load_mail(rt, event["key"])
+    _, mail = load_mail(rt, event["key"])
     authenticity = assess(mail, rt.settings.aws_sender_domains)
     summary = mail.to_summary()
     summary["subject"] = summary["subject"][:MAX_SUBJECT_IN_STATE]
@@ -56,7 +57,11 @@ def parse_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     summary["authentic"] = authenticity.authentic
     summary["authenticity_reasons"] = authenticity.reasons
     rt.ledger.open(
-        event["mail_id"], bucket=event["bucket"], key=event["key"], execution=event["execution"], summary=summary
+        event["mail_id"],
+        bucket=event["bucket"],
+        key=event["key"],
+        execution=event["execution"],
+        summary=summary,
     )
     return summary
 
@@ -107,7 +112,9 @@ def forward_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
             mail_id=event["mail_id"],
         )
         if not rendered.to:
-            undelivered.append({"account_id": account.account_id, "reason": "the account has no customer contact"})
+            undelivered.append(
+                {"account_id": account.account_id, "reason": "the account has no customer contact"}
+            )
             continue
         recipient = ", ".join(rendered.to)
         deliveries.append(
@@ -116,8 +123,13 @@ def forward_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
                 f"{event['mail_id']}#ses#{account.account_id}",
                 event["execution"],
                 lambda r=rendered: {"message_id": rt.mailer.send(r.data, r.to)},
-                {"channel": "ses", "recipient": recipient, "account_id": account.account_id,
-                 "language": account.language, "subject": rendered.subject},
+                {
+                    "channel": "ses",
+                    "recipient": recipient,
+                    "account_id": account.account_id,
+                    "language": account.language,
+                    "subject": rendered.subject,
+                },
             )
         )
     return {"deliveries": deliveries, "undelivered": undelivered}
@@ -148,7 +160,10 @@ def ticket_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
         return {"ticket": ref.ticket_id, "created": ref.created, "url": ref.url, "note": ref.note}
 
     delivery = _guarded(
-        rt, f"{event['mail_id']}#zendesk#case-{case_id}", event["execution"], open_ticket,
+        rt,
+        f"{event['mail_id']}#zendesk#case-{case_id}",
+        event["execution"],
+        open_ticket,
         {"channel": "zendesk", "case_id": case_id},
     )
     return {"deliveries": [delivery], "undelivered": []}
@@ -188,8 +203,13 @@ def alert_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     _, mail = load_mail(rt, event["key"])
     resolution = Resolution.from_dict(event["resolution"])
     decision = event["classification"]
-    headline = "Quarantined mail" if decision["action"] == Action.QUARANTINE else "Restricted mail (operators only)"
-    return {"deliveries": [_alert(rt, event, mail, resolution, decision, headline=headline)], "undelivered": []}
+    headline = (
+        "Quarantined mail" if decision["action"] == Action.QUARANTINE else "Restricted mail (operators only)"
+    )
+    return {
+        "deliveries": [_alert(rt, event, mail, resolution, decision, headline=headline)],
+        "undelivered": [],
+    }
 
 
 def _alert(
@@ -213,7 +233,9 @@ def _alert(
         link=link,
     )
     return _guarded(
-        rt, f"{event['mail_id']}#slack#alert", event["execution"],
+        rt,
+        f"{event['mail_id']}#slack#alert",
+        event["execution"],
         lambda: {"ts": rt.slack.post(text, blocks)},
         {"channel": "slack", "recipient": rt.slack.channel},
     )
@@ -261,7 +283,9 @@ def outcome(event: dict[str, Any]) -> dict[str, Any]:
         fields["queue_reason"] = _error_text(event["error"])
     elif delivery.get("undelivered"):
         fields["state"] = State.QUEUED.value
-        fields["queue_reason"] = "; ".join(f"{u['account_id']}: {u['reason']}" for u in delivery["undelivered"])
+        fields["queue_reason"] = "; ".join(
+            f"{u['account_id']}: {u['reason']}" for u in delivery["undelivered"]
+        )
     elif decision.get("action") in {a.value for a in Action}:
         fields["state"] = STATE_FOR_ACTION[Action(decision["action"])].value
         if fields["state"] == State.QUEUED:

@@ -34,7 +34,7 @@ class Runtime:
         self._rules_lock = threading.Lock()
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, config=_SDK_CONFIG)  # type: ignore[call-overload]
+        return boto3.client(service, config=_SDK_CONFIG)
 
     @cached_property
     def mail_store(self) -> MailStore:
@@ -98,7 +98,9 @@ class Runtime:
             if self._rules is None or now - self._rules[0] > self.settings.rules_cache_seconds:
                 items = self.rules_table.load()
                 if not items:
-                    raise RulesUnavailable(f"the rules table {self.rules_table.table} is empty: push the rules")
+                    raise RulesUnavailable(
+                        f"the rules table {self.rules_table.table} is empty: push the rules"
+                    )
                 self._rules = (now, compile_rules((item, "table") for item in items))
             return self._rules[1]
 

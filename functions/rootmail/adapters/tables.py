@@ -46,6 +46,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _assignments(fields: dict[str, Any]) -> tuple[list[str], dict[str, str], dict[str, Any]]:
+    """`#fN = :vN` for each field: attribute names go through placeholders (`state`, `bucket` are reserved words)."""
+    names = {f"#f{i}": name for i, name in enumerate(fields)}
+    values = {f":v{i}": value for i, value in enumerate(fields.values())}
+    return [f"#f{i} = :v{i}" for i in range(len(fields))], names, values
+
+
 class Ledger:
     """One record per stored mail: what it is, what happened to it, and its terminal state."""
 
@@ -58,36 +65,33 @@ class Ledger:
     def open(self, mail_id: str, *, bucket: str, key: str, execution: str, summary: dict[str, Any]) -> None:
         """Mark the mail in flight for this execution; keep when it was first received and count attempts."""
         now = now_iso()
-        values = {
-            ":state": self.IN_FLIGHT,
-            ":now": now,
-            ":bucket": bucket,
-            ":key": key,
-            ":execution": execution,
-            ":summary": json.dumps(summary, ensure_ascii=False),
-            ":one": 1,
-            ":zero": 0,
+        fields = {
+            "state": self.IN_FLIGHT,
+            "updated_at": now,
+            "bucket": bucket,
+            "object_key": key,
+            "execution": execution,
+            "summary": json.dumps(summary, ensure_ascii=False),
         }
-        self._update(
-            mail_id,
-            "SET #state = :state, updated_at = :now, received_at = if_not_exists(received_at, :now), "
-            "bucket = :bucket, object_key = :key, execution = :execution, summary = :summary, "
-            "attempts = if_not_exists(attempts, :zero) + :one",
-            values,
-            names={"#state": "state"},
-        )
+        assignments, names, values = _assignments(fields)
+        names.update({"#received": "received_at", "#attempts": "attempts"})
+        values.update({":now": now, ":zero": 0, ":one": 1})
+        assignments += [
+            "#received = if_not_exists(#received, :now)",
+            "#attempts = if_not_exists(#attempts, :zero) + :one",
+        ]
+        self._update(mail_id, "SET " + ", ".join(assignments), values, names)
 
     def record(self, mail_id: str, fields: dict[str, Any]) -> None:
         """Write the terminal state and what led to it."""
-        fields = {**fields, "updated_at": now_iso()}
-        names = {f"#f{i}": name for i, name in enumerate(fields)}
-        values = {f":v{i}": value for i, value in enumerate(fields.values())}
-        assignments = ", ".join(f"#f{i} = :v{i}" for i in range(len(fields)))
-        self._update(mail_id, f"SET {assignments}", values, names=names)
+        assignments, names, values = _assignments({**fields, "updated_at": now_iso()})
+        self._update(mail_id, "SET " + ", ".join(assignments), values, names)
 
     def get(self, mail_id: str) -> dict[str, Any] | None:
         try:
-            item = self._db.get_item(TableName=self.table, Key=to_item({"mail_id": mail_id}), ConsistentRead=True)
+            item = self._db.get_item(
+                TableName=self.table, Key=to_item({"mail_id": mail_id}), ConsistentRead=True
+            )
         except (ClientError, BotoCoreError) as exc:
             raise LedgerUnavailable(f"ledger read of {mail_id}: {describe(exc)}") from None
         return from_item(item["Item"]) if "Item" in item else None
@@ -169,7 +173,11 @@ class RulesTable:
     def put_all(self, rules: Iterable[dict[str, Any]]) -> int:
         count = 0
         for rule in rules:
-            item = {"rule_id": rule["id"], "priority": rule["priority"], "body": json.dumps(rule, ensure_ascii=False)}
+            item = {
+                "rule_id": rule["id"],
+                "priority": rule["priority"],
+                "body": json.dumps(rule, ensure_ascii=False),
+            }
             self._db.put_item(TableName=self.table, Item=to_item(item))
             count += 1
         return count
@@ -190,7 +198,9 @@ class DeliveryGuard:
         try:
             self._db.put_item(
                 TableName=self.table,
-                Item=to_item({"delivery_id": delivery_id, "status": "claimed", "owner": owner, "at": now_iso()}),
+                Item=to_item(
+                    {"delivery_id": delivery_id, "status": "claimed", "owner": owner, "at": now_iso()}
+                ),
                 ConditionExpression="attribute_not_exists(delivery_id) OR #s = :failed OR (#o = :owner AND #s <> :sent)",
                 ExpressionAttributeNames={"#s": "status", "#o": "owner"},
                 ExpressionAttributeValues=to_item({":failed": "failed", ":owner": owner, ":sent": "sent"}),
@@ -221,7 +231,9 @@ class DeliveryGuard:
             raise
 
     def get(self, delivery_id: str) -> dict[str, Any] | None:
-        item = self._db.get_item(TableName=self.table, Key=to_item({"delivery_id": delivery_id}), ConsistentRead=True)
+        item = self._db.get_item(
+            TableName=self.table, Key=to_item({"delivery_id": delivery_id}), ConsistentRead=True
+        )
         if "Item" not in item:
             return None
         record = from_item(item["Item"])

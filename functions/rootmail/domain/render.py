@@ -18,7 +18,9 @@ from rootmail.domain.accounts import Account
 from rootmail.domain.mail import ParsedMail
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")
-_ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$")
+_ADDRESS = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$"
+)
 MAX_SUBJECT = 200
 
 
@@ -171,7 +173,10 @@ def operator_alert(
     ]
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": header_text(headline, 150)}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"*{mrkdwn(header_text(mail.subject or '-'))}*"}},
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": f"*{mrkdwn(header_text(mail.subject or '-'))}*"},
+        },
         {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
     ]
     context = f"mail `{mrkdwn(mail_id)}` · {mrkdwn(reason)}"

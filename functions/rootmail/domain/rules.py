@@ -105,11 +105,13 @@ def compile_rule(data: dict[str, Any], source: str) -> Rule:
     if unknown:
         raise fail(f"unknown field(s) {sorted(unknown)}; allowed: {sorted(_RULE_KEYS)}")
     try:
-        category = Category(data.get("category"))
+        category = Category(str(data.get("category")))
     except ValueError:
-        raise fail(f"unknown category {data.get('category')!r}; known: {[str(c) for c in Category]}") from None
+        raise fail(
+            f"unknown category {data.get('category')!r}; known: {[str(c) for c in Category]}"
+        ) from None
     try:
-        action = Action(data.get("action"))
+        action = Action(str(data.get("action")))
     except ValueError:
         raise fail(f"unknown action {data.get('action')!r}; known: {[str(a) for a in Action]}") from None
     priority = data.get("priority", 100)

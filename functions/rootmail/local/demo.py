@@ -29,7 +29,12 @@ def mail_key(path: Path) -> str:
 
 
 def run_pipeline(
-    files: Sequence[Path], accounts: Sequence[Account], rules: Sequence[Rule], *, log: TextIO, progress: TextIO
+    files: Sequence[Path],
+    accounts: Sequence[Account],
+    rules: Sequence[Rule],
+    *,
+    log: TextIO,
+    progress: TextIO,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Run every file through the local pipeline; return the per-mail report and the evidence."""
     with LocalPipeline() as pipeline, _quiet(log):
@@ -42,7 +47,10 @@ def run_pipeline(
             print(f"\r  stored {number}/{len(files)} mails", end="", file=progress, flush=True)
         executions = pipeline.wait(timeout=60 + 5 * len(files))
         elapsed = time.monotonic() - started
-        print(f"\r  {len(files)} mails stored, {len(executions)} executions finished in {elapsed:.1f} s", file=progress)
+        print(
+            f"\r  {len(files)} mails stored, {len(executions)} executions finished in {elapsed:.1f} s",
+            file=progress,
+        )
         ledger = pipeline.ledger()
         report = []
         for key, path in keys.items():
@@ -85,7 +93,9 @@ def _quiet(log: TextIO) -> Any:
                 handler.setStream(previous)
 
 
-def render_summary(report: list[dict[str, Any]], evidence: dict[str, Any], report_path: Path, log_path: Path) -> str:
+def render_summary(
+    report: list[dict[str, Any]], evidence: dict[str, Any], report_path: Path, log_path: Path
+) -> str:
     lines: list[str] = []
     width = max((len(Path(r["file"]).name) for r in report), default=10)
     lines.append("")
@@ -107,7 +117,9 @@ def render_summary(report: list[dict[str, Any]], evidence: dict[str, Any], repor
     lines.append("Totals per action: " + ", ".join(f"{a} {n}" for a, n in sorted(actions.items())))
     lines.append("Terminal states:   " + ", ".join(f"{s} {n}" for s, n in sorted(states.items())))
     terminal = sum(n for s, n in states.items() if s not in {"in-flight", "missing"})
-    lines.append(f"Every mail in a terminal state: {'yes' if terminal == len(report) else 'NO'} ({terminal}/{len(report)})")
+    lines.append(
+        f"Every mail in a terminal state: {'yes' if terminal == len(report) else 'NO'} ({terminal}/{len(report)})"
+    )
     lines.append("")
     lines.extend(_evidence_lines(evidence))
     lines.append("")
@@ -118,12 +130,16 @@ def render_summary(report: list[dict[str, Any]], evidence: dict[str, Any], repor
 
 def _evidence_lines(evidence: dict[str, Any]) -> list[str]:
     sent, tickets, messages = evidence["mails_sent"], evidence["tickets"], evidence["slack_messages"]
-    lines = [f"Evidence: {len(sent)} mail(s) sent by SES, {len(tickets)} Zendesk ticket(s), "
-             f"{len(messages)} Slack message(s)"]
+    lines = [
+        f"Evidence: {len(sent)} mail(s) sent by SES, {len(tickets)} Zendesk ticket(s), "
+        f"{len(messages)} Slack message(s)"
+    ]
     lines.append("  SES (to customers):")
     for m in sent:
         parsed = email.message_from_string(m["raw"], policy=email.policy.default)
-        lines.append(f"    → {', '.join(m['destinations'])} [{parsed.get('Content-Language', '?')}] {parsed['Subject']}")
+        # moto lists a recipient once from the API call and again from the To: header.
+        destinations = ", ".join(dict.fromkeys(m["destinations"]))
+        lines.append(f"    → {destinations} [{parsed.get('Content-Language', '?')}] {parsed['Subject']}")
     if sent:
         lines.append("  One forwarded mail as the customer sees it:")
         lines.extend("    | " + line for line in _rendered(sent[0]["raw"]))
@@ -141,7 +157,9 @@ def _evidence_lines(evidence: dict[str, Any]) -> list[str]:
 
 def _rendered(raw: str, body_lines: int = 8) -> list[str]:
     message = email.message_from_string(raw, policy=email.policy.default)
-    out = [f"{h}: {message[h]}" for h in ("From", "To", "Reply-To", "Subject", "Content-Language") if message[h]]
+    out = [
+        f"{h}: {message[h]}" for h in ("From", "To", "Reply-To", "Subject", "Content-Language") if message[h]
+    ]
     body = message.get_body(preferencelist=("plain",))
     text = body.get_content() if body is not None else ""
     out.append("")
@@ -162,7 +180,9 @@ def main(mail_dir: Path, accounts: list[Account], rules: list[Rule], report_path
         print(f"rootmail demo: no .eml files in {mail_dir}", file=sys.stderr)
         return 2
     print(f"rootmail demo: {len(files)} mails from {mail_dir} through the local pipeline")
-    print("  (moto: S3, DynamoDB, SES, SSM, Lambda in process, Step Functions running statemachine/triage.asl.json;")
+    print(
+        "  (moto: S3, DynamoDB, SES, SSM, Lambda in process, Step Functions running statemachine/triage.asl.json;"
+    )
     print("   Zendesk and Slack: local stand-ins for the real zenpy and slack_sdk clients)")
     log_path = report_path.with_suffix(".log")
     log_path.parent.mkdir(parents=True, exist_ok=True)

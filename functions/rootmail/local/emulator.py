@@ -35,7 +35,7 @@ PREFIX = "incoming/"
 
 # The Lambda functions of serverless.yml, by key, with the same handler strings (tests/test_infra.py checks it).
 FUNCTIONS: dict[str, str] = {
-    name: f"rootmail/handlers/{name}.handler"
+    name: f"rootmail.handlers.{name}.handler"
     for name in ("ingest", "parse", "resolve", "classify", "forward", "ticket", "escalate", "alert", "record")
 }
 
@@ -152,7 +152,7 @@ class LocalPipeline:
     # ---- resources ----------------------------------------------------------------------------------------
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, region_name=REGION)  # type: ignore[call-overload]
+        return boto3.client(service, region_name=REGION)
 
     def _create_resources(self) -> None:
         s3, dynamodb, ssm = self.client("s3"), self.client("dynamodb"), self.client("ssm")
@@ -161,7 +161,9 @@ class LocalPipeline:
         # Stand-in tokens: the local servers accept any token; the real path still reads them from SSM.
         for service in ("zendesk", "slack"):
             ssm.put_parameter(
-                Name=f"/rootmail/{self.stage}/{service}-token", Value=f"local-{service}-token", Type="SecureString"
+                Name=f"/rootmail/{self.stage}/{service}-token",
+                Value=f"local-{service}-token",
+                Type="SecureString",
             )
         self.client("sesv2").create_email_identity(EmailIdentity=self.sender)
 
@@ -227,7 +229,9 @@ class LocalPipeline:
                     spec["GlobalSecondaryIndexes"].append(
                         {"IndexName": index, "KeySchema": schema, "Projection": {"ProjectionType": "ALL"}}
                     )
-            spec["AttributeDefinitions"] = [{"AttributeName": a, "AttributeType": "S"} for a in sorted(attributes)]
+            spec["AttributeDefinitions"] = [
+                {"AttributeName": a, "AttributeType": "S"} for a in sorted(attributes)
+            ]
             dynamodb.create_table(**spec)
 
         create(self.tables["ledger"], "mail_id", {"by-state": ("state", "updated_at")})
@@ -264,7 +268,9 @@ class LocalPipeline:
                 return described
             if time.monotonic() > deadline:
                 running = [d["name"] for d in described if d["status"] == "RUNNING"]
-                raise TimeoutError(f"{len(running)} execution(s) still running after {timeout:.0f} s: {running[:5]}")
+                raise TimeoutError(
+                    f"{len(running)} execution(s) still running after {timeout:.0f} s: {running[:5]}"
+                )
             time.sleep(0.05)
 
     def ledger(self) -> Ledger:

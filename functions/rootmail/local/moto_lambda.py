@@ -64,7 +64,7 @@ def invoke_in_process(function: LambdaFunction, event: Any = None) -> tuple[str,
         timeout_seconds=int(function.timeout),
     )
     try:
-        result = resolve_handler(function.handler)(event if event is not None else {}, context)
+        result = resolve_handler(str(function.handler))(event if event is not None else {}, context)
     except Exception as exc:
         error = {
             "errorMessage": str(exc),

@@ -1,0 +1,87 @@
+"""Operator alerts in Slack through slack_sdk's WebClient."""
+
+from __future__ import annotations
+
+import http.client
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackRequestError
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
+
+from rootmail.errors import SlackRejected, SlackUnavailable
+
+# Slack's `error` values that mean "not now" rather than "never".
+_TRANSIENT_ERRORS = {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+
+
+class BoundedRateLimitRetryHandler(RateLimitErrorRetryHandler):
+    """slack_sdk's 429 handler (it sleeps Retry-After), except that it gives up when Slack asks for a longer wait
+    than `max_wait` seconds: the state machine retries later instead of the Lambda sleeping past its timeout."""
+
+    def __init__(self, max_retry_count: int = 2, max_wait: int = 10) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self.max_wait = max_wait
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if response is None or not super()._can_retry(state=state, request=request, response=response):
+            return False
+        for name, values in response.headers.items():
+            if name.lower() == "retry-after":
+                try:
+                    return int(values[0]) <= self.max_wait
+                except (ValueError, IndexError):
+                    return True
+        return True
+
+
+class SlackNotifier:
+    def __init__(self, client: WebClient, channel: str) -> None:
+        self.client = client
+        self.channel = channel
+
+    @classmethod
+    def connect(
+        cls, token: str, channel: str, base_url: str = "https://slack.com/api/", *, timeout: int = 10
+    ) -> SlackNotifier:
+        client = WebClient(token=token, base_url=base_url, timeout=timeout)
+        # The default handlers retry connection errors once; 429 is retried only with this one added.
+        client.retry_handlers.append(BoundedRateLimitRetryHandler(max_retry_count=2))
+        return cls(client, channel)
+
+    def post(self, text: str, blocks: list[dict[str, Any]] | None = None) -> str:
+        """Post to the channel; return the message's ts."""
+        try:
+            response = self.client.chat_postMessage(channel=self.channel, text=text, blocks=blocks)
+        except SlackApiError as exc:
+            status = exc.response.status_code
+            error = _error_of(exc.response.data)
+            message = f"Slack answered {status} to chat.postMessage in {self.channel}: {error}"
+            if status == 429 or status >= 500 or error in _TRANSIENT_ERRORS:
+                raise SlackUnavailable(self._scrub(message)) from None
+            raise SlackRejected(self._scrub(message)) from None
+        except SlackRequestError as exc:  # the request could not even be built (a bad base URL, say)
+            raise SlackRejected(self._scrub(f"Slack request refused before sending: {exc}")) from None
+        except (OSError, http.client.HTTPException) as exc:  # URLError, refused, reset, timeouts
+            raise SlackUnavailable(self._scrub(f"Slack unreachable: {type(exc).__name__}: {exc}")) from None
+        return str(response["ts"])
+
+    def _scrub(self, text: str) -> str:
+        token = self.client.token
+        return text.replace(token, "***") if token else text
+
+
+def _error_of(data: Any) -> str:
+    if isinstance(data, dict):
+        return str(data.get("error") or "unknown error")
+    return "unexpected answer"

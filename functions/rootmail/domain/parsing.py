@@ -1,0 +1,776 @@
+"""Raw mail bytes → ParsedMail. Never raises: whatever is wrong with the bytes ends up in `problems`.
+
+The MIME structure comes from the stdlib parser (policy.default); header values are then read raw, in order
+(`raw_items()`), and decoded here. That keeps it fast, sidesteps header-class bugs (gh-105802: IndexError on
+odd Message-IDs), keeps the SES block's order visible, and sends Japanese text through one charset fallback
+chain, body and subject alike. Only text parts are decoded; attachments are never touched.
+"""
+
+from __future__ import annotations
+
+import binascii
+import codecs
+import email.policy
+import re
+from collections.abc import Callable, Iterator
+from datetime import UTC
+from email.headerregistry import BaseHeader, HeaderRegistry
+from email.message import Message
+from email.parser import BytesParser
+from email.utils import getaddresses, parsedate_to_datetime
+from html.parser import HTMLParser
+from typing import Any
+
+from rootmail.domain.identifiers import find_account_ids, find_case_id
+from rootmail.domain.mail import ParsedMail, Verdicts
+
+
+class _CachingHeaderRegistry(HeaderRegistry):
+    """policy.default's header classes, reusing parsed headers: they are immutable, and the parser asks for
+    each part's Content-Type several times, parsing it anew each time (most of policy.default's cost)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._cache: dict[tuple[str, str], BaseHeader] = {}
+
+    def __call__(self, name: str, value: str) -> BaseHeader:
+        key = (name, value)
+        header = self._cache.get(key)
+        if header is None:
+            if len(self._cache) >= 1024:
+                self._cache.clear()
+            header = self._cache[key] = super().__call__(name, value)
+        return header
+
+
+_PARSER = BytesParser(policy=email.policy.default.clone(header_factory=_CachingHeaderRegistry()))
+_MAX_PARTS = 500  # a mail with more MIME parts than this is hostile; stop walking
+
+# ----------------------------------------------------------------------------------------------------
+# Charsets
+
+
+# MIME names Python does not know, mapped to the codec that decodes them best.
+_CHARSET_ALIASES = {
+    "x-sjis": "cp932",
+    "windows-31j": "cp932",
+    "sjis-open": "cp932",
+    "sjis-win": "cp932",
+    "cp943c": "cp932",
+    "x-euc-jp": "euc_jp",
+    "cp51932": "euc_jp",
+    "eucjp-ms": "euc_jp",
+    "eucjp-win": "euc_jp",
+    "euc-jp-ms": "euc_jp",
+    "cp50220": "iso2022_jp",
+    "cp50221": "iso2022_jp",
+    "cp50222": "iso2022_jp",
+    "iso-2022-jp-ms": "iso2022_jp",
+    "ks_c_5601-1987": "cp949",
+}
+# Labels that say "unknown": treated like a charset Python does not know.
+_UNKNOWN = {"unknown-8bit", "x-unknown", "unknown"}
+
+_JIS = "jis→cp932"  # pseudo-codecs implemented below
+_EUC = "euc→cp932"
+_ISO2022JP = ("iso2022_jp", _JIS, "iso2022_jp_2004", "iso2022_jp_ext", "iso2022_jp_2", "iso2022_jp_3")
+_SJIS = ("cp932", "shift_jis", "shift_jis_2004")
+_EUCJP = ("euc_jp", "euc_jis_2004", _EUC)
+# First codec tried, then fallbacks, by canonical codec name. Japanese NEC/IBM extensions (①, ㈱, 髙) exist
+# only in CP932, so every Japanese family ends in a CP932-based decoder rather than producing U+FFFD.
+_CHAINS: dict[str, tuple[str, ...]] = {
+    **{name: _ISO2022JP for name in ("iso2022_jp", "iso2022_jp_1", "iso2022_jp_2", "iso2022_jp_ext")},
+    **{name: ("iso2022_jp_2004", *_ISO2022JP) for name in ("iso2022_jp_2004", "iso2022_jp_3")},
+    **{name: _SJIS for name in ("shift_jis", "cp932", "shift_jis_2004", "shift_jisx0213")},
+    **{name: _EUCJP for name in ("euc_jp", "euc_jis_2004", "euc_jisx0213")},
+    "gb2312": ("gb2312", "gbk", "gb18030"),
+    "gbk": ("gbk", "gb18030"),
+    "big5": ("big5", "cp950", "big5hkscs"),
+    "euc_kr": ("euc_kr", "cp949"),
+}
+# Bytes with no (or a meaningless) charset: ESC sequences mean ISO-2022-JP; else UTF-8, then Japanese guesses.
+_GUESSES = ("utf-8", "euc_jp", "cp932")
+# Codecs for which ASCII bytes do not mean ASCII text.
+_NOT_ASCII_COMPATIBLE = re.compile(r"utf-(?:16|32|7)|cp(?:037|273|424|500|875|1026|1140)$|hz$")
+
+
+def _canonical(charset: str | None) -> str | None:
+    """Python's codec name for a MIME charset; "" for undeclared; None when unknown or not a text encoding."""
+    name = (charset or "").strip().strip("\"'").lower()
+    if name in ("", "us-ascii", "ascii"):
+        return ""  # 8-bit bytes under an ASCII label are as good as undeclared
+    if name in _UNKNOWN:
+        return None
+    name = _CHARSET_ALIASES.get(name, name)
+    try:
+        info = codecs.lookup(name)
+    except (LookupError, ValueError):
+        return None
+    # base64, zlib, rot13 ... are codecs but not charsets.
+    return info.name if getattr(info, "_is_text_encoding", True) else None
+
+
+def _try_decode(data: bytes, codec: str) -> str | None:
+    try:
+        if codec == _JIS:
+            return _jis_via_cp932(data, "strict")
+        if codec == _EUC:
+            return _euc_via_cp932(data, "strict")
+        return data.decode(codec)
+    except (UnicodeError, LookupError, ValueError):
+        return None
+
+
+def _latin1(data: bytes) -> str:
+    """The last resort: latin-1 read as windows-1252, as browsers do (0x80-0x9F are dashes and quotes there)."""
+    return _try_decode(data, "cp1252") or data.decode("latin-1")
+
+
+def decode_bytes(data: bytes, charset: str | None, problems: list[str]) -> str:
+    """Decode text bytes in their declared charset, with fallbacks; records a problem when it had to guess."""
+    codec = _canonical(charset)
+    if codec is None:
+        problems.append(f"unknown charset: {charset}")
+        return _try_decode(data, "utf-8") or _latin1(data)
+    if data.isascii() and b"\x1b" not in data and not _NOT_ASCII_COMPATIBLE.match(codec):
+        return data.decode("ascii")  # the common case, whatever the label says
+    if codec == "":
+        chain: tuple[str, ...] = _ISO2022JP if b"\x1b$" in data or b"\x1b(" in data else _GUESSES
+        for candidate in chain:
+            text = _try_decode(data, candidate)
+            if text is not None:
+                if chain is _GUESSES and candidate != "utf-8":
+                    problems.append(f"undeclared charset, decoded as {candidate}")
+                return text
+        problems.append("undeclared charset, decoded as latin-1")
+        return _latin1(data)
+    chain = _CHAINS.get(codec, (codec,))
+    for candidate in chain:
+        text = _try_decode(data, candidate)
+        if text is not None:
+            return text
+    problems.append(f"undecodable text in charset: {charset}")
+    if chain[0] in _ISO2022JP:
+        return _jis_via_cp932(data, "replace")
+    return data.decode("cp932" if chain[0] in _SJIS else codec, "replace")
+
+
+# ISO-2022-JP designations: ASCII / JIS-Roman, JIS X 0201 katakana, JIS X 0208 (1978, 1983, 1990), JIS X 0212
+# and JIS X 0213. Everything but JIS X 0212 maps onto CP932 by arithmetic (JIS row/cell → Shift_JIS).
+_ISO2022_ESC = re.compile(rb"(\x1b\([BJI]|\x1b\$[@B]|\x1b&@\x1b\$B|\x1b\$\([DOPQ])")
+
+
+def _jis_pair_to_sjis(j1: int, j2: int) -> bytes:
+    s1 = ((j1 + 1) >> 1) + 0x70
+    if s1 >= 0xA0:
+        s1 += 0x40
+    s2 = (j2 + 0x1F + (j2 >= 0x60)) if j1 & 1 else j2 + 0x7E
+    return bytes((s1, s2))
+
+
+class _CP932Builder:
+    """Collects Shift_JIS bytes and decodes them through CP932; bytes with no equivalent become U+FFFD."""
+
+    def __init__(self, source: bytes, codec: str, errors: str) -> None:
+        self.source, self.codec, self.errors = source, codec, errors
+        self.out: list[str] = []
+        self.sjis = bytearray()
+
+    def invalid(self, position: int, why: str) -> None:
+        if self.errors == "strict":
+            raise UnicodeDecodeError(self.codec, self.source, position, position + 1, why)
+        self.flush()
+        self.out.append("\ufffd")
+
+    def text(self, value: str) -> None:
+        self.flush()
+        self.out.append(value)
+
+    def flush(self) -> None:
+        if self.sjis:
+            self.out.append(self.sjis.decode("cp932", self.errors))
+            self.sjis.clear()
+
+    def result(self) -> str:
+        self.flush()
+        return "".join(self.out)
+
+
+def _jis_via_cp932(data: bytes, errors: str) -> str:
+    """ISO-2022-JP decoded through CP932, which has the NEC and IBM extensions ISO-2022-JP codecs lack."""
+    out = _CP932Builder(data, "iso2022_jp", errors)
+    mode = b"\x1b(B"
+    offset = 0
+    for chunk in _ISO2022_ESC.split(data):
+        start, offset = offset, offset + len(chunk)
+        if chunk[:1] == b"\x1b" and _ISO2022_ESC.fullmatch(chunk):
+            mode = chunk
+        elif mode in (b"\x1b(B", b"\x1b(J"):
+            out.sjis += chunk
+        elif mode == b"\x1b(I":  # JIS X 0201 katakana: the same codes with the high bit set in Shift_JIS
+            out.sjis += bytes(b | 0x80 if 0x21 <= b <= 0x5F else b for b in chunk)
+        elif mode == b"\x1b$(D":  # JIS X 0212 has no CP932 equivalent
+            out.text((mode + chunk + b"\x1b(B").decode("iso2022_jp_2", errors))
+        else:
+            i = 0
+            while i < len(chunk):
+                j1 = chunk[i]
+                if 0x21 <= j1 <= 0x7E and i + 1 < len(chunk) and 0x21 <= chunk[i + 1] <= 0x7E:
+                    out.sjis += _jis_pair_to_sjis(j1, chunk[i + 1])
+                    i += 2
+                elif j1 in (0x0A, 0x0D):  # some encoders do not switch back to ASCII before a line break
+                    out.sjis.append(j1)
+                    i += 1
+                else:
+                    out.invalid(start + i, "invalid JIS X 0208 byte")
+                    i += 1
+    return out.result()
+
+
+def _euc_via_cp932(data: bytes, errors: str) -> str:
+    """EUC-JP decoded through CP932 (like Microsoft's CP51932), for NEC row 13 characters."""
+    out = _CP932Builder(data, "euc_jp", errors)
+    i = 0
+    n = len(data)
+    while i < n:
+        b = data[i]
+        if b < 0x80:
+            out.sjis.append(b)
+            i += 1
+        elif b == 0x8E and i + 1 < n and 0xA1 <= data[i + 1] <= 0xDF:  # half-width katakana
+            out.sjis.append(data[i + 1])
+            i += 2
+        elif 0xA1 <= b <= 0xFE and i + 1 < n and 0xA1 <= data[i + 1] <= 0xFE:
+            out.sjis += _jis_pair_to_sjis(b - 0x80, data[i + 1] - 0x80)
+            i += 2
+        else:  # JIS X 0212 (0x8F) and stray bytes have no CP932 equivalent
+            out.invalid(i, "no CP932 equivalent")
+            i += 3 if b == 0x8F else 1
+    return out.result()
+
+
+# ----------------------------------------------------------------------------------------------------
+# Headers
+
+_FOLD = re.compile(r"\r?\n(?=[ \t])|\r?\n$")
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
+_ANGLE_ID = re.compile(r"<([^<>\s]+)>")
+_ADDRESS_TOKEN = re.compile(r"[^\s<>\"(),;:@\[\]\\]+@[^\s<>\"(),;:@\[\]\\]+")
+_SES_RECEIVED = re.compile(r"\bby\s+inbound-smtp\.[a-z0-9-]+\.amazonaws\.com\b", re.IGNORECASE)
+_ENVELOPE_FOR = re.compile(r"\bfor\s+<?([^\s<>;]+@[^\s<>;]+?)>?\s*;", re.IGNORECASE)
+_COMMENT = re.compile(r"\([^()]*\)")
+_RESULT = re.compile(r"\s*([A-Za-z0-9_.-]+)\s*=\s*([A-Za-z_]+)(.*)", re.DOTALL)
+_PROPERTY = re.compile(r"([A-Za-z0-9_.-]+)\s*=\s*([^\s;]+)")
+_VERDICT = re.compile(r"\s*([A-Za-z_]+)")
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+
+_SES_VERDICT_HEADERS = ("x-ses-spam-verdict", "x-ses-virus-verdict")
+
+
+def _unfold(value: str) -> str:
+    return _FOLD.sub("", value) if "\n" in value else value
+
+
+def _has_surrogates(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _clean(value: str) -> str:
+    """Undecoded 8-bit bytes (the parser keeps them as surrogates) as UTF-8 or U+FFFD: always valid text."""
+    if _has_surrogates(value):
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return value
+
+
+def _one_line(value: str) -> str:
+    """Header text as one line: decoded values may hold CR/LF or other controls, which never belong there."""
+    return _CONTROLS.sub(" ", _clean(value)).strip()
+
+
+def decode_header_text(value: str, problems: list[str]) -> str:
+    """An unstructured header value: raw 8-bit or ISO-2022-JP bytes and RFC 2047 encoded words decoded."""
+    value = _unfold(value)
+    if not value.isascii() or "\x1b" in value:
+        try:
+            raw = value.encode("ascii", "surrogateescape")
+        except UnicodeEncodeError:
+            raw = value.encode("utf-8", "surrogateescape")
+        value = decode_bytes(raw, None, problems)
+    if "=?" not in value:
+        return value
+    out: list[str] = []
+    pending: list[Any] = []  # [charset, bytes] of the encoded word(s) being collected
+    pos = 0
+
+    def flush() -> None:
+        if pending:
+            out.append(decode_bytes(pending[1], pending[0], problems))
+            pending.clear()
+
+    for match in _ENCODED_WORD.finditer(value):
+        between = value[pos : match.start()]
+        charset, encoding, data = match.groups()
+        charset = charset.split("*", 1)[0]  # RFC 2231 language suffix
+        decoded = _decode_encoded_word(encoding, data)
+        if decoded is None:  # not really an encoded word: keep it as written
+            flush()
+            out.append(value[pos : match.end()])
+            pos = match.end()
+            continue
+        if between and not (between.isspace() and pending):
+            flush()
+            out.append(between)
+        # Adjacent words in one charset are joined before decoding: senders split multibyte characters.
+        if pending and pending[0].lower() == charset.lower():
+            pending[1] += decoded
+        else:
+            flush()
+            pending.extend((charset, decoded))
+        pos = match.end()
+    flush()
+    out.append(value[pos:])
+    return "".join(out)
+
+
+def _decode_encoded_word(encoding: str, data: str) -> bytes | None:
+    try:
+        if encoding in "bB":
+            data = data.strip()
+            return binascii.a2b_base64(data + "=" * (-len(data) % 4))
+        return binascii.a2b_qp(data.encode("ascii"), header=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _message_id(value: str, problems: list[str]) -> str | None:
+    value = _clean(_unfold(value)).strip()
+    match = _ANGLE_ID.search(value)
+    if match:
+        return match.group(1)
+    token = value.strip("<> \t")
+    problems.append("invalid header: Message-ID")
+    return token if token and " " not in token else None
+
+
+def _iso_date(value: str, problems: list[str]) -> str | None:
+    try:
+        parsed = parsedate_to_datetime(_unfold(value).strip())
+    except Exception:  # ValueError, TypeError, IndexError ... depending on the garbage and Python version
+        parsed = None
+    if parsed is None:
+        problems.append("invalid header: Date")
+        return None
+    if parsed.tzinfo is None:  # "-0000" or no zone: RFC 5322 says UTC-ish, which is the best guess there is
+        parsed = parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC).isoformat()
+    except (ValueError, OverflowError):
+        problems.append("invalid header: Date")
+        return None
+
+
+def _mailboxes(values: list[str]) -> list[tuple[str, str]]:
+    """(addr-spec, raw display name) of every mailbox in the given address header values."""
+    try:
+        return [(addr, name) for name, addr in getaddresses([_unfold(v) for v in values])]
+    except Exception:  # the address parsers have had crash bugs on hostile input
+        return []
+
+
+def _parse_from(mail: ParsedMail, raw_from: list[str], problems: list[str]) -> None:
+    found: dict[str, None] = {}
+    name = ""
+    for addr_spec, display in _mailboxes(raw_from):
+        addr = _clean(addr_spec).strip().lower().rstrip(".")
+        if "@" in addr:
+            found.setdefault(addr, None)
+            name = name or display
+    # Parsers disagree on malformed From headers (`a@amazon.com)<b@evil.com>` was one address to some Python
+    # versions, CVE-2023-27043): every address-like token counts, so such a header yields several addresses.
+    for value in raw_from:
+        for token in _ADDRESS_TOKEN.findall(_clean(_unfold(value))):
+            found.setdefault(token.lower().rstrip("."), None)
+    mail.from_addresses = list(found)
+    if not mail.from_addresses:
+        present = any(v.strip() for v in raw_from)
+        problems.append("invalid header: From" if present else "missing header: From")
+        return
+    if len(mail.from_addresses) > 1:
+        problems.append(f"several From addresses: {', '.join(mail.from_addresses)}")
+    mail.sender = mail.from_addresses[0]
+    mail.sender_domain = mail.sender.rpartition("@")[2] or None
+    mail.sender_name = _one_line(decode_header_text(name, problems)) or None
+
+
+def _recipients(raw_values: list[str]) -> list[str]:
+    found: dict[str, None] = {}
+    for addr_spec, _ in _mailboxes(raw_values):
+        addr = _clean(addr_spec).strip().lower()
+        if "@" in addr:
+            found.setdefault(addr, None)
+    return list(found)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The SES receipt block
+
+
+def _auth_results(value: str) -> tuple[str, list[tuple[str, str, dict[str, str]]]]:
+    """Authentication-Results → (authserv-id, [(method, RESULT, properties)])."""
+    value = _unfold(value)
+    for _ in range(3):  # comments may nest, e.g. (spfCheck: (x))
+        value = _COMMENT.sub(" ", value)
+    parts = value.split(";")
+    head = parts[0].split()
+    authserv_id = head[0].lower() if head else ""
+    results = []
+    for part in parts[1:]:
+        match = _RESULT.match(part)
+        if match:
+            props = {k.lower(): v.lower() for k, v in _PROPERTY.findall(match.group(3))}
+            results.append((match.group(1).lower(), match.group(2).upper(), props))
+    return authserv_id, results
+
+
+def _aligned(domain: str, sender_domain: str | None) -> bool:
+    if not domain or not sender_domain:
+        return False
+    if domain == sender_domain:
+        return True
+    return domain.endswith("." + sender_domain) or sender_domain.endswith("." + domain)
+
+
+def _dkim_verdict(results: list[tuple[str, str, dict[str, str]]], sender_domain: str | None) -> str | None:
+    """One DKIM verdict from one result per signature: those of the From domain first, PASS if any passed."""
+    signatures = []
+    for method, result, props in results:
+        if method == "dkim":
+            domain = props.get("header.d") or props.get("header.i", "").rpartition("@")[2]
+            signatures.append((result, _aligned(domain, sender_domain)))
+    relevant = [s for s in signatures if s[1]] or signatures
+    if not relevant:
+        return None
+    return "PASS" if any(result == "PASS" for result, _ in relevant) else relevant[0][0]
+
+
+def _first_verdict(value: str | None) -> str | None:
+    if value is None:
+        return None
+    match = _VERDICT.match(_unfold(value))
+    return match.group(1).upper() if match else None
+
+
+def _parse_ses_block(mail: ParsedMail, headers: list[tuple[str, str]], problems: list[str]) -> None:
+    """Envelope recipient and verdicts, read only from the headers SES put above the sender's own ones.
+
+    SES's block is its `Received:` line plus the verdict headers it adds next to it; it ends at the second
+    `Received:` (the sender's own) or right after `X-SES-DKIM-SIGNATURE`, the last header SES writes. Lower
+    copies of SES headers are the sender's and never count.
+    """
+    received_seen = 0
+    end = len(headers)
+    for index, (name, value) in enumerate(headers):
+        lname = name.lower()
+        if lname == "received":
+            received_seen += 1
+            if received_seen == 1:
+                mail.ses_received = bool(_SES_RECEIVED.search(value))
+            elif received_seen == 2:
+                end = index
+                break
+        elif lname == "x-ses-dkim-signature":
+            end = index + 1
+            break
+    for name, value in headers:  # the envelope recipient: the topmost Received that is SES's
+        if name.lower() == "received" and _SES_RECEIVED.search(value):
+            match = _ENVELOPE_FOR.search(_unfold(value))
+            if match:
+                mail.envelope_recipient = _clean(match.group(1)).lower()
+            break
+    if not mail.ses_received:
+        problems.append("no SES receipt block on top")
+        return
+    first: dict[str, str] = {}
+    auth: list[tuple[str, str, dict[str, str]]] | None = None
+    for name, value in headers[:end]:
+        lname = name.lower()
+        if lname == "authentication-results":
+            if auth is None:
+                authserv_id, results = _auth_results(value)
+                if authserv_id == "amazonses.com":
+                    auth = results
+        else:
+            first.setdefault(lname, value)
+    for name, value in headers[end:]:
+        lname = name.lower()
+        if lname in _SES_VERDICT_HEADERS or (
+            lname == "authentication-results" and _auth_results(value)[0] == "amazonses.com"
+        ):
+            problems.append(f"SES header below the SES block ignored: {name}")
+    auth = auth or []
+    spf = next((r for m, r, _ in auth if m == "spf"), None) or _first_verdict(first.get("received-spf"))
+    mail.verdicts = Verdicts(
+        spam=_first_verdict(first.get("x-ses-spam-verdict")),
+        virus=_first_verdict(first.get("x-ses-virus-verdict")),
+        spf=spf,
+        dkim=_dkim_verdict(auth, mail.sender_domain),
+        dmarc=next((r for m, r, _ in auth if m == "dmarc"), None),
+    )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Body text
+
+_CHARSET_PARAM = re.compile(r"""(?:^|;)\s*charset\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s;"']+))""", re.IGNORECASE)
+_MIME_TYPE = re.compile(r"[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+")
+_BOUNDARY_LINE = re.compile(rb"^--([^\s\"]{1,70})[ \t]*\r?$", re.MULTILINE)
+
+
+def _raw_header(part: Message, name: str) -> str | None:
+    for key, value in part.raw_items():
+        if key.lower() == name:
+            return _unfold(value)
+    return None
+
+
+def _content_type(part: Message) -> tuple[str, str | None]:
+    """(type/subtype, charset) from the raw header; text/plain when missing or invalid, as RFC 2045 says."""
+    value = _raw_header(part, "content-type")
+    if value is None:
+        return "text/plain", None
+    ctype = value.split(";", 1)[0].strip().lower()
+    match = _CHARSET_PARAM.search(value)
+    charset = next((g for g in match.groups() if g is not None), None) if match else None
+    return (ctype if _MIME_TYPE.fullmatch(ctype) else "text/plain"), charset
+
+
+def _is_attachment(part: Message) -> bool:
+    value = _raw_header(part, "content-disposition")
+    return value is not None and value.split(";", 1)[0].strip().lower() == "attachment"
+
+
+def _text_parts(msg: Message, problems: list[str]) -> tuple[list[str], list[str]]:
+    """Decoded inline text/plain and text/html parts, in order. Other parts are not decoded."""
+    plain: list[str] = []
+    html: list[str] = []
+    stack: list[tuple[Message, bool]] = [(msg, False)]
+    count = 0
+    while stack:
+        part, recovered = stack.pop()
+        count += 1
+        if count > _MAX_PARTS:
+            problems.append(f"more than {_MAX_PARTS} MIME parts, the rest ignored")
+            break
+        ctype, charset = _content_type(part)
+        if part.is_multipart():
+            if ctype.startswith("message/"):
+                continue  # an attached mail is an attachment
+            children = part.get_payload()
+            if isinstance(children, list):
+                stack.extend((c, recovered) for c in reversed(children) if isinstance(c, Message))
+            continue
+        if ctype.startswith("multipart/"):
+            # The parser could not split it (missing or wrong boundary): find the boundary actually used.
+            body = part.get_payload(decode=True)
+            if isinstance(body, bytes):
+                inner = None if recovered else _reparse_multipart(body)
+                if inner is not None:
+                    stack.append((inner, True))
+                else:
+                    plain.append(decode_bytes(body, charset, problems))
+            continue
+        if not ctype.startswith("text/") or _is_attachment(part):
+            continue
+        if ctype not in ("text/plain", "text/html"):
+            continue
+        data = part.get_payload(decode=True)
+        if not isinstance(data, bytes):
+            continue
+        text = decode_bytes(data, charset, problems)
+        (plain if ctype == "text/plain" else html).append(text)
+    return plain, html
+
+
+def _reparse_multipart(body: bytes) -> Message | None:
+    match = _BOUNDARY_LINE.search(body)
+    if match is None:
+        return None
+    boundary = match.group(1)
+    if boundary.endswith(b"--"):
+        boundary = boundary[:-2]
+    inner = _PARSER.parsebytes(b'Content-Type: multipart/mixed; boundary="' + boundary + b'"\r\n\r\n' + body)
+    return inner if inner.is_multipart() else None
+
+
+_BLOCK_TAGS = frozenset(
+    {"p", "div", "ul", "ol", "table", "hr", "blockquote", "pre", "section", "article", "header", "footer"}
+    | {"h1", "h2", "h3", "h4", "h5", "h6"}
+)
+_LINE_TAGS = frozenset(("br", "tr", "li", "dt", "dd"))  # start a new line
+_CELL_TAGS = frozenset(("td", "th"))
+_SKIP_TAGS = frozenset(("script", "style", "title"))
+_SPACES = re.compile(r"[ \t\r\n\f\v\xa0]+")
+_INLINE_SPACES = re.compile(r"[ \t\f\v\xa0]+")
+_BLANK_LINES = re.compile(r"\n{3,}")
+
+
+class _HTMLText(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.chunks: list[str] = []
+        self.skip = 0
+        self.href: str | None = None
+        self.link_start = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _SKIP_TAGS:
+            self.skip += 1
+        elif tag in _BLOCK_TAGS or tag in _LINE_TAGS:
+            self.chunks.append("\n")
+        elif tag in _CELL_TAGS:
+            self.chunks.append(" ")
+        elif tag == "a":
+            self.href = next((v for k, v in attrs if k == "href" and v), None)
+            self.link_start = len(self.chunks)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _BLOCK_TAGS or tag in _LINE_TAGS:
+            self.chunks.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIP_TAGS:
+            self.skip = max(0, self.skip - 1)
+        elif tag in _BLOCK_TAGS:
+            self.chunks.append("\n")
+        elif tag in _CELL_TAGS:
+            self.chunks.append(" ")
+        elif tag == "a" and self.href:
+            # Links carry facts (displayId=..., reset links) that rules and identifiers look for.
+            href = self.href.strip()
+            label = "".join(self.chunks[self.link_start :])
+            if href.lower().startswith(("http:", "https:", "mailto:")) and href not in label:
+                self.chunks.append(f" <{href}>")
+            self.href = None
+
+    def handle_data(self, data: str) -> None:
+        if not self.skip:
+            self.chunks.append(_SPACES.sub(" ", data))
+
+
+def html_to_text(html: str) -> str:
+    parser = _HTMLText()
+    parser.feed(html)
+    parser.close()
+    return _tidy("".join(parser.chunks))
+
+
+def _tidy(text: str) -> str:
+    lines = (_INLINE_SPACES.sub(" ", line).strip() for line in text.split("\n"))
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+def _body_text(msg: Message, problems: list[str]) -> str:
+    plain, html = _text_parts(msg, problems)
+    text = "\n\n".join(p.replace("\r\n", "\n").replace("\r", "\n").strip("\n") for p in plain).strip()
+    if text or not html:
+        return text
+    converted = []
+    for document in html:
+        try:
+            converted.append(html_to_text(document))
+        except Exception:  # html.parser has crashed on some malformed markup (e.g. `<![if ...`)
+            problems.append("unparseable HTML body")
+            converted.append(_tidy(re.sub(r"<[^>]*>", " ", document)))
+    return "\n\n".join(c for c in converted if c)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The whole mail
+
+
+def parse_mail(raw: bytes) -> ParsedMail:
+    """Everything rootmail needs from one raw mail as SES stored it. Never raises."""
+    mail = ParsedMail(size=len(raw) if isinstance(raw, bytes | bytearray | memoryview) else 0)
+    problems = mail.problems
+    if not raw:
+        problems.append("empty message")
+        return mail
+    try:
+        msg: Message = _PARSER.parsebytes(bytes(raw))
+    except Exception as exc:  # not seen in practice; belt and braces for the "never raises" promise
+        problems.append(f"unparseable message: {type(exc).__name__}")
+        return mail
+    headers = list(msg.raw_items())
+    if not headers:
+        problems.append("no headers")
+
+    def step(what: str, action: Callable[[], None]) -> None:
+        try:
+            action()
+        except Exception as exc:  # one broken piece must not cost the others
+            problems.append(f"failed to read {what}: {type(exc).__name__}")
+
+    step("headers", lambda: _parse_headers(mail, headers, problems))
+    step("SES block", lambda: _parse_ses_block(mail, headers, problems))
+    step("body", lambda: setattr(mail, "text", _body_text(msg, problems)))
+    if not mail.text and headers:
+        problems.append("no text body")
+    step("identifiers", lambda: _parse_identifiers(mail))
+    step("MIME structure", lambda: _record_defects(msg, problems))
+    # Problems quote bytes from the mail (charset names, addresses): keep them valid, short, and once each.
+    mail.problems = list(dict.fromkeys(_one_line(p)[:300] for p in problems))
+    return mail
+
+
+def _parse_headers(mail: ParsedMail, headers: list[tuple[str, str]], problems: list[str]) -> None:
+    first: dict[str, str] = {}
+    raw_from: list[str] = []
+    raw_recipients: list[str] = []
+    for name, value in headers:
+        lname = name.lower()
+        first.setdefault(lname, value)
+        if lname == "from":
+            raw_from.append(value)
+        elif lname in ("to", "cc"):
+            raw_recipients.append(value)
+    if "message-id" in first:
+        mail.message_id = _message_id(first["message-id"], problems)
+    else:
+        problems.append("missing header: Message-ID")
+    if "subject" in first:
+        mail.subject = _one_line(decode_header_text(first["subject"], problems))
+    else:
+        problems.append("missing header: Subject")
+    if "date" in first:
+        mail.date = _iso_date(first["date"], problems)
+    else:
+        problems.append("missing header: Date")
+    _parse_from(mail, raw_from, problems)
+    mail.recipients = _recipients(raw_recipients)
+
+
+def _parse_identifiers(mail: ParsedMail) -> None:
+    mail.account_ids = find_account_ids(mail.subject, mail.text)
+    mail.case_id = find_case_id(mail.subject, mail.text)
+
+
+def _record_defects(msg: Message, problems: list[str]) -> None:
+    for part in _walk_limited(msg):
+        for defect in part.defects:
+            problems.append(f"MIME defect: {type(defect).__name__}")
+
+
+def _walk_limited(msg: Message) -> Iterator[Message]:
+    stack = [msg]
+    seen = 0
+    while stack and seen < _MAX_PARTS:
+        part = stack.pop()
+        seen += 1
+        yield part
+        payload = part.get_payload() if part.is_multipart() else None
+        if isinstance(payload, list):
+            stack.extend(child for child in reversed(payload) if isinstance(child, Message))

@@ -1,0 +1,118 @@
+"""Account IDs and support case IDs: every labelled form in the catalogue, and nothing unlabelled."""
+
+from __future__ import annotations
+
+import pytest
+
+from rootmail.domain.identifiers import find_account_ids, find_case_id
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "RE: Your AWS Abuse Report [12905018968-1] [AWS ID 123456789012]",
+        "Amazon Web Services Billing Statement Available [Account: 123456789012]",
+        "Relevé de facture d'Amazon Web Services disponible [Compte: 123456789012]",
+        "Account ID: 123456789012",
+        "AWS Account ID: 123456789012",
+        "Account: 123456789012",
+        "account id 123456789012",
+        "You're listed as the primary contact for AWS account 123456789012.",
+        "Your AWS account 123456789012 has exceeded 85% of the usage limit for one or more services.",
+        "Your AWS account 123456789012 is compromised",
+        "Your AWS account <123456789012> is compromised",
+        "[Action Required] Suspicious activity in your AWS account [123456789012]",
+        "Account ID: 1234-5678-9012",
+        "AWS account 1234-5678-9012",
+        "アカウント: 123456789012",
+        "アカウント：123456789012",
+        "アカウント ID：123456789012",
+        "アカウントID: 1234-5678-9012",
+        "AWS アカウント 123456789012 は停止されました",
+        "AWSアカウント「123456789012」",
+        "アカウント ID：１２３４５６７８９０１２",
+    ],
+)
+def test_every_labelled_account_id_format(text):
+    assert find_account_ids(text, "") == ["123456789012"]
+    assert find_account_ids("", f"Hello,\n\n{text}\n\nThanks") == ["123456789012"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Order 123456789012 has shipped",  # unlabelled
+        "Reference: 123456789012",
+        "Case ID: 177666106600814",  # a 15-digit case ID
+        "Account: 177666106600814",  # too long to be an account ID, even labelled
+        "Account ID: 1234567890123",
+        "Account ID: 12345678901",
+        "Account ID: 1234-5678-9012-3456",
+        "subaccount 123456789012",
+        "Amazon Web Services: New Support case: 5244329601",
+    ],
+)
+def test_unlabelled_or_wrong_length_numbers_are_not_account_ids(text):
+    assert find_account_ids(text, text) == []
+
+
+def test_health_mail_naming_several_accounts():
+    body = (
+        "AWS Health Event\nEvent type code: AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED\n"
+        "Affected accounts: 111111111111, 222222222222,\n333333333333\n"
+        "Account(s):\n- 444444444444 (production)\n- 555555555555\n\nRegion: us-east-1\n"
+        "Account ID(s): 666666666666 and 777777777777\n"
+        "Order 888888888888\n"
+    )
+    assert find_account_ids("", body) == [
+        "111111111111",
+        "222222222222",
+        "333333333333",
+        "444444444444",
+        "555555555555",
+        "666666666666",
+        "777777777777",
+    ]
+
+
+def test_ids_are_unique_in_order_of_first_appearance_subject_first():
+    subject = "Billing Statement Available [Account: 222222222222] / Relevé [Compte: 222222222222]"
+    body = "Account ID: 111111111111\nAWS account 222222222222\nAccount: 1111-1111-1111"
+    assert find_account_ids(subject, body) == ["222222222222", "111111111111"]
+
+
+@pytest.mark.parametrize(
+    ("subject", "body", "case_id"),
+    [
+        ("Amazon Web Services: New Support case: 5244329601", "", "5244329601"),
+        ("Amazon Web Services: You have opened a new Support case: 177666106600814", "", "177666106600814"),
+        ("RE:[CASE 5244329601] EC2 instance unreachable", "", "5244329601"),
+        ("Re: [CASE 177666106600814] Quota increase", "", "177666106600814"),
+        ("", "Amazon Web Services has opened case 5244329601 on your behalf.", "5244329601"),
+        ("", "Case ID: 177666106600814\nSubject: x\nSeverity: Urgent", "177666106600814"),
+        (
+            "",
+            "https://console.aws.amazon.com/support/home#/case/?displayId=5244329601&language=en",
+            "5244329601",
+        ),
+        ("", "ケース ID: 177666106600814", "177666106600814"),
+        ("", "ケースID：５２４４３２９６０１", "5244329601"),
+        ("[CASE 1111111111] subject wins", "Case ID: 2222222222", "1111111111"),
+    ],
+)
+def test_case_ids_old_and_new(subject, body, case_id):
+    assert find_case_id(subject, body) == case_id
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Account ID: 123456789012",  # 12 digits: an account, not a case
+        "case 12345678901",  # 11 digits
+        "case 1234567890123456",  # 16 digits
+        "Report 5244329601",  # unlabelled
+        "case-12345678910-2013-c4c1d2bf33c5cf47",  # the API form is not a display ID
+    ],
+)
+def test_no_case_id(text):
+    assert find_case_id(text, text) is None

@@ -1,0 +1,617 @@
+"""The deployable infrastructure: serverless.yml itself (fast) and what osls generates from it (marked infra).
+
+The infra tests run scripts/check_infra.py once (osls package, asl-validator, cfn-lint) and then read the generated
+CloudFormation template and the function zips. ROOTMAIL_INFRA_SKIP_REQUIREMENTS=1 packages without the Python
+requirements (seconds instead of minutes); the tests about the bundled dependencies are then skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tomllib
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CHECK = ROOT / "scripts" / "check_infra.py"
+SERVERLESS_DIR = ROOT / ".serverless"
+TEMPLATE = SERVERLESS_DIR / "cloudformation-template-update-stack.json"
+SKIP_REQUIREMENTS = os.environ.get("ROOTMAIL_INFRA_SKIP_REQUIREMENTS") == "1"
+
+FUNCTIONS = ("ingest", "parse", "resolve", "classify", "forward", "ticket", "escalate", "alert", "record")
+STAGE = "ci"
+
+# What the ci stage's names render to once the pseudo parameters are replaced by placeholders (see _target).
+MAIL_OBJECTS = f"arn:aws:s3:::rootmail-ACCOUNT-REGION-{STAGE}-mail/incoming/*"
+ZENDESK_TOKEN = f"arn:aws:ssm:REGION:ACCOUNT:parameter/rootmail/{STAGE}/zendesk-api-token"
+SLACK_TOKEN = f"arn:aws:ssm:REGION:ACCOUNT:parameter/rootmail/{STAGE}/slack-bot-token"
+ANY_KMS_KEY = "arn:aws:kms:REGION:ACCOUNT:key/*"
+SENDER_IDENTITIES = {
+    "arn:aws:ses:REGION:ACCOUNT:identity/no-reply@example.com",
+    "arn:aws:ses:REGION:ACCOUNT:identity/example.com",
+}
+
+LOGS = ("logs:CreateLogStream", "logs:PutLogEvents")
+LEDGER_WRITE = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+DELIVERY_GUARD = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+
+
+def _grants(*pairs: tuple[tuple[str, ...] | str, set[str] | str]) -> set[tuple[str, str]]:
+    result = set()
+    for actions, targets in pairs:
+        for action in (actions,) if isinstance(actions, str) else actions:
+            for target in (targets,) if isinstance(targets, str) else targets:
+                result.add((action, target))
+    return result
+
+
+def _logical(name: str) -> str:
+    return name[0].upper() + name[1:]
+
+
+# Every (action, resource) each function's role allows, and nothing more. Resources are logical IDs of the stack's
+# own resources, or ARNs with REGION/ACCOUNT for the pseudo parameters.
+EXPECTED_GRANTS = {
+    "ingest": _grants((LOGS, "IngestLogGroup"), ("states:StartExecution", "TriageStateMachine")),
+    "parse": _grants((LOGS, "ParseLogGroup"), ("s3:GetObject", MAIL_OBJECTS), (LEDGER_WRITE, "LedgerTable")),
+    "resolve": _grants(
+        (LOGS, "ResolveLogGroup"),
+        (("dynamodb:GetItem", "dynamodb:Query"), {"AccountsTable", "AccountsTable/index/by-email"}),
+    ),
+    "classify": _grants(
+        (LOGS, "ClassifyLogGroup"),
+        ("s3:GetObject", MAIL_OBJECTS),
+        (("dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan"), "RulesTable"),
+    ),
+    "forward": _grants(
+        (LOGS, "ForwardLogGroup"),
+        ("s3:GetObject", MAIL_OBJECTS),
+        (DELIVERY_GUARD, "DeliveriesTable"),
+        (("ses:SendEmail", "ses:SendRawEmail"), SENDER_IDENTITIES),
+    ),
+    "ticket": _grants(
+        (LOGS, "TicketLogGroup"),
+        ("s3:GetObject", MAIL_OBJECTS),
+        (DELIVERY_GUARD, "DeliveriesTable"),
+        ("ssm:GetParameter", ZENDESK_TOKEN),
+        ("kms:Decrypt", ANY_KMS_KEY),
+    ),
+    "escalate": _grants(
+        (LOGS, "EscalateLogGroup"),
+        ("s3:GetObject", MAIL_OBJECTS),
+        (DELIVERY_GUARD, "DeliveriesTable"),
+        ("ssm:GetParameter", {ZENDESK_TOKEN, SLACK_TOKEN}),
+        ("kms:Decrypt", ANY_KMS_KEY),
+    ),
+    "alert": _grants(
+        (LOGS, "AlertLogGroup"),
+        ("s3:GetObject", MAIL_OBJECTS),
+        (DELIVERY_GUARD, "DeliveriesTable"),
+        ("ssm:GetParameter", SLACK_TOKEN),
+        ("kms:Decrypt", ANY_KMS_KEY),
+    ),
+    "record": _grants((LOGS, "RecordLogGroup"), (LEDGER_WRITE, "LedgerTable")),
+}
+
+# The ROOTMAIL_* variables each function gets (the contract's names; only what its code reads).
+EXPECTED_ENV = {
+    "ingest": {"ROOTMAIL_STATE_MACHINE_ARN"},
+    "parse": {"ROOTMAIL_MAIL_BUCKET", "ROOTMAIL_LEDGER_TABLE"},
+    "resolve": {"ROOTMAIL_ACCOUNTS_TABLE"},
+    "classify": {"ROOTMAIL_MAIL_BUCKET", "ROOTMAIL_RULES_TABLE"},
+    "forward": {
+        "ROOTMAIL_MAIL_BUCKET",
+        "ROOTMAIL_DELIVERIES_TABLE",
+        "ROOTMAIL_SENDER_ADDRESS",
+        "ROOTMAIL_REPLY_TO_ADDRESS",
+    },
+    "ticket": {
+        "ROOTMAIL_MAIL_BUCKET",
+        "ROOTMAIL_DELIVERIES_TABLE",
+        "ROOTMAIL_ZENDESK_SUBDOMAIN",
+        "ROOTMAIL_ZENDESK_EMAIL",
+        "ROOTMAIL_ZENDESK_TOKEN_PARAMETER",
+    },
+    "escalate": {
+        "ROOTMAIL_MAIL_BUCKET",
+        "ROOTMAIL_DELIVERIES_TABLE",
+        "ROOTMAIL_ZENDESK_SUBDOMAIN",
+        "ROOTMAIL_ZENDESK_EMAIL",
+        "ROOTMAIL_ZENDESK_TOKEN_PARAMETER",
+        "ROOTMAIL_SLACK_TOKEN_PARAMETER",
+        "ROOTMAIL_SLACK_CHANNEL",
+    },
+    "alert": {
+        "ROOTMAIL_MAIL_BUCKET",
+        "ROOTMAIL_DELIVERIES_TABLE",
+        "ROOTMAIL_SLACK_TOKEN_PARAMETER",
+        "ROOTMAIL_SLACK_CHANNEL",
+    },
+    "record": {"ROOTMAIL_LEDGER_TABLE"},
+}
+
+TABLE_ENV = {
+    "ROOTMAIL_LEDGER_TABLE": "LedgerTable",
+    "ROOTMAIL_ACCOUNTS_TABLE": "AccountsTable",
+    "ROOTMAIL_RULES_TABLE": "RulesTable",
+    "ROOTMAIL_DELIVERIES_TABLE": "DeliveriesTable",
+}
+
+# table: (partition key, {index: (partition key, sort key or None)})
+EXPECTED_TABLES = {
+    "LedgerTable": ("mail_id", {"by-state": ("state", "updated_at")}),
+    "AccountsTable": ("account_id", {"by-email": ("email", None)}),
+    "RulesTable": ("rule_id", {}),
+    "DeliveriesTable": ("delivery_id", {}),
+}
+
+
+# ---- serverless.yml itself (no packaging) -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def serverless_yml() -> dict[str, Any]:
+    # safe_load also proves the file uses no YAML tags (!Ref, !GetAtt), which plain YAML tools cannot read.
+    return yaml.safe_load((ROOT / "serverless.yml").read_text(encoding="utf-8"))
+
+
+def test_serverless_yml_declares_exactly_the_contract_functions(serverless_yml: dict[str, Any]) -> None:
+    assert sorted(serverless_yml["functions"]) == sorted(FUNCTIONS)
+
+
+def test_the_local_pipeline_runs_the_functions_serverless_yml_deploys(serverless_yml: dict[str, Any]) -> None:
+    from rootmail.local.emulator import FUNCTIONS as LOCAL_FUNCTIONS
+
+    deployed = {name: spec["handler"] for name, spec in serverless_yml["functions"].items()}
+    assert deployed == LOCAL_FUNCTIONS
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_each_function_has_its_handler_module_and_own_role(serverless_yml: dict[str, Any], name: str) -> None:
+    function = serverless_yml["functions"][name]
+    assert function["handler"] == f"rootmail.handlers.{name}.handler"
+    assert function["module"] == "functions"
+    assert function["role"] == f"{_logical(name)}Role"
+    assert serverless_yml["resources"]["Resources"][function["role"]]["Type"] == "AWS::IAM::Role"
+    handler_source = ROOT / "functions" / "rootmail" / "handlers" / f"{name}.py"
+    assert re.search(r"^def handler\(", handler_source.read_text(encoding="utf-8"), re.MULTILINE), (
+        handler_source
+    )
+
+
+def _requirement_pins(lines: list[str]) -> dict[str, str]:
+    pins = {}
+    for line in lines:
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        name, sep, version = line.partition("==")
+        assert sep, f"not pinned with ==: {line}"
+        pins[re.sub(r"[-_.]+", "-", name.strip().lower())] = version.strip()
+    return pins
+
+
+def test_lambda_requirements_carry_the_pyproject_pins() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    lambda_lines = (ROOT / "functions" / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    assert _requirement_pins(lambda_lines) == _requirement_pins(pyproject["project"]["dependencies"])
+
+
+def test_secret_parameters_are_ssm_names_not_values(serverless_yml: dict[str, Any]) -> None:
+    defaults = serverless_yml["params"]["default"]
+    for key in ("zendeskTokenParameter", "slackTokenParameter"):
+        assert defaults[key].startswith("/rootmail/"), key
+    for stage, values in serverless_yml["params"].items():
+        for key, value in values.items():
+            assert not re.search(r"token$|secret|password", key, re.IGNORECASE), (
+                f"{stage}.{key} holds a secret"
+            )
+            assert not _looks_like_secret(str(value)), f"{stage}.{key}"
+
+
+# ---- the generated template (osls package) ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    command = [sys.executable, str(CHECK)] + (["--skip-requirements"] if SKIP_REQUIREMENTS else [])
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        pytest.fail(f"scripts/check_infra.py failed:\n{done.stdout}{done.stderr}", pytrace=False)
+    return json.loads(TEMPLATE.read_text(encoding="utf-8"))
+
+
+def _resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {key: value for key, value in template["Resources"].items() if value["Type"] == kind}
+
+
+def _function(template: dict[str, Any], name: str) -> dict[str, Any]:
+    return template["Resources"][f"{_logical(name)}LambdaFunction"]
+
+
+def _sub(text: str) -> str:
+    """A Fn::Sub string with the pseudo parameters and ${Resource.Arn} replaced by readable placeholders."""
+    text = text.replace("${AWS::Partition}", "aws").replace("${AWS::Region}", "REGION")
+    text = text.replace("${AWS::AccountId}", "ACCOUNT")
+    return re.sub(r"\$\{(\w+)\.Arn\}", r"\1", text)
+
+
+def _target(value: Any) -> str:
+    """Render a Resource value (string or intrinsic) as a logical ID or an ARN with placeholders."""
+    if isinstance(value, str):
+        return value
+    (function, argument), *rest = value.items()
+    assert not rest, value
+    if function == "Ref":
+        return argument
+    if function == "Fn::GetAtt":
+        assert argument[1] == "Arn", value
+        return argument[0]
+    if function == "Fn::Sub":
+        if isinstance(argument, str):
+            return _sub(argument)
+        text, variables = argument
+        return _sub(re.sub(r"\$\{(\w+)\}", lambda m: _target(variables[m.group(1)]), text))
+    if function == "Fn::Join":
+        return argument[0].join(_target(part) for part in argument[1])
+    if function == "Fn::Select":
+        return _split(argument[1])[argument[0]]
+    raise AssertionError(f"unexpected intrinsic in a policy: {value}")
+
+
+def _split(value: dict[str, Any]) -> list[str]:
+    separator, text = value["Fn::Split"]
+    return _target(text).split(separator)
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _policy_statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every statement of every permission policy in the stack (not trust policies), with its resource's ID."""
+    for key, resource in template["Resources"].items():
+        properties = resource.get("Properties", {})
+        documents = []
+        if resource["Type"] == "AWS::IAM::Role":
+            documents = [policy["PolicyDocument"] for policy in properties.get("Policies", [])]
+        elif resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::S3::BucketPolicy"):
+            documents = [properties["PolicyDocument"]]
+        for document in documents:
+            for statement in document["Statement"]:
+                yield key, statement
+
+
+def _role_grants(template: dict[str, Any], role: str) -> set[tuple[str, str]]:
+    properties = template["Resources"][role]["Properties"]
+    grants = set()
+    for policy in properties.get("Policies", []):
+        for statement in policy["PolicyDocument"]["Statement"]:
+            assert statement["Effect"] == "Allow", statement
+            for action in _as_list(statement["Action"]):
+                for resource in _as_list(statement["Resource"]):
+                    grants.add((action, _target(resource)))
+    return grants
+
+
+@pytest.mark.infra
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_every_function_is_deployed_with_its_handler_and_runtime(template: dict[str, Any], name: str) -> None:
+    properties = _function(template, name)["Properties"]
+    assert properties["Handler"] == f"rootmail.handlers.{name}.handler"
+    assert properties["Runtime"] == "python3.12"
+    assert properties["Architectures"] == ["arm64"]
+    assert properties["FunctionName"] == f"rootmail-{STAGE}-{name}"
+    assert properties["Role"] == {"Fn::GetAtt": [f"{_logical(name)}Role", "Arn"]}
+
+
+@pytest.mark.infra
+def test_the_stack_has_no_other_functions(template: dict[str, Any]) -> None:
+    expected = {f"{_logical(name)}LambdaFunction" for name in FUNCTIONS}
+    assert set(_resources(template, "AWS::Lambda::Function")) == expected
+
+
+@pytest.mark.infra
+def test_every_state_machine_task_invokes_the_function_its_definition_names(template: dict[str, Any]) -> None:
+    machine = template["Resources"]["TriageStateMachine"]["Properties"]
+    assert machine["StateMachineName"] == f"rootmail-triage-{STAGE}"
+    assert machine.get("StateMachineType", "STANDARD") == "STANDARD"
+    body, substitutions = machine["DefinitionString"]["Fn::Sub"]
+    rendered = json.loads(body)["States"]
+    source = json.loads((ROOT / "statemachine" / "triage.asl.json").read_text(encoding="utf-8"))["States"]
+    used = set()
+    for state_name, state in source.items():
+        if state["Type"] != "Task":
+            continue
+        function = state["Resource"]["Fn::GetAtt"][0]
+        placeholder = re.fullmatch(r"\$\{(\w+)\}", rendered[state_name]["Resource"])
+        assert placeholder, f"{state_name}: Resource not resolved to a function ARN"
+        assert substitutions[placeholder.group(1)] == {
+            "Fn::GetAtt": [f"{_logical(function)}LambdaFunction", "Arn"]
+        }
+        used.add(function)
+    assert used == set(FUNCTIONS) - {
+        "ingest"
+    }  # ingest starts the machine; every other function is one of its tasks
+
+
+@pytest.mark.infra
+def test_the_state_machine_may_only_invoke_its_task_functions(template: dict[str, Any]) -> None:
+    role = template["Resources"]["TriageStateMachine"]["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+    grants = _role_grants(template, role)
+    assert {action for action, _ in grants} == {"lambda:InvokeFunction"}
+    tasks = {f"{_logical(name)}LambdaFunction" for name in FUNCTIONS if name != "ingest"}
+    # The function and its versions (`:*`), which the plugin adds for tasks that name a version.
+    assert {target for _, target in grants} == tasks | {f"{task}:*" for task in tasks}
+
+
+@pytest.mark.infra
+def test_no_policy_allows_wildcard_actions_or_wildcard_data_resources(template: dict[str, Any]) -> None:
+    for key, statement in _policy_statements(template):
+        if statement["Effect"] != "Allow":
+            continue  # a Deny with s3:* (TLS only) is a restriction, not a grant
+        actions = _as_list(statement["Action"])
+        for action in actions:
+            assert action != "*" and not action.endswith(":*"), f"{key}: {action}"
+        services = {action.split(":", 1)[0] for action in actions}
+        if services & {"dynamodb", "s3", "ssm", "states"}:
+            for resource in _as_list(statement["Resource"]):
+                target = _target(resource)
+                allowed_wildcard = services == {"s3"} and target.endswith("/incoming/*")
+                assert "*" not in target or allowed_wildcard, f"{key}: {actions} on {target}"
+
+
+@pytest.mark.infra
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_each_function_role_grants_exactly_its_own_needs(template: dict[str, Any], name: str) -> None:
+    role = template["Resources"][f"{_logical(name)}Role"]["Properties"]
+    assert "ManagedPolicyArns" not in role  # e.g. AWSLambdaBasicExecutionRole writes to every log group
+    principal = role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]
+    assert principal == {"Service": "lambda.amazonaws.com"}
+    assert _role_grants(template, f"{_logical(name)}Role") == EXPECTED_GRANTS[name]
+
+
+@pytest.mark.infra
+@pytest.mark.parametrize(
+    ("name", "forbidden"),
+    [
+        ("ingest", ("dynamodb:GetItem", "LedgerTable")),
+        ("ingest", ("s3:GetObject", MAIL_OBJECTS)),
+        ("parse", ("ses:SendRawEmail", "arn:aws:ses:REGION:ACCOUNT:identity/example.com")),
+        ("classify", ("dynamodb:PutItem", "RulesTable")),
+        ("forward", ("ssm:GetParameter", ZENDESK_TOKEN)),
+        ("ticket", ("ssm:GetParameter", SLACK_TOKEN)),
+        ("alert", ("ssm:GetParameter", ZENDESK_TOKEN)),
+        ("record", ("states:StartExecution", "TriageStateMachine")),
+    ],
+)
+def test_a_function_cannot_do_what_another_needs(
+    template: dict[str, Any], name: str, forbidden: tuple[str, str]
+) -> None:
+    assert forbidden not in _role_grants(template, f"{_logical(name)}Role")
+
+
+@pytest.mark.infra
+def test_sending_mail_is_pinned_to_the_sender_address(template: dict[str, Any]) -> None:
+    for key, statement in _policy_statements(template):
+        if any(action.startswith("ses:") for action in _as_list(statement["Action"])):
+            assert key == "ForwardRole"
+            assert statement["Condition"] == {"StringEquals": {"ses:FromAddress": "no-reply@example.com"}}
+
+
+@pytest.mark.infra
+def test_kms_decrypt_is_only_for_ssm_reading_the_functions_own_parameters(template: dict[str, Any]) -> None:
+    for key, statement in _policy_statements(template):
+        if "kms:Decrypt" not in _as_list(statement["Action"]):
+            continue
+        parameters = {
+            target for action, target in _role_grants(template, key) if action == "ssm:GetParameter"
+        }
+        condition = statement["Condition"]["StringEquals"]
+        assert _target(condition["kms:ViaService"]) == "ssm.REGION.amazonaws.com"
+        assert {_target(arn) for arn in condition["kms:EncryptionContext:PARAMETER_ARN"]} == parameters
+
+
+@pytest.mark.infra
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_each_function_gets_only_its_configuration(template: dict[str, Any], name: str) -> None:
+    variables = _function(template, name)["Properties"]["Environment"]["Variables"]
+    assert variables["POWERTOOLS_SERVICE_NAME"] == "rootmail"
+    assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "rootmail"
+    assert variables["LOG_LEVEL"] == "INFO"
+    assert {key for key in variables if key.startswith("ROOTMAIL_")} == EXPECTED_ENV[name]
+    bucket_name = template["Resources"]["MailBucket"]["Properties"]["BucketName"]
+    for key, value in variables.items():
+        if key in TABLE_ENV:
+            assert value == {"Ref": TABLE_ENV[key]}, key
+        elif key == "ROOTMAIL_MAIL_BUCKET":
+            assert value == bucket_name
+        elif key == "ROOTMAIL_STATE_MACHINE_ARN":
+            assert value == {"Ref": "TriageStateMachine"}
+        elif key.endswith("_TOKEN_PARAMETER"):
+            assert value.startswith(f"/rootmail/{STAGE}/"), key
+
+
+@pytest.mark.infra
+def test_the_mail_bucket_is_private_encrypted_and_triggers_ingest(template: dict[str, Any]) -> None:
+    bucket = template["Resources"]["MailBucket"]["Properties"]
+    assert bucket["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    encryption = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+    assert bucket["NotificationConfiguration"] == {
+        "LambdaConfigurations": [
+            {
+                "Event": "s3:ObjectCreated:*",
+                "Filter": {"S3Key": {"Rules": [{"Name": "prefix", "Value": "incoming/"}]}},
+                "Function": {"Fn::GetAtt": ["IngestLambdaFunction", "Arn"]},
+            }
+        ]
+    }
+    permission = template["Resources"]["IngestMailBucketPermission"]["Properties"]
+    assert permission["Principal"] == "s3.amazonaws.com"
+    assert permission["SourceAccount"] == {"Ref": "AWS::AccountId"}
+    assert _target(permission["SourceArn"]) == MAIL_OBJECTS.removesuffix("/incoming/*")
+
+
+@pytest.mark.infra
+def test_only_ses_of_this_account_may_store_mail_and_only_under_incoming(template: dict[str, Any]) -> None:
+    policy = template["Resources"]["MailBucketPolicy"]["Properties"]
+    assert policy["Bucket"] == {"Ref": "MailBucket"}
+    allows = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
+    assert len(allows) == 1
+    (ses,) = allows
+    assert ses["Principal"] == {"Service": "ses.amazonaws.com"}
+    assert ses["Action"] == "s3:PutObject"
+    assert _target(ses["Resource"]) == "MailBucket/incoming/*"
+    assert ses["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    rule = template["Resources"]["MailReceiptRule"]["Properties"]["Rule"]
+    assert _target(ses["Condition"]["ArnLike"]["aws:SourceArn"]).endswith(
+        f":receipt-rule-set/rootmail-{STAGE}:receipt-rule/{rule['Name']}"
+    )
+
+
+@pytest.mark.infra
+def test_ses_stores_every_scanned_mail_under_incoming(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    properties = resources["MailReceiptRule"]["Properties"]
+    assert properties["RuleSetName"] == {"Ref": "MailReceiptRuleSet"}
+    rule = properties["Rule"]
+    assert rule["Enabled"] is True
+    assert rule["ScanEnabled"] is True
+    assert _split(rule["Recipients"]) == ["root.example.com"]
+    assert rule["Actions"] == [
+        {"S3Action": {"BucketName": {"Ref": "MailBucket"}, "ObjectKeyPrefix": "incoming/"}}
+    ]
+
+
+@pytest.mark.infra
+@pytest.mark.parametrize("table", sorted(EXPECTED_TABLES))
+def test_tables_have_the_contract_keys_and_indexes(template: dict[str, Any], table: str) -> None:
+    properties = template["Resources"][table]["Properties"]
+    partition_key, indexes = EXPECTED_TABLES[table]
+    assert properties["TableName"] == f"rootmail-{STAGE}-{table.removesuffix('Table').lower()}"
+    assert properties["BillingMode"] == "PAY_PER_REQUEST"
+    assert properties["KeySchema"] == [{"AttributeName": partition_key, "KeyType": "HASH"}]
+    assert {d["AttributeType"] for d in properties["AttributeDefinitions"]} == {"S"}
+    found = {}
+    for index in properties.get("GlobalSecondaryIndexes", []):
+        keys = {key["KeyType"]: key["AttributeName"] for key in index["KeySchema"]}
+        found[index["IndexName"]] = (keys["HASH"], keys.get("RANGE"))
+    assert found == indexes
+    assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert properties["SSESpecification"] == {"SSEEnabled": True}
+
+
+def _looks_like_secret(text: str) -> bool:
+    known = (
+        r"xox[abposr]-|xapp-|(?:AKIA|ASIA)[0-9A-Z]{16}|-----BEGIN|\{\{resolve:(?:ssm-secure|secretsmanager)"
+    )
+    if re.search(known, text):
+        return True
+    # API tokens (Zendesk's are 40 characters) mix cases and digits; the template's hashes and IDs are lowercase hex.
+    for run in re.findall(r"[A-Za-z0-9]{32,}", text):
+        if re.search(r"[a-z]", run) and re.search(r"[A-Z]", run) and re.search(r"[0-9]", run):
+            return True
+    return False
+
+
+@pytest.mark.infra
+def test_no_secret_value_reaches_the_template(template: dict[str, Any]) -> None:
+    assert not _looks_like_secret(TEMPLATE.read_text(encoding="utf-8"))
+    kinds = {resource["Type"] for resource in template["Resources"].values()}
+    assert not kinds & {"AWS::SSM::Parameter", "AWS::SecretsManager::Secret"}
+    for name in FUNCTIONS:
+        for key in _function(template, name)["Properties"]["Environment"]["Variables"]:
+            if re.search(r"TOKEN|SECRET|PASSWORD|KEY", key):
+                assert key.endswith("_PARAMETER"), f"{name}: {key} looks like it carries a secret"
+
+
+# ---- the function packages ----------------------------------------------------------------------------------
+
+
+def _artifact(template: dict[str, Any], name: str) -> Path:
+    key = _function(template, name)["Properties"]["Code"]["S3Key"]
+    return SERVERLESS_DIR / key.rsplit("/", 1)[1]
+
+
+@pytest.mark.infra
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_each_package_has_rootmail_at_its_root(template: dict[str, Any], name: str) -> None:
+    with zipfile.ZipFile(_artifact(template, name)) as archive:
+        names = set(archive.namelist())
+    assert {"rootmail/__init__.py", "rootmail/handlers/__init__.py", f"rootmail/handlers/{name}.py"} <= names
+    assert not [
+        n for n in names if n.startswith(("functions/", "rootmail/local/", "tests/", "node_modules/"))
+    ]
+    assert not [n for n in names if n.startswith("rootmail/") and ("__pycache__" in n or n.endswith(".pyc"))]
+
+
+needs_requirements = pytest.mark.skipif(SKIP_REQUIREMENTS, reason="packaged without the Python requirements")
+
+
+@pytest.mark.infra
+@needs_requirements
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_each_package_bundles_the_requirements_built_for_lambda(template: dict[str, Any], name: str) -> None:
+    with zipfile.ZipFile(_artifact(template, name)) as archive:
+        infos = archive.infolist()
+    names = {info.filename for info in infos}
+    for package in (
+        "boto3",
+        "botocore",
+        "aws_lambda_powertools",
+        "pydantic",
+        "pydantic_settings",
+        "zenpy",
+        "slack_sdk",
+    ):
+        assert f"{package}/__init__.py" in names, package
+    # The one compiled dependency must be the build for the Lambda runtime, not for this machine.
+    binaries = [n for n in names if n.startswith("pydantic_core/") and n.endswith(".so")]
+    assert binaries == ["pydantic_core/_pydantic_core.cpython-312-aarch64-linux-gnu.so"]
+    assert sum(info.file_size for info in infos) < 250 * 1024 * 1024  # Lambda's unzipped size limit
+
+
+@pytest.mark.infra
+@needs_requirements
+def test_the_unzipped_package_imports_from_its_root(template: dict[str, Any], tmp_path: Path) -> None:
+    with zipfile.ZipFile(_artifact(template, "parse")) as archive:
+        archive.extractall(tmp_path)
+    # Only pure-Python modules: the compiled wheels are built for python3.12 on arm64, not for this interpreter.
+    # -S keeps this interpreter's site-packages out, so every import must come from the package.
+    modules = [
+        "rootmail.errors",
+        "rootmail.domain.vocabulary",
+        "rootmail.handlers",
+        "zenpy",
+        "slack_sdk",
+        "requests",
+    ]
+    script = (
+        "import importlib, sys; sys.path.insert(0, sys.argv[1])\n"
+        "for name in sys.argv[2:]: print(importlib.import_module(name).__file__)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", script, str(tmp_path), *modules],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    files = done.stdout.split()
+    assert len(files) == len(modules)
+    assert all(Path(f).is_relative_to(tmp_path) for f in files), files
