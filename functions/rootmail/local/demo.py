@@ -122,6 +122,7 @@ def render_summary(
     )
     lines.append("")
     lines.extend(_evidence_lines(evidence))
+    lines.append(_cross_check(report, evidence)[1])
     lines.append("")
     lines.append(f"JSON report: {report_path}")
     lines.append(f"Handler logs and metrics: {log_path}")
@@ -153,6 +154,27 @@ def _evidence_lines(evidence: dict[str, Any]) -> list[str]:
     for message in messages:
         lines.append(f"    {message['channel']}: {message['text'][:120]}")
     return lines
+
+
+def _cross_check(report: list[dict[str, Any]], evidence: dict[str, Any]) -> tuple[bool, str]:
+    """The ledger's deliveries against what the emulator and stand-ins actually received."""
+    sent = [d for r in report for d in r["deliveries"] if d.get("status") == "sent"]
+    expected = {
+        "SES mails": sum(1 for d in sent if d["channel"] == "ses"),
+        "tickets opened": sum(1 for d in sent if d["channel"] == "zendesk" and d.get("created")),
+        "Slack messages": sum(1 for d in sent if d["channel"] == "slack"),
+    }
+    actual = {
+        "SES mails": len(evidence["mails_sent"]),
+        "tickets opened": len(evidence["tickets"]),
+        "Slack messages": len(evidence["slack_messages"]),
+    }
+    if expected == actual:
+        return True, "Evidence matches the ledger's deliveries: yes"
+    differences = ", ".join(
+        f"{k}: ledger {expected[k]}, received {actual[k]}" for k in expected if expected[k] != actual[k]
+    )
+    return False, f"Evidence matches the ledger's deliveries: NO ({differences})"
 
 
 def _rendered(raw: str, body_lines: int = 8) -> list[str]:
@@ -191,4 +213,4 @@ def main(mail_dir: Path, accounts: list[Account], rules: list[Rule], report_path
     write_report(report, report_path)
     print(render_summary(report, evidence, report_path, log_path))
     unfinished = [r for r in report if r["state"] in {"in-flight", "missing"}]
-    return 1 if unfinished else 0
+    return 1 if unfinished or not _cross_check(report, evidence)[0] else 0

@@ -1,0 +1,52 @@
+"""`rootmail demo` on any folder of .eml files: a summary, a JSON report with the promised fields, an exit code."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from rootmail.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "tests" / "corpus"
+MAILS = ["01-support-case-new.eml", "11-health-single-account.eml", "24-credentials-password-reset.eml"]
+
+
+def test_demo_reports_every_mail_with_its_terminal_state_and_deliveries(tmp_path, capsys):
+    mail_dir = tmp_path / "mails"
+    mail_dir.mkdir()
+    for name in MAILS:
+        shutil.copy(CORPUS / name, mail_dir / name)
+    report_path = tmp_path / "out" / "report.json"
+    status = main(
+        [
+            "demo",
+            "--mail-dir",
+            str(mail_dir),
+            "--accounts",
+            str(CORPUS / "accounts.json"),
+            "--report",
+            str(report_path),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "Every mail in a terminal state: yes (3/3)" in out
+    assert "Evidence matches the ledger's deliveries: yes" in out
+    assert f"JSON report: {report_path}" in out
+    report = {Path(r["file"]).name: r for r in json.loads(report_path.read_text(encoding="utf-8"))}
+    assert set(report) == set(MAILS)
+    for entry in report.values():
+        assert {"file", "account_ids", "category", "rule_id", "action", "state", "deliveries"} <= set(entry)
+    assert report["01-support-case-new.eml"]["state"] == "ticketed"
+    assert [d["channel"] for d in report["01-support-case-new.eml"]["deliveries"]] == ["zendesk"]
+    forwarded = report["11-health-single-account.eml"]
+    assert forwarded["state"] == "forwarded"
+    assert forwarded["deliveries"][0]["channel"] == "ses" and "@" in forwarded["deliveries"][0]["recipient"]
+    assert report["24-credentials-password-reset.eml"]["deliveries"][0]["channel"] == "slack"
+
+
+def test_demo_on_a_missing_folder_is_a_clear_error(tmp_path, capsys):
+    assert main(["demo", "--mail-dir", str(tmp_path / "nope")]) == 2
+    assert "no such folder" in capsys.readouterr().err
