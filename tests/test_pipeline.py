@@ -12,6 +12,7 @@ import boto3
 import pytest
 
 from rootmail.domain.rules import load_rule_files
+from rootmail.domain.vocabulary import STATE_FOR_ACTION, Action
 from rootmail.local.emulator import LocalPipeline
 from rootmail.offline import load_accounts
 
@@ -19,15 +20,6 @@ ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "corpus"
 EXPECTED = json.loads((CORPUS / "expected.json").read_text(encoding="utf-8"))
 TERMINAL = {"forwarded", "ticketed", "escalated", "restricted", "quarantined", "ignored", "queued"}
-STATE_FOR_ACTION = {
-    "forward": "forwarded",
-    "ticket": "ticketed",
-    "urgent": "escalated",
-    "restricted": "restricted",
-    "quarantine": "quarantined",
-    "ignore": "ignored",
-    "queue": "queued",
-}
 
 
 @pytest.fixture
@@ -44,10 +36,6 @@ def run_mails(local: LocalPipeline, names: list[str]) -> dict[str, dict]:
     local.wait()
     ledger = local.ledger()
     return {name: ledger.get(key.rsplit("/", 1)[-1]) for name, key in keys.items()}
-
-
-def sent_to(local: LocalPipeline) -> list[str]:
-    return [d for m in local.sent_mail() for d in m["destinations"]]
 
 
 def first(action: str, *, exclude: tuple[str, ...] = ()) -> str:
@@ -68,7 +56,10 @@ def test_every_corpus_mail_ends_in_the_expected_terminal_state(pipeline):
         ):
             assert record["state"] == "queued" and "no customer contact" in record["queue_reason"], name
         else:
-            assert record["state"] == STATE_FOR_ACTION[expected["action"]], (name, record.get("queue_reason"))
+            assert record["state"] == STATE_FOR_ACTION[Action(expected["action"])], (
+                name,
+                record.get("queue_reason"),
+            )
     # The evidence matches the actions: one SES mail per forwarded account with contacts, tickets, Slack alerts.
     forwarded = [r for r in records.values() if r["state"] == "forwarded"]
     assert len(pipeline.sent_mail()) == sum(len(r["account_ids"]) for r in forwarded)
