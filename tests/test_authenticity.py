@@ -175,3 +175,93 @@ def test_parsed_gray_dkim_is_accepted_and_spoofed_from_refused():
     assert assess(gray).authentic
     spoof = parse_mail(raw_mail(sender_part="From: no-reply-aws@amazon.com <mallory@evil.example>\r\n"))
     assert "2 From addresses, expected exactly one" in assess(spoof).reasons
+
+
+# ---- end to end through the parser: what a forger controls must not count -----------------------------------
+
+
+def ses_stored(
+    *,
+    sender: str = "health@aws.com",
+    envelope_from: str = "bounce@aws.com",
+    spf: str = "pass",
+    dkim: str = "pass header.i=@aws.com",
+    dmarc: str = "pass header.from=aws.com",
+    below: str = "",
+    from_lines: tuple[str, ...] = (),
+) -> bytes:
+    froms = "".join(f"From: {f}\r\n" for f in (from_lines or (sender,)))
+    return (
+        f"Return-Path: <{envelope_from}>\r\n"
+        "Received: from mta.example (mta.example [192.0.2.1]) by inbound-smtp.us-east-1.amazonaws.com "
+        "with SMTP id abc for root@provider.example; Mon, 16 Jun 2025 08:00:58 +0000 (UTC)\r\n"
+        "X-SES-Spam-Verdict: PASS\r\nX-SES-Virus-Verdict: PASS\r\n"
+        f"Received-SPF: {spf} (spf={spf}) client-ip=192.0.2.1; envelope-from={envelope_from}; helo=mta.example;\r\n"
+        f"Authentication-Results: amazonses.com; spf={spf} (spf={spf}) client-ip=192.0.2.1; "
+        f"envelope-from={envelope_from}; helo=mta.example; dkim={dkim}; dmarc={dmarc};\r\n"
+        "X-SES-RECEIPT: AEFBQUFBQUFBQUFF\r\nX-SES-DKIM-SIGNATURE: a=rsa-sha256; b=x\r\n"
+        f"{below}{froms}To: root@provider.example\r\nSubject: AWS Health Event\r\n"
+        "Message-ID: <m@aws.com>\r\nDate: Mon, 16 Jun 2025 08:00:00 +0000\r\n\r\nAWS Health Event\r\n"
+    ).encode()
+
+
+def test_an_aws_from_with_spf_passing_for_another_domain_and_dmarc_gray_is_refused():
+    mail = parse_mail(
+        ses_stored(envelope_from="x@evil.example", dkim="none", dmarc="gray header.from=aws.com")
+    )
+    assert mail.verdicts.spf == "UNALIGNED"
+    assert not assess(mail).authentic
+
+
+def test_an_aws_from_signed_only_by_another_domain_is_refused():
+    mail = parse_mail(
+        ses_stored(
+            envelope_from="x@evil.example",
+            dkim="pass header.i=@evil.example",
+            dmarc="gray header.from=aws.com",
+        )
+    )
+    assert mail.verdicts.dkim is None
+    assert not assess(mail).authentic
+
+
+def test_ses_sent_aws_mail_with_gray_dkim_and_dmarc_is_accepted():
+    # SES sends only From identities its sender verified: an amazonses.com envelope passing SPF counts.
+    mail = parse_mail(
+        ses_stored(
+            envelope_from="0100@amazonses.com",
+            dkim="gray header.i=@aws.com",
+            dmarc="gray header.from=aws.com",
+        )
+    )
+    assert assess(mail).authentic
+
+
+def test_two_identical_from_lines_are_two_senders():
+    mail = parse_mail(ses_stored(from_lines=("health@aws.com", "health@aws.com")))
+    assert mail.from_addresses == ["health@aws.com", "health@aws.com"]
+    assert not assess(mail).authentic
+
+
+def test_the_ses_block_ends_at_the_first_header_ses_does_not_write():
+    # No SES Authentication-Results on top; the sender's own forged one sits just below its first header.
+    raw = ses_stored(spf="fail", dkim="fail", dmarc="fail").replace(
+        b"Authentication-Results: amazonses.com;", b"X-Original-Authentication-Results: amazonses.com;"
+    )
+    forged = b"X-Mailer: x\r\nAuthentication-Results: amazonses.com; spf=pass; dkim=pass header.i=@aws.com; dmarc=pass;\r\n"
+    raw = raw.replace(b"X-SES-RECEIPT:", forged + b"X-SES-RECEIPT:")
+    mail = parse_mail(raw)
+    assert mail.verdicts.dmarc is None and mail.verdicts.dkim is None
+    assert not assess(mail).authentic
+
+
+def test_the_envelope_recipient_comes_only_from_the_top_received_line():
+    raw = ses_stored().replace(b"by inbound-smtp.us-east-1.amazonaws.com", b"by mx.evil.example")
+    lower = (
+        b"Received: from a by inbound-smtp.us-east-1.amazonaws.com with SMTP id x for victim@provider.example;"
+        b" Mon, 16 Jun 2025 08:00:58 +0000\r\n"
+    )
+    raw = raw.replace(b"From: ", lower + b"From: ", 1)
+    mail = parse_mail(raw)
+    assert mail.envelope_recipient is None
+    assert not mail.ses_received

@@ -265,6 +265,12 @@ _VERDICT = re.compile(r"\s*([A-Za-z_]+)")
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 
 _SES_VERDICT_HEADERS = ("x-ses-spam-verdict", "x-ses-virus-verdict")
+# What SES writes on top of a stored mail. Its block ends at the first header not of these kinds.
+_SES_BLOCK_HEADERS = frozenset({"return-path", "received-spf", "authentication-results"})
+_ENVELOPE_FROM = re.compile(r"\b(?:envelope-from|smtp\.mailfrom)\s*=\s*<?([^\s<>;]+)", re.IGNORECASE)
+# SES refuses to send a From address its account has not verified: mail whose envelope sender is SES's own
+# bounce domain passed SPF only if the From identity was verified by its sender, so it counts as aligned.
+_SES_SENDING_DOMAINS = ("amazonses.com",)
 
 
 def _unfold(value: str) -> str:
@@ -382,19 +388,22 @@ def _mailboxes(values: list[str]) -> list[tuple[str, str]]:
 
 
 def _parse_from(mail: ParsedMail, raw_from: list[str], problems: list[str]) -> None:
-    found: dict[str, None] = {}
+    addresses: list[str] = []
     name = ""
-    for addr_spec, display in _mailboxes(raw_from):
-        addr = _clean(addr_spec).strip().lower().rstrip(".")
-        if "@" in addr:
-            found.setdefault(addr, None)
-            name = name or display
-    # Parsers disagree on malformed From headers (`a@amazon.com)<b@evil.com>` was one address to some Python
-    # versions, CVE-2023-27043): every address-like token counts, so such a header yields several addresses.
+    # Each From header line counts on its own: two identical From lines are two From headers, not one.
     for value in raw_from:
+        found: dict[str, None] = {}
+        for addr_spec, display in _mailboxes([value]):
+            addr = _clean(addr_spec).strip().lower().rstrip(".")
+            if "@" in addr:
+                found.setdefault(addr, None)
+                name = name or display
+        # Parsers disagree on malformed From headers (`a@amazon.com)<b@evil.com>` was one address to some Python
+        # versions, CVE-2023-27043): every address-like token counts, so such a header yields several addresses.
         for token in _ADDRESS_TOKEN.findall(_clean(_unfold(value))):
             found.setdefault(token.lower().rstrip("."), None)
-    mail.from_addresses = list(found)
+        addresses.extend(found)
+    mail.from_addresses = addresses
     if not mail.from_addresses:
         present = any(v.strip() for v in raw_from)
         problems.append("invalid header: From" if present else "missing header: From")
@@ -451,10 +460,23 @@ def _dkim_verdict(results: list[tuple[str, str, dict[str, str]]], sender_domain:
         if method == "dkim":
             domain = props.get("header.d") or props.get("header.i", "").rpartition("@")[2]
             signatures.append((result, _aligned(domain, sender_domain)))
-    relevant = [s for s in signatures if s[1]] or signatures
+    # A signature by another domain proves nothing about the From domain (anyone can sign their own mail).
+    relevant = [s for s in signatures if s[1]]
     if not relevant:
         return None
     return "PASS" if any(result == "PASS" for result, _ in relevant) else relevant[0][0]
+
+
+def _spf_verdict(result: str | None, envelope_from: str | None, sender_domain: str | None) -> str | None:
+    """SPF speaks for the envelope sender's domain: a pass for an unrelated domain is `UNALIGNED`, not PASS."""
+    if result != "PASS":
+        return result
+    domain = (envelope_from or "").rpartition("@")[2].lower().rstrip(">")
+    if _aligned(domain, sender_domain) or any(
+        domain == d or domain.endswith("." + d) for d in _SES_SENDING_DOMAINS
+    ):
+        return result
+    return "UNALIGNED"
 
 
 def _first_verdict(value: str | None) -> str | None:
@@ -479,17 +501,18 @@ def _parse_ses_block(mail: ParsedMail, headers: list[tuple[str, str]], problems:
             received_seen += 1
             if received_seen == 1:
                 mail.ses_received = bool(_SES_RECEIVED.search(value))
+                if mail.ses_received:  # the envelope recipient: only from SES's own, topmost Received
+                    match = _ENVELOPE_FOR.search(_unfold(value))
+                    if match:
+                        mail.envelope_recipient = _clean(match.group(1)).lower()
             elif received_seen == 2:
                 end = index
                 break
         elif lname == "x-ses-dkim-signature":
             end = index + 1
             break
-    for name, value in headers:  # the envelope recipient: the topmost Received that is SES's
-        if name.lower() == "received" and _SES_RECEIVED.search(value):
-            match = _ENVELOPE_FOR.search(_unfold(value))
-            if match:
-                mail.envelope_recipient = _clean(match.group(1)).lower()
+        elif received_seen and lname not in _SES_BLOCK_HEADERS and not lname.startswith("x-ses-"):
+            end = index  # the first header SES does not write: the sender's own headers start here
             break
     if not mail.ses_received:
         problems.append("no SES receipt block on top")
@@ -513,6 +536,13 @@ def _parse_ses_block(mail: ParsedMail, headers: list[tuple[str, str]], problems:
             problems.append(f"SES header below the SES block ignored: {name}")
     auth = auth or []
     spf = next((r for m, r, _ in auth if m == "spf"), None) or _first_verdict(first.get("received-spf"))
+    envelope_from = _ENVELOPE_FROM.search(_unfold(first.get("received-spf", "")))
+    return_path = first.get("return-path", "")
+    spf = _spf_verdict(
+        spf,
+        envelope_from.group(1) if envelope_from else _unfold(return_path).strip("<> "),
+        mail.sender_domain,
+    )
     mail.verdicts = Verdicts(
         spam=_first_verdict(first.get("x-ses-spam-verdict")),
         virus=_first_verdict(first.get("x-ses-virus-verdict")),
