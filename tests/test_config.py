@@ -23,7 +23,7 @@ def test_sender_domain_allowlist_is_configurable(monkeypatch):
 
 def test_an_empty_allowlist_is_refused(monkeypatch):
     monkeypatch.setenv("ROOTMAIL_AWS_SENDER_DOMAINS", " , ")
-    with pytest.raises(ValueError, match="at least one domain"):
+    with pytest.raises(ValueError, match="at least one entry"):
         Settings()
 
 

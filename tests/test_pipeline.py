@@ -11,6 +11,8 @@ from pathlib import Path
 import boto3
 import pytest
 
+from rootmail.adapters.tables import DeliveryGuard, now_iso, to_item
+from rootmail.domain.parsing import parse_mail
 from rootmail.domain.rules import load_rule_files
 from rootmail.domain.vocabulary import STATE_FOR_ACTION, Action
 from rootmail.local.emulator import LocalPipeline
@@ -205,7 +207,12 @@ def test_forwarded_mail_is_in_the_account_language_with_the_original_attached(pi
         by_account[parsed["X-Rootmail-Account"]] = parsed
         assert "DKIM-Signature" not in parsed
         assert parsed["From"] == pipeline.sender and parsed["Reply-To"] == pipeline.reply_to
-        assert [p.get_filename() for p in parsed.iter_attachments()] == ["original.eml"]
+    shared = [r for r in records.values() if r["state"] == "forwarded" and len(r["account_ids"]) > 1]
+    assert shared, "the corpus must hold a notice naming several accounts"
+    for record in records.values():
+        if record["state"] == "forwarded" and len(record["account_ids"]) == 1:
+            message = by_account[record["account_ids"][0]]
+            assert [p.get_filename() for p in message.iter_attachments()] == ["original.eml"]
     for record in records.values():
         if record["state"] != "forwarded":
             continue
@@ -218,3 +225,73 @@ def test_forwarded_mail_is_in_the_account_language_with_the_original_attached(pi
             assert account_id in body
             if account.language == "ja":
                 assert "【AWS通知】" in message["Subject"]
+
+
+def test_each_account_of_a_shared_notice_sees_only_its_own_lines(pipeline):
+    name = next(
+        n for n, e in sorted(EXPECTED.items()) if e["action"] == "forward" and len(e["account_ids"]) > 1
+    )
+    record = run_mails(pipeline, [name])[name]
+    assert record["state"] == "forwarded" and len(record["account_ids"]) > 1
+    messages = [
+        email.message_from_string(m["raw"], policy=email.policy.default) for m in pipeline.sent_mail()
+    ]
+    assert sorted(m["X-Rootmail-Account"] for m in messages) == sorted(record["account_ids"])
+    for message in messages:
+        own = message["X-Rootmail-Account"]
+        body = message.get_body(preferencelist=("plain",)).get_content()
+        assert own in body
+        for other in record["account_ids"]:
+            if other != own:
+                assert other not in body.replace("-", ""), f"{own}'s mail shows {other}"
+        assert list(message.iter_attachments()) == []  # the original names the other account too
+
+
+def forward_delivery_id(name: str) -> str:
+    """The guard key of the forward of a single-account corpus mail to its envelope account."""
+    accounts = {a["Email"].lower(): a["Id"] for a in json.loads((CORPUS / "accounts.json").read_text())}
+    return f"{Path(name).stem}#ses#{accounts[parse_mail((CORPUS / name).read_bytes()).envelope_recipient]}"
+
+
+def test_a_live_claim_of_another_execution_is_waited_for_never_taken_as_delivered(pipeline, no_retry_sleep):
+    name = first("forward")
+    guard = DeliveryGuard(boto3.client("dynamodb"), pipeline.tables["deliveries"])
+    assert guard.claim(forward_delivery_id(name), "some-other-execution")
+    record = run_mails(pipeline, [name])[name]
+    assert record["state"] == "queued" and record["queue_reason"].startswith("DeliveryInProgress:")
+    assert pipeline.sent_mail() == []
+
+
+def test_a_stale_claim_is_taken_over_and_the_mail_delivered(pipeline):
+    name = first("forward")
+    stale = now_iso(-DeliveryGuard.LEASE * 2)
+    boto3.client("dynamodb").put_item(
+        TableName=pipeline.tables["deliveries"],
+        Item=to_item(
+            {"delivery_id": forward_delivery_id(name), "status": "claimed", "owner": "crashed", "at": stale}
+        ),
+    )
+    record = run_mails(pipeline, [name])[name]
+    assert record["state"] == "forwarded"
+    assert len(pipeline.sent_mail()) == 1
+
+
+def test_the_ses_setup_notification_is_not_triaged(pipeline):
+    pipeline.store_mail(
+        "AMAZON_SES_SETUP_NOTIFICATION", b"Subject: Amazon SES Setup Notification\r\n\r\nx\r\n"
+    )
+    assert pipeline.executions() == []
+
+
+def test_a_mail_with_thousands_of_recipients_keeps_a_small_state(pipeline):
+    name = first("forward")
+    raw = (CORPUS / name).read_bytes()
+    many = ", ".join(f"user{i}@spam.example" for i in range(3000)).encode()
+    raw = raw.replace(b"\nSubject:", b"\nCc: " + many + b"\nSubject:", 1)
+    record = run_mails(pipeline, [name])  # the original first, then the bloated copy under another key
+    key = pipeline.store_mail("bloated", raw)
+    pipeline.wait()
+    bloated = pipeline.ledger().get("bloated")
+    assert bloated["state"] in TERMINAL
+    assert any("only the first 50 kept" in p for p in bloated["problems"])
+    assert record[name]["state"] == "forwarded" and key.endswith("bloated")

@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from rootmail.domain.accounts import DEFAULT_MULTI_ACCOUNT_SENDERS
 from rootmail.domain.authenticity import DEFAULT_AWS_SENDER_DOMAINS
 from rootmail.errors import ConfigurationError
 
@@ -32,16 +33,17 @@ class Settings(BaseSettings):
     slack_channel: str | None = None
     slack_api_url: str = "https://slack.com/api/"
     aws_sender_domains: Annotated[tuple[str, ...], NoDecode] = DEFAULT_AWS_SENDER_DOMAINS
+    multi_account_senders: Annotated[tuple[str, ...], NoDecode] = DEFAULT_MULTI_ACCOUNT_SENDERS
     rules_cache_seconds: int = Field(default=60, ge=0, le=3600)
 
-    @field_validator("aws_sender_domains", mode="before")
+    @field_validator("aws_sender_domains", "multi_account_senders", mode="before")
     @classmethod
-    def _split_domains(cls, value: object) -> object:
+    def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
-            domains = tuple(d.strip().lower().lstrip(".") for d in value.split(",") if d.strip())
-            if not domains:
-                raise ValueError("must name at least one domain")
-            return domains
+            items = tuple(d.strip().lower().lstrip(".") for d in value.split(",") if d.strip())
+            if not items:
+                raise ValueError("must name at least one entry")
+            return items
         return value
 
     def require(self, name: str) -> str:

@@ -43,6 +43,10 @@ class NoContacts(DeliveryRejected):
     """An account has no customer contact for a mail that must be forwarded."""
 
 
+class DeliveryInProgress(RootmailError):
+    """Another execution holds this delivery's claim and has not settled it yet (transient: retried)."""
+
+
 class SesThrottled(RootmailError):
     """SES throttled the send (transient: retried with backoff)."""
 

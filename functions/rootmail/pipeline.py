@@ -16,9 +16,14 @@ from rootmail.domain.render import operator_alert, render_forward, ticket_commen
 from rootmail.domain.triage import Decision, decide
 from rootmail.domain.vocabulary import STATE_FOR_ACTION, Action, State
 from rootmail.errors import DeliveryRejected
+from rootmail.observability import logger
 from rootmail.runtime import Runtime
 
+# Step Functions refuses a state over 256 KB (and that error cannot be caught): summaries stay small.
 MAX_SUBJECT_IN_STATE = 500
+MAX_LIST_IN_STATE = 50
+# The object SES writes when a receipt rule is set up: not a mail.
+SES_SETUP_NOTIFICATION = "AMAZON_SES_SETUP_NOTIFICATION"
 
 
 def mail_id_for(key: str) -> str:
@@ -33,11 +38,15 @@ def start_triage(objects: Iterable[tuple[str, str]], rt: Runtime) -> dict[str, A
     """Start one execution per stored mail; a duplicate event finds its execution already there."""
     started: list[str] = []
     duplicates: list[str] = []
+    skipped: list[str] = []
     for bucket, key in objects:
+        if mail_id_for(key) == SES_SETUP_NOTIFICATION:
+            skipped.append(key)
+            continue
         name = execution_name(key)
         payload = {"bucket": bucket, "key": key, "mail_id": mail_id_for(key), "execution": name}
         (started if rt.starter.start(name, payload) else duplicates).append(name)
-    return {"started": started, "duplicates": duplicates}
+    return {"started": started, "duplicates": duplicates, "skipped": skipped}
 
 
 # ---- parse, resolve, classify ---------------------------------------------------------------------------------
@@ -53,6 +62,12 @@ def parse_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     authenticity = assess(mail, rt.settings.aws_sender_domains)
     summary = mail.to_summary()
     summary["subject"] = summary["subject"][:MAX_SUBJECT_IN_STATE]
+    for field in ("recipients", "from_addresses", "account_ids"):
+        if len(summary[field]) > MAX_LIST_IN_STATE:
+            summary["problems"].append(
+                f"{len(summary[field])} {field.replace('_', ' ')}: only the first {MAX_LIST_IN_STATE} kept"
+            )
+            summary[field] = summary[field][:MAX_LIST_IN_STATE]
     summary["problems"] = summary["problems"][:20]
     summary["authentic"] = authenticity.authentic
     summary["authenticity_reasons"] = authenticity.reasons
@@ -69,7 +84,11 @@ def parse_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
 def resolve_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     mail = event["mail"]
     resolution = resolve_accounts(
-        mail.get("envelope_recipient"), mail.get("account_ids", []), rt.accounts.by_email, rt.accounts.by_id
+        mail.get("envelope_recipient"),
+        mail.get("account_ids", []),
+        rt.accounts.by_email,
+        rt.accounts.by_id,
+        multi_account=(mail.get("sender") or "") in rt.settings.multi_account_senders,
     )
     return resolution.to_dict()
 
@@ -78,7 +97,9 @@ def classify_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     _, mail = load_mail(rt, event["key"])
     resolution = Resolution.from_dict(event["resolution"])
     authenticity = assess(mail, rt.settings.aws_sender_domains)
-    return decide(mail, authenticity, resolution, rt.rules()).to_dict()
+    decision = decide(mail, authenticity, resolution, rt.rules()).to_dict()
+    logger.info("classified", extra=decision)
+    return decision
 
 
 # ---- deliveries -------------------------------------------------------------------------------------------------
@@ -87,10 +108,13 @@ def classify_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
 def _guarded(rt: Runtime, delivery_id: str, owner: str, send: Any, base: dict[str, Any]) -> dict[str, Any]:
     """Run one side effect at most once per delivery key; settle the key with what proves it was done."""
     if not rt.guard.claim(delivery_id, owner):
-        return {**base, "status": "already-delivered"}
+        # Delivered by an earlier execution: keep its proof (message ID, ticket) in this record too.
+        earlier = (rt.guard.get(delivery_id) or {}).get("detail", {})
+        return {**base, **earlier, "status": "already-delivered"}
     try:
         proof = send()
     except Exception as exc:
+        logger.warning("delivery failed", extra={"delivery": delivery_id, "error": type(exc).__name__})
         rt.guard.settle(delivery_id, "failed", {"error": f"{type(exc).__name__}: {exc}"})
         raise
     rt.guard.settle(delivery_id, "sent", proof)
@@ -110,6 +134,7 @@ def forward_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
             sender=rt.mailer.sender,
             reply_to=rt.settings.require("reply_to_address"),
             mail_id=event["mail_id"],
+            other_account_ids=[a.account_id for a in resolution.accounts if a is not account],
         )
         if not rendered.to:
             undelivered.append(
@@ -298,7 +323,12 @@ def outcome(event: dict[str, Any]) -> dict[str, Any]:
 
 def record_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     fields = outcome(event)
-    rt.ledger.record(event["mail_id"], {**fields, "execution": event.get("execution")})
+    where = {
+        "execution": event.get("execution"),
+        "bucket": event.get("bucket"),
+        "object_key": event.get("key"),
+    }
+    rt.ledger.record(event["mail_id"], {**fields, **where})
     return {"mail_id": event["mail_id"], **fields}
 
 

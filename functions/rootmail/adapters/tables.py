@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -15,14 +15,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from rootmail.adapters.aws import describe, error_code, is_transient
 from rootmail.domain.accounts import Account
-from rootmail.errors import AccountsUnavailable, LedgerUnavailable, RulesUnavailable
+from rootmail.errors import AccountsUnavailable, DeliveryInProgress, LedgerUnavailable, RulesUnavailable
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def now_iso(delta: timedelta = timedelta(0)) -> str:
+    return (datetime.now(UTC) + delta).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def to_item(data: dict[str, Any]) -> dict[str, Any]:
@@ -84,7 +84,11 @@ class Ledger:
 
     def record(self, mail_id: str, fields: dict[str, Any]) -> None:
         """Write the terminal state and what led to it."""
-        assignments, names, values = _assignments({**fields, "updated_at": now_iso()})
+        now = now_iso()
+        assignments, names, values = _assignments({**fields, "updated_at": now})
+        # A mail that failed before Parse opened its record still gets when it was first seen.
+        names["#received"], values[":now"] = "received_at", now
+        assignments.append("#received = if_not_exists(#received, :now)")
         self._update(mail_id, "SET " + ", ".join(assignments), values, names)
 
     def get(self, mail_id: str) -> dict[str, Any] | None:
@@ -186,28 +190,42 @@ class RulesTable:
 class DeliveryGuard:
     """One item per (mail, channel, recipient): a delivery is sent at most once, whatever replays the mail.
 
-    A claim succeeds when nobody holds the key, when an earlier attempt failed, or when this same execution holds
-    it (its own retry after a crash). A key marked `sent` is never claimed again.
+    A claim succeeds when nobody holds the key, when an earlier attempt failed, when this same execution holds it
+    (its own retry after a crash), or when another holder's claim is older than the lease (it crashed or timed
+    out between claim and settle). Only a key marked `sent` counts as delivered; a live claim of another execution
+    is `DeliveryInProgress`, which the state machine retries.
     """
+
+    LEASE = timedelta(minutes=5)  # longer than any delivery function's timeout
 
     def __init__(self, dynamodb: Any, table: str) -> None:
         self._db = dynamodb
         self.table = table
 
     def claim(self, delivery_id: str, owner: str) -> bool:
+        """True: ours to deliver now. False: already delivered. Raises DeliveryInProgress."""
         try:
             self._db.put_item(
                 TableName=self.table,
                 Item=to_item(
                     {"delivery_id": delivery_id, "status": "claimed", "owner": owner, "at": now_iso()}
                 ),
-                ConditionExpression="attribute_not_exists(delivery_id) OR #s = :failed OR (#o = :owner AND #s <> :sent)",
-                ExpressionAttributeNames={"#s": "status", "#o": "owner"},
-                ExpressionAttributeValues=to_item({":failed": "failed", ":owner": owner, ":sent": "sent"}),
+                ConditionExpression=(
+                    "attribute_not_exists(delivery_id) OR #s = :failed OR (#s <> :sent AND (#o = :owner OR #at < :stale))"
+                ),
+                ExpressionAttributeNames={"#s": "status", "#o": "owner", "#at": "at"},
+                ExpressionAttributeValues=to_item(
+                    {":failed": "failed", ":owner": owner, ":sent": "sent", ":stale": now_iso(-self.LEASE)}
+                ),
             )
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
-                return False
+                held = self.get(delivery_id) or {}
+                if held.get("status") == "sent":
+                    return False
+                raise DeliveryInProgress(
+                    f"{delivery_id} is claimed by {held.get('owner')} since {held.get('at')}"
+                ) from None
             raise LedgerUnavailable(f"delivery guard {delivery_id}: {describe(exc)}") from None
         except BotoCoreError as exc:
             raise LedgerUnavailable(f"delivery guard {delivery_id}: {describe(exc)}") from None

@@ -51,10 +51,17 @@ class Account:
         )
 
 
+# Senders whose one mail may concern several accounts (AWS Health's aggregated notifications): each account
+# named in it is a recipient. From anyone else, account IDs in the text (which may be customer-written, like a
+# budget's name) never add recipients to a mail whose envelope account is known.
+DEFAULT_MULTI_ACCOUNT_SENDERS: tuple[str, ...] = ("health@aws.com", "notifications@aws.com")
+
+
 @dataclass(frozen=True)
 class Resolution:
     accounts: tuple[Account, ...] = ()
     unknown_account_ids: tuple[str, ...] = ()
+    other_account_ids: tuple[str, ...] = ()  # known accounts named in the mail that it is not delivered to
     envelope_known: bool = False
     notes: tuple[str, ...] = field(default=())
 
@@ -67,6 +74,7 @@ class Resolution:
             "accounts": [a.to_dict() for a in self.accounts],
             "account_ids": self.account_ids,
             "unknown_account_ids": list(self.unknown_account_ids),
+            "other_account_ids": list(self.other_account_ids),
             "envelope_known": self.envelope_known,
             "notes": list(self.notes),
         }
@@ -76,6 +84,7 @@ class Resolution:
         return cls(
             accounts=tuple(Account.from_dict(a) for a in data.get("accounts", [])),
             unknown_account_ids=tuple(data.get("unknown_account_ids", [])),
+            other_account_ids=tuple(data.get("other_account_ids", [])),
             envelope_known=bool(data.get("envelope_known", False)),
             notes=tuple(data.get("notes", [])),
         )
@@ -86,9 +95,12 @@ def resolve_accounts(
     mentioned_ids: list[str],
     by_email: Callable[[str], Account | None],
     by_id: Callable[[str], Account | None],
+    *,
+    multi_account: bool = False,
 ) -> Resolution:
-    """The envelope recipient is the reliable key (To: may be an alias); IDs in the mail add the accounts a
-    multi-account notice names. Unknown IDs are kept so operators see them."""
+    """The envelope recipient is the reliable key (To: may be an alias). IDs named in the mail add accounts
+    only for a multi-account sender, or stand in when the envelope account is unknown. Unknown IDs and the known
+    accounts left out are kept so operators see them."""
     accounts: dict[str, Account] = {}
     notes: list[str] = []
     envelope_known = False
@@ -102,14 +114,19 @@ def resolve_accounts(
     else:
         notes.append("no envelope recipient in the mail")
     unknown: list[str] = []
+    others: list[str] = []
     for account_id in mentioned_ids:
         if account_id in accounts:
             continue
         account = by_id(account_id)
         if account is None:
             unknown.append(account_id)
-        else:
+        elif multi_account or not envelope_known:
             accounts[account_id] = account
+        else:
+            others.append(account_id)
     if unknown:
         notes.append(f"unknown account id(s): {', '.join(unknown)}")
-    return Resolution(tuple(accounts.values()), tuple(unknown), envelope_known, tuple(notes))
+    if others:
+        notes.append(f"also names account(s) {', '.join(others)}, not delivered to them")
+    return Resolution(tuple(accounts.values()), tuple(unknown), tuple(others), envelope_known, tuple(notes))

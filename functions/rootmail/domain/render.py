@@ -38,18 +38,24 @@ _TEXTS = {
     "en": {
         "subject": "[AWS notice] {subject}",
         "intro": "Amazon Web Services sent this notice about your AWS account {account_id}{name}.",
-        "meta": "Sent by {sender} on {date}. The original message is attached.",
+        "meta": "Sent by {sender} on {date}.",
+        "attached": " The original message is attached.",
         "reply": "Reply to this mail to reach our support team; AWS's own sender does not receive replies.",
         "original": "---- Original message ----",
         "unknown_date": "an unknown date",
+        "shared": "This notice also concerns other accounts: their lines are left out and the original is not attached.",
+        "omitted": "[… {count} line(s) about other accounts left out]",
     },
     "ja": {
         "subject": "【AWS通知】{subject}",
         "intro": "お客様の AWS アカウント {account_id}{name} について、Amazon Web Services から以下の通知が届きました。",
-        "meta": "送信元: {sender} / 日時: {date}。原文を添付しています。",
+        "meta": "送信元: {sender} / 日時: {date}。",
+        "attached": "原文を添付しています。",
         "reply": "ご不明な点はこのメールへの返信でサポート窓口までお問い合わせください。",
         "original": "---- 原文 ----",
         "unknown_date": "不明",
+        "shared": "この通知は他のアカウントにも関係するため、該当する行を省略し、原文は添付していません。",
+        "omitted": "[… 他のアカウントに関する {count} 行を省略]",
     },
 }
 
@@ -73,25 +79,22 @@ def render_forward(
     sender: str,
     reply_to: str,
     mail_id: str,
+    other_account_ids: Sequence[str] = (),
 ) -> ForwardedMail:
     """One customer mail for one account: a short header in the account's language, the original's text, and
-    the original itself attached."""
+    the original itself attached. When the notice names other accounts delivered separately, this customer sees
+    only the lines about its own account and no attachment."""
     to = tuple(c for c in account.contacts if valid_address(c))
     t = texts_for(account.language)
     name = f" ({header_text(account.name, 80)})" if account.name else ""
     subject = header_text(t["subject"].format(subject=mail.subject or "(no subject)"))
-    body = "\n".join(
-        [
-            t["intro"].format(account_id=account.account_id, name=name),
-            t["meta"].format(sender=mail.sender or "?", date=mail.date or t["unknown_date"]),
-            t["reply"],
-            "",
-            t["original"],
-            "",
-            mail.text.strip(),
-            "",
-        ]
-    )
+    text = mail.text.strip()
+    meta = t["meta"].format(sender=mail.sender or "?", date=mail.date or t["unknown_date"])
+    header = [t["intro"].format(account_id=account.account_id, name=name), meta + t["attached"]]
+    if other_account_ids:
+        text = _without_other_accounts(text, other_account_ids, t["omitted"])
+        header[1:] = [meta, t["shared"]]
+    body = "\n".join([*header, t["reply"], "", t["original"], "", text, ""])
     message = EmailMessage(policy=SMTP)
     message["From"] = sender
     message["To"] = ", ".join(to)
@@ -102,11 +105,23 @@ def render_forward(
     message["X-Rootmail-Mail-Id"] = header_text(mail_id, 120)
     message["X-Rootmail-Account"] = account.account_id
     message.set_content(body, subtype="plain", charset="utf-8", cte="base64")
-    _attach_original(message, raw)
+    if not other_account_ids:
+        _attach_original(message, raw)
     # After the attachment: making the message multipart moves Content-* headers into the first part.
     message["Content-Language"] = account.language
     data = message.as_bytes(policy=SMTP)
     return ForwardedMail(to=to, subject=subject, data=data)
+
+
+def _without_other_accounts(text: str, other_account_ids: Sequence[str], omitted: str) -> str:
+    kept: list[str] = []
+    dropped = 0
+    for line in text.splitlines():
+        if any(account_id in line.replace("-", "") for account_id in other_account_ids):
+            dropped += 1
+        else:
+            kept.append(line)
+    return "\n".join([*kept, "", omitted.format(count=dropped)]) if dropped else text
 
 
 def _attach_original(message: EmailMessage, raw: bytes) -> None:

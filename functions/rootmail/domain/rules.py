@@ -76,6 +76,7 @@ class Classification:
     rule_id: str | None
     reason: str
     candidates: tuple[str, ...] = field(default=())  # every rule that matched, winner first
+    matched_categories: frozenset[Category] = field(default=frozenset())
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -206,4 +207,11 @@ def classify(
     reason = f"rule {winner.id}"
     if len(matched) > 1:
         reason += f" (most urgent of {len(matched)} matching rules)"
-    return Classification(winner.category, winner.action, winner.id, reason, tuple(r.id for r in matched))
+    return Classification(
+        winner.category,
+        winner.action,
+        winner.id,
+        reason,
+        tuple(r.id for r in matched),
+        frozenset(r.category for r in matched),
+    )

@@ -15,6 +15,31 @@ from rootmail.domain.mail import ParsedMail
 from rootmail.domain.rules import Rule, classify
 from rootmail.domain.vocabulary import Action, Category
 
+# Marks of credential mail that hold whatever the rules say: such mail is never forwarded to a customer.
+CREDENTIAL_SENDER_DOMAIN = "signin.aws"
+CREDENTIAL_MARKERS = (
+    "resetpassword",
+    "verifyemail",
+    "verification code",
+    "確認コード",
+    "パスワードのリセット",
+)
+# Actions that deliver to a customer's account and so need a known account; urgent mail goes on without one
+# (the operators are alerted and the ticket has no requester) rather than wait in the queue.
+NEEDS_ACCOUNT = (Action.FORWARD, Action.TICKET)
+
+
+def credential_marks(mail: ParsedMail) -> list[str]:
+    """Why a mail looks like credential mail (sign-in sender, reset or verification links, codes), if it does."""
+    domain = mail.sender_domain or ""
+    marks = (
+        [domain]
+        if domain == CREDENTIAL_SENDER_DOMAIN or domain.endswith("." + CREDENTIAL_SENDER_DOMAIN)
+        else []
+    )
+    folded = mail.text.casefold()
+    return marks + [m for m in CREDENTIAL_MARKERS if m in folded]
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -51,7 +76,14 @@ def decide(
         # Whatever it claims to be, mail that fails the sender allowlist or SES's verdicts stays with operators.
         reasons = "; ".join(authenticity.reasons) or "not authentic"
         return Decision(category, Action.QUARANTINE, rule_id, f"inauthentic: {reasons}", False)
-    if accounts_checked and action == Action.FORWARD and not resolution.accounts:
+    if action == Action.FORWARD and Category.CREDENTIALS in classification.matched_categories | {category}:
+        return Decision(
+            Category.CREDENTIALS, Action.RESTRICTED, rule_id, "a credentials rule matched too", True
+        )
+    if action == Action.FORWARD and (marks := credential_marks(mail)):
+        reason = f"credential marks ({', '.join(marks)}): never forwarded"
+        return Decision(Category.CREDENTIALS, Action.RESTRICTED, rule_id, reason, True)
+    if accounts_checked and action in NEEDS_ACCOUNT and not resolution.accounts:
         notes = "; ".join(resolution.notes) or "no account"
-        return Decision(category, Action.QUEUE, rule_id, f"nobody to forward to: {notes}", True)
+        return Decision(category, Action.QUEUE, rule_id, f"no known account to {action} for: {notes}", True)
     return Decision(category, action, rule_id, classification.reason, True)

@@ -1,0 +1,102 @@
+"""The triage decision: guards that hold whatever the rules say, and which accounts a mail goes to."""
+
+from __future__ import annotations
+
+from rootmail.domain.accounts import Account, resolve_accounts
+from rootmail.domain.authenticity import Authenticity
+from rootmail.domain.mail import ParsedMail
+from rootmail.domain.rules import compile_rules
+from rootmail.domain.triage import decide
+from rootmail.domain.vocabulary import Action, Category
+
+ACME = Account("111111111111", "root+acme@p.example", "acme", contacts=("ops@acme.example",))
+GLOBEX = Account("222222222222", "root+globex@p.example", "globex", contacts=("it@globex.example",))
+DIRECTORY = {a.account_id: a for a in (ACME, GLOBEX)}
+
+
+def by_email(email: str) -> Account | None:
+    return next((a for a in DIRECTORY.values() if a.email == email), None)
+
+
+def forward_everything_from(domain: str):
+    rule = {
+        "id": "greedy",
+        "category": "health",
+        "action": "forward",
+        "match": {"sender_domains": [domain], "subject": "."},
+    }
+    return compile_rules([(rule, "test")])
+
+
+def mail(**values) -> ParsedMail:
+    base = {
+        "sender": "no-reply-aws@amazon.com",
+        "sender_domain": "amazon.com",
+        "subject": "[Action Required] x",
+    }
+    return ParsedMail(**{**base, **values})
+
+
+def resolution_for(m: ParsedMail, *, multi_account: bool = False):
+    return resolve_accounts(
+        m.envelope_recipient, m.account_ids, by_email, DIRECTORY.get, multi_account=multi_account
+    )
+
+
+AUTHENTIC = Authenticity(True, [])
+
+
+def test_credential_mail_is_never_forwarded_even_by_a_forward_rule():
+    for text in (
+        "Confirm: https://signin.aws.amazon.com/resetpassword?token=x",
+        "Click https://aws.amazon.com/verifyEmail?code=1",
+        "Your verification code is 123456",
+    ):
+        m = mail(text=text, envelope_recipient=ACME.email)
+        decision = decide(m, AUTHENTIC, resolution_for(m), forward_everything_from("amazon.com"))
+        assert (decision.category, decision.action) == (Category.CREDENTIALS, Action.RESTRICTED), text
+
+
+def test_mail_from_the_sign_in_domain_is_never_forwarded():
+    m = mail(
+        sender="no-reply@verify.signin.aws", sender_domain="verify.signin.aws", envelope_recipient=ACME.email
+    )
+    decision = decide(m, AUTHENTIC, resolution_for(m), forward_everything_from("signin.aws"))
+    assert decision.action == Action.RESTRICTED
+
+
+def test_an_account_id_in_customer_written_text_adds_no_recipient():
+    m = mail(envelope_recipient=GLOBEX.email, account_ids=[GLOBEX.account_id, ACME.account_id])
+    resolution = resolution_for(m)
+    assert resolution.account_ids == [GLOBEX.account_id]
+    assert resolution.other_account_ids == (ACME.account_id,)
+
+
+def test_an_aggregated_health_mail_goes_to_every_account_it_names():
+    m = mail(
+        sender="health@aws.com",
+        envelope_recipient=GLOBEX.email,
+        account_ids=[GLOBEX.account_id, ACME.account_id],
+    )
+    assert resolution_for(m, multi_account=True).account_ids == [GLOBEX.account_id, ACME.account_id]
+
+
+def test_ids_in_the_mail_stand_in_for_an_unknown_envelope():
+    m = mail(envelope_recipient="root+new@p.example", account_ids=[ACME.account_id])
+    assert resolution_for(m).account_ids == [ACME.account_id]
+
+
+def test_forward_and_ticket_without_a_known_account_are_queued():
+    m = mail(envelope_recipient="root+new@p.example", text="x")
+    for action in ("forward", "ticket"):
+        rule = {"id": "any-subject", "category": "health", "action": action, "match": {"subject": "."}}
+        decision = decide(m, AUTHENTIC, resolution_for(m), compile_rules([(rule, "t")]))
+        assert decision.action == Action.QUEUE and "no known account" in decision.reason
+
+
+def test_inauthentic_mail_is_quarantined_whatever_it_claims():
+    m = mail(envelope_recipient=ACME.email, text="AWS Health Event")
+    decision = decide(
+        m, Authenticity(False, ["DKIM failed"]), resolution_for(m), forward_everything_from("amazon.com")
+    )
+    assert decision.action == Action.QUARANTINE and "DKIM failed" in decision.reason
