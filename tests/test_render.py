@@ -5,8 +5,12 @@ from __future__ import annotations
 import email
 import email.policy
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from rootmail.domain.accounts import Account
 from rootmail.domain.mail import ParsedMail
+from rootmail.domain.parsing import parse_mail
 from rootmail.domain.render import header_text, mrkdwn, operator_alert, render_forward
 
 RAW = (
@@ -126,3 +130,88 @@ def test_slack_alert_neutralises_mentions_and_links():
     assert "<!channel>" not in rendered and "<https://evil.example" not in json_text
     assert "&lt;!channel&gt;" in text
     assert mrkdwn("a & <b>") == "a &amp; &lt;b&gt;"
+
+
+def body_of(out) -> str:
+    return parse(out.data).get_body(("plain",)).get_content()
+
+
+def test_header_block_says_what_aws_asks_and_by_when():
+    notice = mail(
+        subject="[Retirement Notification] EC2 instance retirement",
+        text="AWS Health Event\nWe will stop the instance after 2026-05-06 00:00 UTC.\n"
+        "We recommend that you stop and start your instance before then.\n",
+    )
+    body = body_of(render(m=notice))
+    assert "AWS says: [Retirement Notification] EC2 instance retirement" in body
+    assert "AWS asks: We recommend that you stop and start your instance before then." in body
+    assert "Deadline or date: 2026-05-06 00:00 UTC" in body
+
+
+def test_japanese_header_block():
+    notice = mail(subject="[要対応] メンテナンス", text="2026年5月12日 以降に再起動してください。\n")
+    body = body_of(render(m=notice, a=account(language="ja")))
+    assert "通知の内容: [要対応] メンテナンス" in body
+    assert "AWS からの依頼: 2026年5月12日 以降に再起動してください。" in body
+    assert "期限・日時: 2026年5月12日" in body
+
+
+def test_an_original_too_large_for_ses_is_not_attached_and_the_mail_says_so(monkeypatch):
+    from rootmail.domain import render as render_module
+
+    monkeypatch.setattr(render_module, "MAX_ATTACHED_ORIGINAL", len(RAW) - 1)
+    message = parse(render().data)
+    assert list(message.iter_attachments()) == []
+    assert "too large to attach" in message.get_body(("plain",)).get_content()
+
+
+def test_a_shared_notice_shows_each_account_only_its_own_lines():
+    notice = mail(text="Account: 111122223333 i-aaa\nAccount: 444455556666 i-bbb\nWe recommend a restart.\n")
+    out = render_forward(
+        notice,
+        RAW,
+        account(),
+        sender="n@p.example",
+        reply_to="s@p.example",
+        mail_id="k",
+        other_account_ids=["444455556666"],
+    )
+    message = parse(out.data)
+    body = message.get_body(("plain",)).get_content()
+    assert "i-aaa" in body and "i-bbb" not in body and "444455556666" not in body
+    assert list(message.iter_attachments()) == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    subject=st.text(
+        alphabet=st.sampled_from(list("aZ :=?\r\n\t\x0b\x0c\x85\u2028\u2029<>@,;\"'=_-ü日")), max_size=80
+    ),
+    name=st.text(alphabet=st.sampled_from(list("aZ \r\n:\u2028<>@")), max_size=30),
+    encoded=st.booleans(),
+)
+def test_no_generated_message_ever_gains_a_header_line(subject, name, encoded):
+    # CVE-2024-6923: re-setting a parsed header that holds an encoded newline could emit an extra header line.
+    if encoded:
+        subject = "=?utf-8?q?" + subject.replace(" ", "_").replace("\n", "=0A").replace("\r", "=0D") + "?="
+    raw = f"From: health@aws.com\r\nSubject: {subject.replace(chr(13), ' ').replace(chr(10), ' ')}\r\n\r\nBody\r\n"
+    parsed = parse_mail(raw.encode("utf-8", "surrogateescape"))
+    notice = mail(subject=parsed.subject or subject)
+    out = render(m=notice, a=account(name=name))
+    headers = out.data.split(b"\r\n\r\n", 1)[0]
+    names = [
+        line.split(b":", 1)[0] for line in headers.split(b"\r\n") if line and line[:1] not in (b" ", b"\t")
+    ]
+    assert names == [
+        b"From",
+        b"To",
+        b"Reply-To",
+        b"Subject",
+        b"Date",
+        b"Message-ID",
+        b"X-Rootmail-Mail-Id",
+        b"X-Rootmail-Account",
+        b"MIME-Version",
+        b"Content-Type",
+        b"Content-Language",
+    ]

@@ -14,14 +14,14 @@ from email.policy import SMTP
 from email.utils import formatdate, make_msgid
 from typing import Any
 
-from rootmail.domain.accounts import Account
+from rootmail.domain.accounts import OPERATIONS, Account, valid_address
 from rootmail.domain.mail import ParsedMail
+from rootmail.domain.notice import notice_facts
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")
-_ADDRESS = re.compile(
-    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$"
-)
 MAX_SUBJECT = 200
+# SES v2 takes messages up to 40 MB; an original larger than this (with room for our own part) is not attached.
+MAX_ATTACHED_ORIGINAL = 38 * 1024 * 1024
 
 
 def header_text(value: str, limit: int = MAX_SUBJECT) -> str:
@@ -30,14 +30,15 @@ def header_text(value: str, limit: int = MAX_SUBJECT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def valid_address(address: str) -> bool:
-    return bool(_ADDRESS.match(address)) and len(address) <= 254
-
-
 _TEXTS = {
     "en": {
         "subject": "[AWS notice] {subject}",
         "intro": "Amazon Web Services sent this notice about your AWS account {account_id}{name}.",
+        "says": "AWS says: {subject}",
+        "asks": "AWS asks: {ask}",
+        "asks_more": "          {ask}",
+        "deadline": "Deadline or date: {deadline}",
+        "too_large": " The original ({size} MB) is too large to attach: ask us for it if you need it.",
         "meta": "Sent by {sender} on {date}.",
         "attached": " The original message is attached.",
         "reply": "Reply to this mail to reach our support team; AWS's own sender does not receive replies.",
@@ -49,6 +50,11 @@ _TEXTS = {
     "ja": {
         "subject": "【AWS通知】{subject}",
         "intro": "お客様の AWS アカウント {account_id}{name} について、Amazon Web Services から以下の通知が届きました。",
+        "says": "通知の内容: {subject}",
+        "asks": "AWS からの依頼: {ask}",
+        "asks_more": "                {ask}",
+        "deadline": "期限・日時: {deadline}",
+        "too_large": "原文 ({size} MB) は大きすぎるため添付していません。必要な場合はお問い合わせください。",
         "meta": "送信元: {sender} / 日時: {date}。",
         "attached": "原文を添付しています。",
         "reply": "ご不明な点はこのメールへの返信でサポート窓口までお問い合わせください。",
@@ -80,21 +86,37 @@ def render_forward(
     reply_to: str,
     mail_id: str,
     other_account_ids: Sequence[str] = (),
+    kind: str = OPERATIONS,
 ) -> ForwardedMail:
-    """One customer mail for one account: a short header in the account's language, the original's text, and
-    the original itself attached. When the notice names other accounts delivered separately, this customer sees
-    only the lines about its own account and no attachment."""
-    to = tuple(c for c in account.contacts if valid_address(c))
+    """One customer mail for one account, to its contacts of `kind` (the kind the mail's category goes to): a
+    short header in the account's language, the original's text, and the original itself attached. When the
+    notice names other accounts delivered separately, this customer sees only the lines about its own account and
+    no attachment."""
+    to = tuple(c for c in account.contacts.of(kind) if valid_address(c))
     t = texts_for(account.language)
     name = f" ({header_text(account.name, 80)})" if account.name else ""
     subject = header_text(t["subject"].format(subject=mail.subject or "(no subject)"))
     text = mail.text.strip()
     meta = t["meta"].format(sender=mail.sender or "?", date=mail.date or t["unknown_date"])
-    header = [t["intro"].format(account_id=account.account_id, name=name), meta + t["attached"]]
+    attach = not other_account_ids and len(raw) <= MAX_ATTACHED_ORIGINAL
     if other_account_ids:
         text = _without_other_accounts(text, other_account_ids, t["omitted"])
-        header[1:] = [meta, t["shared"]]
-    body = "\n".join([*header, t["reply"], "", t["original"], "", text, ""])
+        meta += " " + t["shared"]
+    elif not attach:
+        meta += t["too_large"].format(size=round(len(raw) / 1024 / 1024, 1))
+    else:
+        meta += t["attached"]
+    facts = notice_facts(mail.subject, text)
+    header = [
+        t["intro"].format(account_id=account.account_id, name=name),
+        "",
+        t["says"].format(subject=header_text(mail.subject or "-")),
+    ]
+    for number, ask in enumerate(facts.asks):
+        header.append(t["asks" if number == 0 else "asks_more"].format(ask=ask))
+    if facts.deadline:
+        header.append(t["deadline"].format(deadline=facts.deadline))
+    body = "\n".join([*header, "", meta, t["reply"], "", t["original"], "", text, ""])
     message = EmailMessage(policy=SMTP)
     message["From"] = sender
     message["To"] = ", ".join(to)
@@ -105,7 +127,7 @@ def render_forward(
     message["X-Rootmail-Mail-Id"] = header_text(mail_id, 120)
     message["X-Rootmail-Account"] = account.account_id
     message.set_content(body, subtype="plain", charset="utf-8", cte="base64")
-    if not other_account_ids:
+    if attach:
         _attach_original(message, raw)
     # After the attachment: making the message multipart moves Content-* headers into the first part.
     message["Content-Language"] = account.language
