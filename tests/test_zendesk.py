@@ -448,3 +448,32 @@ def test_the_stand_in_serves_concurrent_requests_and_stops_without_leftovers(mon
         assert sorted(len(t["comments"]) for t in standin.tickets) == [5, 5, 5, 5]
         assert len({t["id"] for t in standin.tickets}) == 4
     assert set(threading.enumerate()) <= before
+
+
+def test_a_mail_on_a_case_whose_ticket_is_closed_opens_a_linked_follow_up(zendesk, desk):
+    closed = zendesk.seed_ticket(
+        subject="AWS case 171234567890", external_id="aws-case-171234567890", status="closed"
+    )
+    ref = case(desk, "msg-9", body="AWS reopened the case.")
+
+    assert ref.created and ref.ticket_id != closed
+    follow_up = zendesk.tickets[-1]
+    assert follow_up["external_id"] == "aws-case-171234567890"
+    assert follow_up["via_followup_source_id"] == closed
+    assert [c["body"].splitlines()[0] for c in follow_up["comments"]] == ["AWS reopened the case."]
+    assert len(zendesk.tickets[0]["comments"]) == 1  # the closed ticket is left as it was
+    # The next mail of the case threads into the follow-up, not the closed ticket nor a third one.
+    again = case(desk, "msg-10", body="More from AWS.")
+    assert again.ticket_id == ref.ticket_id and again.commented and len(zendesk.tickets) == 2
+
+
+def test_a_mail_already_on_a_closed_ticket_is_not_written_again(zendesk, desk):
+    closed = zendesk.seed_ticket(
+        subject="AWS case 171234567890",
+        external_id="aws-case-171234567890",
+        comments=[f"old text\n\n{MARKER}msg-1"],
+        status="closed",
+    )
+    ref = case(desk, "msg-1")
+    assert (ref.ticket_id, ref.created, ref.commented) == (closed, False, False)
+    assert len(zendesk.tickets) == 1

@@ -171,6 +171,16 @@ class ZendeskDesk:
         with self._lock, self._errors_mapped():
             self._restore_budget()
             found = self._lookup(external_id)
+            closed = [t for t in found if t.status == "closed"]
+            if found and len(closed) == len(found):
+                # Every ticket of this case is closed (Zendesk refuses changes to closed tickets): unless this mail
+                # is already on one of them, it opens a follow-up linked to the newest.
+                for ticket in found:
+                    if self._has_marker(ticket.id, message_key):
+                        return self._ref(ticket.id, created=False, commented=False, note=None)
+                fields = {**fields, "via_followup_source_id": int(closed[-1].id)}
+                found = []
+            found = [t for t in found if t.status != "closed"]
             if not found:
                 comment = self._comment(body, message_key, public, attachment)
                 try:

@@ -251,10 +251,13 @@ class ZendeskStandIn(_StandIn):
         external_id: str | None = None,
         comments: list[str] | None = None,
         public: bool = False,
+        status: str = "open",
     ) -> int:
         """A ticket that exists before the test (made by someone else); returns its id."""
         with self._lock:
-            ticket = self._new_ticket({"subject": subject, "external_id": external_id}, _API_USER_ID)
+            ticket = self._new_ticket(
+                {"subject": subject, "external_id": external_id, "status": status}, _API_USER_ID
+            )
             for body in comments or ["(seeded)"]:
                 self._add_comment(ticket, {"body": body, "public": public})
             return int(ticket["id"])
@@ -343,6 +346,14 @@ class ZendeskStandIn(_StandIn):
         if fields.get("safe_update") and fields.get("updated_stamp") != ticket["updated_at"]:
             return _Answer(
                 409, {"error": "UpdateConflict", "description": "The ticket was updated since updated_stamp"}
+            )
+        if ticket["status"] == "closed":
+            # As Zendesk: a closed ticket cannot be changed; a new mail needs a follow-up ticket.
+            details = {
+                "status": [{"description": "Status: closed prevents ticket update", "error": "ClosedTicket"}]
+            }
+            return _Answer(
+                422, {"error": "RecordInvalid", "description": "Record validation errors", "details": details}
             )
         invalid = self._invalid(fields, creating=False)
         if invalid:
@@ -433,6 +444,7 @@ class ZendeskStandIn(_StandIn):
             "priority": fields.get("priority"),
             "type": fields.get("type"),
             "status": fields.get("status") or "new",
+            "via_followup_source_id": fields.get("via_followup_source_id"),
             "tags": list(fields.get("tags") or []),
             "requester_id": requester_id,
             "comments": [],
