@@ -39,7 +39,7 @@ def suppressions_from(message: str | dict[str, Any]) -> list[Suppression]:
     if not isinstance(message, dict):
         return []
     kind = str(message.get("eventType") or message.get("notificationType") or "").lower()
-    mail = message.get("mail") if isinstance(message.get("mail"), dict) else {}
+    mail: dict[str, Any] = message["mail"] if isinstance(message.get("mail"), dict) else {}
     message_id = mail.get("messageId")
     mail_id = _header(mail, "X-Rootmail-Mail-Id")
     found: list[Suppression] = []
