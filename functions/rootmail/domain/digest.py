@@ -1,0 +1,112 @@
+"""The operators' hourly digest: queued mail grouped into patterns a person can name and write a rule for.
+
+Unclassified mail is grouped by sender and subject pattern (the variable parts masked); mail queued after a
+failed delivery is grouped by its reason, masked the same way. Plain Python over ledger records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+# Order matters: the most specific shapes are masked first.
+_MASKS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "<address>"),
+    (re.compile(r"\barn:[\w-]+:[^\s\]\)]+"), "<arn>"),
+    (
+        re.compile(r"\b(?:i|vol|snap|sg|subnet|vpc|eni|ami|igw|nat|rtb|acl|db|eipalloc)-[0-9a-f]{6,}\b"),
+        "<resource>",
+    ),
+    (re.compile(r"\b\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2})?(?:\s*(?:UTC|Z))?)?\b"), "<date>"),
+    (re.compile(r"\d{4}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日"), "<date>"),
+    (
+        re.compile(
+            r"\b(?:\d{1,2} )?(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.? \d{1,2}(?:, \d{4}| \d{4})?\b",
+            re.IGNORECASE,
+        ),
+        "<date>",
+    ),
+    (re.compile(r"(?<!\d)\d{15}(?!\d)|(?<!\d)\d{10}(?!\d)"), "<case>"),
+    (re.compile(r"(?<!\d)\d{4}-?\d{4}-?\d{4}(?!\d)"), "<account>"),
+    (re.compile(r"\"[^\"]{1,80}\"|“[^”]{1,80}”|「[^」]{1,80}」|'[^'\s][^']{0,78}'"), "<name>"),
+    (re.compile(r"\b\d+(?:[.,]\d+)*%?"), "<n>"),  # a number on its own, not the 2 of "EC2"
+)
+
+
+def mask(text: str) -> str:
+    """A subject or reason with its variable parts replaced by placeholders, whitespace folded."""
+    for pattern, placeholder in _MASKS:
+        text = pattern.sub(placeholder, text)
+    return " ".join(text.split())
+
+
+def pattern_id(kind: str, *parts: str) -> str:
+    """A short stable name for a pattern, for `retry pattern P` and the rule modal."""
+    return hashlib.sha256("\x1f".join((kind, *parts)).encode("utf-8")).hexdigest()[:8]
+
+
+@dataclass
+class Pattern:
+    id: str
+    kind: str  # "unclassified" or "failed"
+    sender: str | None
+    pattern: str  # the masked subject (unclassified) or reason (failed)
+    count: int = 0
+    accounts: set[str] = field(default_factory=set)
+    first_seen: str = ""
+    last_seen: str = ""
+    sample_subject: str = ""
+    mail_ids: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "sender": self.sender,
+            "pattern": self.pattern,
+            "count": self.count,
+            "accounts": len(self.accounts),
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+            "sample_subject": self.sample_subject,
+            "mail_ids": list(self.mail_ids),
+        }
+
+
+def _key(record: dict[str, Any]) -> tuple[str, str | None, str]:
+    """Unclassified mail by sender and subject pattern; everything else queued by its (masked) reason."""
+    if record.get("category") in (None, "unclassified") and not _failed(record):
+        return "unclassified", record.get("sender"), mask(record.get("subject") or "")
+    return "failed", None, mask(record.get("queue_reason") or "no reason recorded")
+
+
+def _failed(record: dict[str, Any]) -> bool:
+    # Queued because something went wrong, not because no rule knew the mail.
+    return (record.get("queue_reason") or "no rule matched") != "no rule matched"
+
+
+def group_queue(records: Iterable[dict[str, Any]]) -> list[Pattern]:
+    """Patterns of queued ledger records, the largest first (then the most recent)."""
+    patterns: dict[tuple[str, str | None, str], Pattern] = {}
+    for record in records:
+        if record.get("state") != "queued":
+            continue
+        key = _key(record)
+        kind, sender, text = key
+        found = patterns.get(key)
+        if found is None:
+            found = patterns[key] = Pattern(pattern_id(kind, sender or "", text), kind, sender, text)
+        seen = str(record.get("received_at") or record.get("updated_at") or "")
+        found.count += 1
+        found.accounts.update(record.get("account_ids") or [])
+        found.mail_ids.append(str(record["mail_id"]))
+        if not found.first_seen or (seen and seen < found.first_seen):
+            found.first_seen = seen
+        if seen >= found.last_seen:
+            found.last_seen = seen
+            found.sample_subject = str(record.get("subject") or "")
+    newest_first = sorted(patterns.values(), key=lambda p: (p.last_seen, p.id), reverse=True)
+    return sorted(newest_first, key=lambda p: -p.count)
