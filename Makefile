@@ -32,5 +32,9 @@ infra: install node_modules/.installed
 test: install node_modules/.installed lint
 	$(BIN)/pytest
 
+# Measured runs on the local emulator (scripts/bench.py): build/bench/report.md and report.json. Never asserts time.
+bench: install
+	$(BIN)/python scripts/bench.py
+
 clean:
 	rm -rf $(VENV) node_modules .serverless build .pytest_cache .mypy_cache .ruff_cache

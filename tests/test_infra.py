@@ -27,7 +27,23 @@ SERVERLESS_DIR = ROOT / ".serverless"
 TEMPLATE = SERVERLESS_DIR / "cloudformation-template-update-stack.json"
 SKIP_REQUIREMENTS = os.environ.get("ROOTMAIL_INFRA_SKIP_REQUIREMENTS") == "1"
 
-FUNCTIONS = ("ingest", "parse", "resolve", "classify", "forward", "ticket", "escalate", "alert", "record")
+FUNCTIONS = (
+    "ingest",
+    "parse",
+    "resolve",
+    "refresh",
+    "classify",
+    "forward",
+    "ticket",
+    "escalate",
+    "alert",
+    "record",
+    "sync",
+)
+NOT_TASKS = {
+    "ingest",
+    "sync",
+}  # ingest starts the state machine, the schedule runs sync; the rest are its tasks
 STAGE = "ci"
 
 # What the ci stage's names render to once the pseudo parameters are replaced by placeholders (see _target).
@@ -39,6 +55,9 @@ SENDER_IDENTITIES = {
     "arn:aws:ses:REGION:ACCOUNT:identity/no-reply@example.com",
     "arn:aws:ses:REGION:ACCOUNT:identity/example.com",
 }
+
+ORGANIZATION_ACCOUNTS = "arn:aws:organizations::ACCOUNT:account/o-*/*"
+ALTERNATE_CONTACTS = {"arn:aws:account::ACCOUNT:account/o-*/*", "arn:aws:account::ACCOUNT:account"}
 
 LOGS = ("logs:CreateLogStream", "logs:PutLogEvents")
 LEDGER_WRITE = ("dynamodb:UpdateItem",)
@@ -57,6 +76,13 @@ def _grants(*pairs: tuple[tuple[str, ...] | str, set[str] | str]) -> set[tuple[s
 def _logical(name: str) -> str:
     return name[0].upper() + name[1:]
 
+
+# Reading the organisation from the management account (the ci stage gives no organizationsRoleArn).
+READ_ORGANIZATION = _grants(
+    ("organizations:ListAccounts", "*"),
+    ("organizations:ListTagsForResource", ORGANIZATION_ACCOUNTS),
+    ("account:GetAlternateContact", ALTERNATE_CONTACTS),
+)
 
 # Every (action, resource) each function's role allows, and nothing more. Resources are logical IDs of the stack's
 # own resources, or ARNs with REGION/ACCOUNT for the pseudo parameters.
@@ -100,6 +126,28 @@ EXPECTED_GRANTS = {
         ("kms:Decrypt", ANY_KMS_KEY),
     ),
     "record": _grants((LOGS, "RecordLogGroup"), (LEDGER_WRITE, "LedgerTable")),
+    "sync": _grants((LOGS, "SyncLogGroup"), (("dynamodb:Scan", "dynamodb:BatchWriteItem"), "AccountsTable"))
+    | READ_ORGANIZATION,
+    "refresh": _grants(
+        (LOGS, "RefreshLogGroup"),
+        (
+            (
+                "dynamodb:Scan",
+                "dynamodb:BatchWriteItem",
+                "dynamodb:PutItem",
+                "dynamodb:GetItem",
+                "dynamodb:UpdateItem",
+            ),
+            "AccountsTable",
+        ),
+    )
+    | READ_ORGANIZATION,
+}
+ACCOUNTS_ENV = {
+    "ROOTMAIL_ACCOUNTS_TABLE",
+    "ROOTMAIL_ORGANIZATIONS_ROLE_ARN",
+    "ROOTMAIL_CONTACTS_TAG",
+    "ROOTMAIL_LANGUAGE_TAG",
 }
 
 # The ROOTMAIL_* variables each function gets (the contract's names; only what its code reads).
@@ -113,6 +161,7 @@ EXPECTED_ENV = {
         "ROOTMAIL_DELIVERIES_TABLE",
         "ROOTMAIL_SENDER_ADDRESS",
         "ROOTMAIL_REPLY_TO_ADDRESS",
+        "ROOTMAIL_CONTACT_KINDS",
     },
     "ticket": {
         "ROOTMAIL_MAIL_BUCKET",
@@ -120,6 +169,7 @@ EXPECTED_ENV = {
         "ROOTMAIL_ZENDESK_SUBDOMAIN",
         "ROOTMAIL_ZENDESK_EMAIL",
         "ROOTMAIL_ZENDESK_TOKEN_PARAMETER",
+        "ROOTMAIL_CONTACT_KINDS",
     },
     "escalate": {
         "ROOTMAIL_MAIL_BUCKET",
@@ -129,6 +179,7 @@ EXPECTED_ENV = {
         "ROOTMAIL_ZENDESK_TOKEN_PARAMETER",
         "ROOTMAIL_SLACK_TOKEN_PARAMETER",
         "ROOTMAIL_SLACK_CHANNEL",
+        "ROOTMAIL_CONTACT_KINDS",
     },
     "alert": {
         "ROOTMAIL_MAIL_BUCKET",
@@ -137,6 +188,8 @@ EXPECTED_ENV = {
         "ROOTMAIL_SLACK_CHANNEL",
     },
     "record": {"ROOTMAIL_LEDGER_TABLE"},
+    "sync": ACCOUNTS_ENV,
+    "refresh": ACCOUNTS_ENV,
 }
 
 TABLE_ENV = {
@@ -277,8 +330,42 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
+def _conditions(template: dict[str, Any], parameters: dict[str, str] | None = None) -> dict[str, bool]:
+    """The template's conditions, for its parameters' defaults or the values given."""
+    values = {name: p.get("Default", "") for name, p in template.get("Parameters", {}).items()}
+    values.update(parameters or {})
+
+    def evaluate(node: Any) -> Any:
+        if isinstance(node, dict):
+            (function, argument), *rest = node.items()
+            assert not rest, node
+            if function == "Ref":
+                return values[argument]
+            if function == "Fn::Equals":
+                return evaluate(argument[0]) == evaluate(argument[1])
+            if function == "Fn::Not":
+                return not evaluate(argument[0])
+            raise AssertionError(f"unexpected intrinsic in a condition: {node}")
+        return node
+
+    return {name: bool(evaluate(body)) for name, body in template.get("Conditions", {}).items()}
+
+
+def _statements(statements: list[Any], conditions: dict[str, bool]) -> Iterator[dict[str, Any]]:
+    """Statements with `Fn::If` taken the way the conditions go (`AWS::NoValue` drops the statement)."""
+    for statement in statements:
+        while set(statement) == {"Fn::If"}:
+            condition, when_true, when_false = statement["Fn::If"]
+            statement = when_true if conditions[condition] else when_false
+        if statement != {"Ref": "AWS::NoValue"}:
+            yield statement
+
+
 def _policy_statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Every statement of every permission policy in the stack (not trust policies), with its resource's ID."""
+    """Every statement of every permission policy in the stack (not trust policies), with its resource's ID, for
+    either value of every condition (a statement that only one branch grants is still checked)."""
+    conditions = _conditions(template)
+    variants = [conditions, {name: not value for name, value in conditions.items()}]
     for key, resource in template["Resources"].items():
         properties = resource.get("Properties", {})
         documents = []
@@ -287,15 +374,22 @@ def _policy_statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str
         elif resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::S3::BucketPolicy"):
             documents = [properties["PolicyDocument"]]
         for document in documents:
-            for statement in document["Statement"]:
-                yield key, statement
+            seen = []
+            for variant in variants:
+                for statement in _statements(document["Statement"], variant):
+                    if statement not in seen:
+                        seen.append(statement)
+                        yield key, statement
 
 
-def _role_grants(template: dict[str, Any], role: str) -> set[tuple[str, str]]:
+def _role_grants(
+    template: dict[str, Any], role: str, parameters: dict[str, str] | None = None
+) -> set[tuple[str, str]]:
     properties = template["Resources"][role]["Properties"]
+    conditions = _conditions(template, parameters)
     grants = set()
     for policy in properties.get("Policies", []):
-        for statement in policy["PolicyDocument"]["Statement"]:
+        for statement in _statements(policy["PolicyDocument"]["Statement"], conditions):
             assert statement["Effect"] == "Allow", statement
             for action in _as_list(statement["Action"]):
                 for resource in _as_list(statement["Resource"]):
@@ -339,9 +433,7 @@ def test_every_state_machine_task_invokes_the_function_its_definition_names(temp
             "Fn::GetAtt": [f"{_logical(function)}LambdaFunction", "Arn"]
         }
         used.add(function)
-    assert used == set(FUNCTIONS) - {
-        "ingest"
-    }  # ingest starts the machine; every other function is one of its tasks
+    assert used == set(FUNCTIONS) - NOT_TASKS
 
 
 @pytest.mark.infra
@@ -349,7 +441,7 @@ def test_the_state_machine_may_only_invoke_its_task_functions(template: dict[str
     role = template["Resources"]["TriageStateMachine"]["Properties"]["RoleArn"]["Fn::GetAtt"][0]
     grants = _role_grants(template, role)
     assert {action for action, _ in grants} == {"lambda:InvokeFunction"}
-    tasks = {f"{_logical(name)}LambdaFunction" for name in FUNCTIONS if name != "ingest"}
+    tasks = {f"{_logical(name)}LambdaFunction" for name in FUNCTIONS if name not in NOT_TASKS}
     # The function and its versions (`:*`), which the plugin adds for tasks that name a version.
     assert {target for _, target in grants} == tasks | {f"{task}:*" for task in tasks}
 
@@ -392,6 +484,10 @@ def test_each_function_role_grants_exactly_its_own_needs(template: dict[str, Any
         ("ticket", ("ssm:GetParameter", SLACK_TOKEN)),
         ("alert", ("ssm:GetParameter", ZENDESK_TOKEN)),
         ("record", ("states:StartExecution", "TriageStateMachine")),
+        ("resolve", ("organizations:ListAccounts", "*")),
+        ("resolve", ("dynamodb:PutItem", "AccountsTable")),
+        ("sync", ("dynamodb:PutItem", "AccountsTable")),
+        ("forward", ("dynamodb:Scan", "AccountsTable")),
     ],
 )
 def test_a_function_cannot_do_what_another_needs(
@@ -437,8 +533,35 @@ def test_each_function_gets_only_its_configuration(template: dict[str, Any], nam
             assert value == bucket_name
         elif key == "ROOTMAIL_STATE_MACHINE_ARN":
             assert value == {"Ref": "TriageStateMachine"}
+        elif key == "ROOTMAIL_ORGANIZATIONS_ROLE_ARN":
+            assert value == {"Ref": "OrganizationsRoleArn"}
         elif key.endswith("_TOKEN_PARAMETER"):
             assert value.startswith(f"/rootmail/{STAGE}/"), key
+
+
+@pytest.mark.infra
+def test_with_a_management_role_the_accounts_functions_may_only_assume_it(template: dict[str, Any]) -> None:
+    role = "arn:aws:iam::111122223333:role/rootmail-organizations-reader"
+    for name in ("sync", "refresh"):
+        grants = _role_grants(template, f"{_logical(name)}Role", {"OrganizationsRoleArn": role})
+        assert grants == (EXPECTED_GRANTS[name] - READ_ORGANIZATION) | {
+            ("sts:AssumeRole", "OrganizationsRoleArn")
+        }
+    parameter = template["Parameters"]["OrganizationsRoleArn"]
+    assert parameter["Default"] == ""
+    assert re.fullmatch(parameter["AllowedPattern"], role)
+    assert re.fullmatch(parameter["AllowedPattern"], "")
+    assert not re.fullmatch(parameter["AllowedPattern"], "rootmail-organizations-reader")
+
+
+@pytest.mark.infra
+def test_the_accounts_sync_runs_every_hour(template: dict[str, Any]) -> None:
+    (rule,) = _resources(template, "AWS::Events::Rule").values()
+    assert rule["Properties"]["ScheduleExpression"] == "rate(1 hour)"
+    assert rule["Properties"]["State"] == "ENABLED"
+    (target,) = rule["Properties"]["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["SyncLambdaFunction", "Arn"]}
+    assert _function(template, "sync")["Properties"]["Timeout"] == 900  # accounts_sync plans by the time left
 
 
 @pytest.mark.infra
@@ -531,7 +654,11 @@ def _looks_like_secret(text: str) -> bool:
 
 @pytest.mark.infra
 def test_no_secret_value_reaches_the_template(template: dict[str, Any]) -> None:
-    assert not _looks_like_secret(TEMPLATE.read_text(encoding="utf-8"))
+    text = TEMPLATE.read_text(encoding="utf-8")
+    # Generated logical IDs (SyncLambdaPermissionEventsRuleSchedule1) are names, not tokens.
+    for logical_id in sorted(template["Resources"], key=len, reverse=True):
+        text = text.replace(f'"{logical_id}"', '""')
+    assert not _looks_like_secret(text)
     kinds = {resource["Type"] for resource in template["Resources"].values()}
     assert not kinds & {"AWS::SSM::Parameter", "AWS::SecretsManager::Secret"}
     for name in FUNCTIONS:

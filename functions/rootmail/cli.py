@@ -7,8 +7,9 @@ import json
 import sys
 from pathlib import Path
 
+from rootmail.cli_accounts import add_commands as add_accounts_commands
 from rootmail.domain.rules import load_rule_files
-from rootmail.errors import RuleError
+from rootmail.errors import RootmailError
 
 DEFAULT_RULES = Path("rules")
 
@@ -54,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     push.add_argument("--rules", type=Path, default=DEFAULT_RULES, metavar="DIR")
     push.add_argument("--table", required=True, help="the rules table's name (stack output RulesTableName)")
     push.add_argument("--dry-run", action="store_true")
+
+    add_accounts_commands(commands)
     return parser
 
 
@@ -64,8 +67,12 @@ def main(argv: list[str] | None = None) -> int:
             return _triage(args)
         if args.command == "demo":
             return _demo(args)
+        if args.command == "accounts":
+            from rootmail.cli_accounts import run as run_accounts
+
+            return run_accounts(args)
         return _rules(args)
-    except (RuleError, ValueError) as exc:
+    except (RootmailError, ValueError) as exc:
         print(f"rootmail: {exc}", file=sys.stderr)
         return 2
 
@@ -97,16 +104,19 @@ def _triage(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from rootmail.local.demo import main as demo_main
-    from rootmail.offline import load_accounts
+    from rootmail.offline import load_accounts, management_account_of
 
     accounts = []
+    management: dict[str, str] = {}
     if args.accounts:
         contacts = args.contacts or args.accounts.with_name("contacts.json")
         accounts = load_accounts(args.accounts, contacts if contacts.is_file() else None)
+        found = management_account_of(args.accounts)
+        management = {"management_account": found} if found else {}
     if not args.mail_dir.is_dir():
         print(f"rootmail demo: {args.mail_dir}: no such folder", file=sys.stderr)
         return 2
-    return demo_main(args.mail_dir, accounts, load_rule_files(args.rules), args.report)
+    return demo_main(args.mail_dir, accounts, load_rule_files(args.rules), args.report, **management)
 
 
 def _rules(args: argparse.Namespace) -> int:

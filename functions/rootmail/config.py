@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from rootmail.domain.accounts import DEFAULT_MULTI_ACCOUNT_SENDERS
+from rootmail.domain.accounts import DEFAULT_CONTACT_KINDS, DEFAULT_MULTI_ACCOUNT_SENDERS, parse_contact_kinds
 from rootmail.domain.authenticity import DEFAULT_AWS_SENDER_DOMAINS
 from rootmail.errors import ConfigurationError
 
@@ -35,6 +35,25 @@ class Settings(BaseSettings):
     aws_sender_domains: Annotated[tuple[str, ...], NoDecode] = DEFAULT_AWS_SENDER_DOMAINS
     multi_account_senders: Annotated[tuple[str, ...], NoDecode] = DEFAULT_MULTI_ACCOUNT_SENDERS
     rules_cache_seconds: int = Field(default=60, ge=0, le=3600)
+    # Accounts and contacts from AWS Organizations (the hourly sync and the pipeline's refresh).
+    # A role in the management account to assume; unset or empty: call Organizations with our own role.
+    organizations_role_arn: str | None = None
+    contacts_tag: str = Field(default="rootmail:contacts", min_length=1, max_length=120)
+    language_tag: str = Field(default="rootmail:language", min_length=1, max_length=128)
+    # Read the AWS alternate contacts for the kinds no tag names.
+    alternate_contacts: bool = True
+    # category → kind of contact (operations, security, billing): `category=kind,...` over the defaults.
+    contact_kinds: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=lambda: dict(DEFAULT_CONTACT_KINDS)
+    )
+    # Per-account calls in flight; every account's contacts re-read once per this many hours; at most this many
+    # accounts' contacts read in one run (0: no limit).
+    sync_concurrency: int = Field(default=4, ge=1, le=16)
+    sync_refresh_hours: int = Field(default=24, ge=1, le=24 * 7)
+    sync_detail_budget: int = Field(default=2500, ge=0)
+    # The pipeline's refresh for an unknown root address: one per window; a mail finding one running waits this long.
+    accounts_refresh_seconds: int = Field(default=300, ge=0, le=86400)
+    accounts_refresh_wait_seconds: int = Field(default=30, ge=1, le=600)
 
     @field_validator("aws_sender_domains", "multi_account_senders", mode="before")
     @classmethod
@@ -45,6 +64,11 @@ class Settings(BaseSettings):
                 raise ValueError("must name at least one entry")
             return items
         return value
+
+    @field_validator("contact_kinds", mode="before")
+    @classmethod
+    def _contact_kinds(cls, value: object) -> object:
+        return parse_contact_kinds(value) if isinstance(value, str) else value
 
     def require(self, name: str) -> str:
         value = getattr(self, name)

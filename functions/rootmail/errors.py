@@ -77,3 +77,7 @@ class SlackRejected(DeliveryRejected):
 
 class TriageNotStarted(RootmailError):
     """The triage execution could not be started (the S3 event is retried by Lambda's async retries)."""
+
+
+class OrganizationsUnavailable(RootmailError):
+    """AWS Organizations could not be used at all (the management role could not be assumed): nothing synced."""

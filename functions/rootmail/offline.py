@@ -12,6 +12,7 @@ from rootmail.domain.accounts import Account, resolve_accounts
 from rootmail.domain.authenticity import DEFAULT_AWS_SENDER_DOMAINS, assess
 from rootmail.domain.parsing import parse_mail
 from rootmail.domain.rules import Rule
+from rootmail.domain.sync import ListedAccount
 from rootmail.domain.triage import decide
 
 
@@ -33,12 +34,10 @@ class AccountDirectory:
         return self.by_email_map.get(email.lower())
 
 
-def load_accounts(path: Path, contacts_path: Path | None = None) -> list[Account]:
-    """Accounts from a JSON array shaped like Organizations ListAccounts' `Accounts`, with optional contacts
-    (`{"<id>": {"contacts": [...], "language": "ja"}}`)."""
+def read_account_items(path: Path) -> list[dict[str, Any]]:
+    """A JSON array shaped like Organizations ListAccounts' `Accounts` (or the whole answer)."""
     try:
         items = json.loads(path.read_text(encoding="utf-8"))
-        contacts = json.loads(contacts_path.read_text(encoding="utf-8")) if contacts_path else {}
     except (OSError, ValueError) as exc:
         raise ValueError(f"cannot read accounts: {exc}") from None
     if isinstance(items, dict) and "Accounts" in items:
@@ -47,7 +46,31 @@ def load_accounts(path: Path, contacts_path: Path | None = None) -> list[Account
         isinstance(i, dict) and "Id" in i and "Email" in i for i in items
     ):
         raise ValueError(f"{path}: expected a JSON array of ListAccounts items, each with Id and Email")
-    return [Account.from_organizations(item, contacts.get(str(item["Id"]))) for item in items]
+    return items
+
+
+def load_accounts(path: Path, contacts_path: Path | None = None) -> list[Account]:
+    """Accounts from a ListAccounts-shaped file, with optional contacts (`{"<id>": {"contacts": [...],
+    "language": "ja"}}`: every kind of notice; `"operations"`, `"security"`, `"billing"` lists set one kind)."""
+    items = read_account_items(path)
+    try:
+        contacts = json.loads(contacts_path.read_text(encoding="utf-8")) if contacts_path else {}
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read contacts: {exc}") from None
+    accounts = []
+    for item in items:
+        try:
+            accounts.append(Account.from_organizations(item, contacts.get(str(item["Id"]))))
+        except ValueError as exc:
+            raise ValueError(f"{contacts_path}: account {item['Id']}: {exc}") from None
+    return accounts
+
+
+def management_account_of(path: Path) -> str | None:
+    """The management account named by the items' ARNs (arn:aws:organizations::<management>:account/...)."""
+    found = {ListedAccount.from_item(item).management_account_id for item in read_account_items(path)}
+    found.discard(None)
+    return found.pop() if len(found) == 1 else None
 
 
 def triage_file(

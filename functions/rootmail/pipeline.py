@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from rootmail.accounts_sync import deadline_for, options_from_settings, sync_accounts
 from rootmail.adapters.executions import execution_name
-from rootmail.domain.accounts import Account, Resolution, resolve_accounts
+from rootmail.domain.accounts import Account, Resolution, contact_kind, resolve_accounts
 from rootmail.domain.authenticity import assess
 from rootmail.domain.mail import ParsedMail
 from rootmail.domain.parsing import parse_mail
@@ -89,8 +92,67 @@ def resolve_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
         rt.accounts.by_email,
         rt.accounts.by_id,
         multi_account=(mail.get("sender") or "") in rt.settings.multi_account_senders,
+        # Once per execution: after RefreshAccounts (or its failure) this state runs again as ResolveAgain.
+        may_refresh="refresh" not in event and "refresh_error" not in event,
     )
+    if ("refresh" in event or "refresh_error" in event) and not resolution.envelope_known:
+        resolution = replace(resolution, notes=(*resolution.notes, _refresh_note(event)))
     return resolution.to_dict()
+
+
+def _refresh_note(event: dict[str, Any]) -> str:
+    """What the accounts refresh did, for the operators reading why a mail is queued."""
+    if "refresh_error" in event:
+        return f"the accounts refresh failed ({_error_text(event['refresh_error'])})"
+    refresh = event["refresh"]
+    status, at = refresh.get("status"), refresh.get("at")
+    if status == "refreshed":
+        return f"still unknown after refreshing the accounts from Organizations at {at}"
+    if status == "recent":
+        return f"the accounts were refreshed at {at} (one refresh per window)"
+    if status == "in-progress":
+        return f"an accounts refresh was still running (since {at})"
+    return f"the accounts refresh did not complete: {refresh.get('detail')}"
+
+
+def refresh_step(
+    event: dict[str, Any], rt: Runtime, *, remaining_seconds: float | None = None
+) -> dict[str, Any]:
+    """RefreshAccounts: the envelope's root address is unknown (an account created since the last sync). One
+    listing per window for the whole pipeline: the first mail claims it and syncs the new accounts; a mail that
+    finds it running waits `wait_seconds` (a Wait state) and resolves again; one that finds it done resolves again
+    at once. The refresh adds and updates accounts but re-reads no rotating slice of contacts."""
+    now = datetime.now(UTC)
+    claim = rt.accounts.claim_refresh(now, timedelta(seconds=rt.settings.accounts_refresh_seconds))
+    if not claim.claimed:
+        if claim.state == "running":
+            return {
+                "status": "in-progress",
+                "at": claim.started_at,
+                "wait_seconds": rt.settings.accounts_refresh_wait_seconds,
+            }
+        return {"status": "recent", "at": claim.finished_at or claim.started_at, "wait_seconds": 0}
+    try:
+        report = sync_accounts(
+            rt.organization(),
+            rt.accounts,
+            options_from_settings(rt.settings, rotate=False),
+            now=now,
+            deadline=deadline_for(remaining_seconds),
+        )
+    except Exception as exc:
+        rt.accounts.finish_refresh(claim, datetime.now(UTC), {"error": f"{type(exc).__name__}: {exc}"})
+        raise
+    summary = report.to_dict(limit=10)
+    rt.accounts.finish_refresh(claim, datetime.now(UTC), summary)
+    logger.info("accounts refreshed for an unknown root address", extra=summary)
+    return {
+        "status": "refreshed" if report.listing_complete else "incomplete",
+        "at": claim.started_at,
+        "detail": report.listing_error or f"{len(report.added)} account(s) added",
+        "added": len(report.added),
+        "wait_seconds": 0,
+    }
 
 
 def classify_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
@@ -124,6 +186,8 @@ def _guarded(rt: Runtime, delivery_id: str, owner: str, send: Any, base: dict[st
 def forward_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     raw, mail = load_mail(rt, event["key"])
     resolution = Resolution.from_dict(event["resolution"])
+    category = event["classification"]["category"]
+    kind = contact_kind(category, rt.settings.contact_kinds)
     deliveries: list[dict[str, Any]] = []
     undelivered: list[dict[str, str]] = []
     for account in resolution.accounts:
@@ -135,11 +199,11 @@ def forward_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
             reply_to=rt.settings.require("reply_to_address"),
             mail_id=event["mail_id"],
             other_account_ids=[a.account_id for a in resolution.accounts if a is not account],
+            kind=kind,
         )
         if not rendered.to:
-            undelivered.append(
-                {"account_id": account.account_id, "reason": "the account has no customer contact"}
-            )
+            reason = f"the account has no customer contact for {kind} notices ({category})"
+            undelivered.append({"account_id": account.account_id, "reason": reason})
             continue
         recipient = ", ".join(rendered.to)
         deliveries.append(
@@ -169,7 +233,8 @@ def ticket_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     resolution = Resolution.from_dict(event["resolution"])
     if not mail.case_id:
         raise DeliveryRejected("a support-case mail without an AWS case ID: no ticket to thread it into")
-    requester = _first_contact(resolution.accounts)
+    kind = contact_kind(event["classification"]["category"], rt.settings.contact_kinds)
+    requester = _first_contact(resolution.accounts, kind)
     case_id = mail.case_id
 
     def open_ticket() -> dict[str, Any]:
@@ -198,7 +263,9 @@ def escalate_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     raw, mail = load_mail(rt, event["key"])
     resolution = Resolution.from_dict(event["resolution"])
     decision = event["classification"]
-    requester = _first_contact(resolution.accounts)
+    requester = _first_contact(
+        resolution.accounts, contact_kind(decision["category"], rt.settings.contact_kinds)
+    )
     account = resolution.accounts[0] if resolution.accounts else None
 
     def open_ticket() -> dict[str, Any]:
@@ -266,8 +333,9 @@ def _alert(
     )
 
 
-def _first_contact(accounts: Iterable[Account]) -> str | None:
-    return next((c for a in accounts for c in a.contacts), None)
+def _first_contact(accounts: Iterable[Account], kind: str) -> str | None:
+    """The ticket's requester: the first contact of the mail's kind (customers are notified of urgent tickets)."""
+    return next((c for a in accounts for c in a.contacts.of(kind)), None)
 
 
 # ---- record -------------------------------------------------------------------------------------------------
@@ -342,6 +410,7 @@ __all__ = [
     "outcome",
     "parse_step",
     "record_step",
+    "refresh_step",
     "resolve_step",
     "start_triage",
     "ticket_step",

@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
+from rootmail.adapters.aws import describe
 from rootmail.adapters.executions import TriageStarter
 from rootmail.adapters.mailer import SesMailer
 from rootmail.adapters.mailstore import MailStore
@@ -17,14 +19,18 @@ from rootmail.adapters.secrets import read_secret
 from rootmail.adapters.tables import AccountsTable, DeliveryGuard, Ledger, RulesTable
 from rootmail.config import Settings, get_settings
 from rootmail.domain.rules import Rule, compile_rules
-from rootmail.errors import RulesUnavailable
+from rootmail.errors import OrganizationsUnavailable, RulesUnavailable
 
 if TYPE_CHECKING:
+    from rootmail.adapters.organizations import Organization
     from rootmail.adapters.slack import SlackNotifier
     from rootmail.adapters.zendesk import ZendeskDesk
 
 # Few SDK retries: retrying with backoff is the state machine's job, where it is visible and bounded.
 _SDK_CONFIG = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5, read_timeout=30)
+# Organizations and the Account API throttle large organisations, and the sync makes thousands of calls in one run:
+# adaptive mode backs off and paces the client's calls (shared by the sync's threads) to what the API accepts.
+_ORGANIZATIONS_MAX_ATTEMPTS = 10
 
 
 class Runtime:
@@ -74,6 +80,44 @@ class Runtime:
     def starter(self) -> TriageStarter:
         name = self.settings.require("state_machine_arn")
         return TriageStarter(self.client("stepfunctions"), name)
+
+    def organization(self) -> Organization:
+        """Organizations and the Account API as the management account, through the configured role if any.
+        Built anew for each run: an assumed role's credentials expire, and a warm container outlives them."""
+        from rootmail.adapters.organizations import Organization
+
+        session = self._management_session()
+        config = Config(
+            retries={"mode": "adaptive", "max_attempts": _ORGANIZATIONS_MAX_ATTEMPTS},
+            connect_timeout=5,
+            read_timeout=30,
+            max_pool_connections=max(10, self.settings.sync_concurrency + 2),
+        )
+        return Organization(
+            session.client("organizations", config=config),
+            session.client("account", config=config),
+            contacts_tag=self.settings.contacts_tag,
+            language_tag=self.settings.language_tag,
+            alternate_contacts=self.settings.alternate_contacts,
+            concurrency=self.settings.sync_concurrency,
+        )
+
+    def _management_session(self) -> boto3.session.Session:
+        role = self.settings.organizations_role_arn
+        if not role:
+            return boto3.session.Session()
+        try:
+            credentials = self.client("sts").assume_role(
+                RoleArn=role, RoleSessionName="rootmail-accounts-sync", DurationSeconds=3600
+            )["Credentials"]
+        except (ClientError, BotoCoreError) as exc:
+            raise OrganizationsUnavailable(f"cannot assume {role}: {describe(exc)}") from None
+        return boto3.session.Session(
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+            region_name=boto3.session.Session().region_name,
+        )
 
     @cached_property
     def desk(self) -> ZendeskDesk:

@@ -13,7 +13,9 @@ _ASK = re.compile(
     re.IGNORECASE,
 )
 # Lines that read like an ask but are boilerplate.
-_NOT_AN_ASK = re.compile(r"(cannot accept incoming|no further action|ignore this (?:e-?)?mail|無視してください)", re.IGNORECASE)
+_NOT_AN_ASK = re.compile(
+    r"(cannot accept incoming|no further action|ignore this (?:e-?)?mail|無視してください)", re.IGNORECASE
+)
 _MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
 _MONTHS_SHORT = "Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec"
 _DATE = re.compile(
@@ -50,7 +52,12 @@ def notice_facts(subject: str, text: str) -> NoticeFacts:
         stripped = line.strip()
         if not stripped or stripped.startswith((">", "http")):
             continue
-        if len(asks) < MAX_ASKS and line is not subject and _ASK.search(stripped) and not _NOT_AN_ASK.search(stripped):
+        if (
+            len(asks) < MAX_ASKS
+            and line is not subject
+            and _ASK.search(stripped)
+            and not _NOT_AN_ASK.search(stripped)
+        ):
             short = _short(stripped)
             if short not in asks:
                 asks.append(short)

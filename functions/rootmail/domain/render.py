@@ -26,7 +26,9 @@ MAX_ATTACHED_ORIGINAL = 38 * 1024 * 1024
 
 def header_text(value: str, limit: int = MAX_SUBJECT) -> str:
     """One line of header text: CR, LF and other controls become spaces (no header injection), length bounded."""
-    text = " ".join(_CONTROL.sub(" ", value).split())
+    # "=?" starts an RFC 2047 encoded word that the email package would decode again, newlines included
+    # (CVE-2024-6923): our values are already decoded, so a literal one is broken up.
+    text = " ".join(_CONTROL.sub(" ", value).split()).replace("=?", "= ?")
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

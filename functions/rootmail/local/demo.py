@@ -16,9 +16,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from rootmail.domain.accounts import Account
+from rootmail.adapters.tables import AccountsTable
+from rootmail.cli_accounts import contacts_text
+from rootmail.domain.accounts import CONTACT_KINDS, Account
 from rootmail.domain.rules import Rule
-from rootmail.local.emulator import LocalPipeline
+from rootmail.local.emulator import MANAGEMENT_ACCOUNT, LocalPipeline
 
 _KEY_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -35,10 +37,20 @@ def run_pipeline(
     *,
     log: TextIO,
     progress: TextIO,
+    management_account: str = MANAGEMENT_ACCOUNT,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Run every file through the local pipeline; return the per-mail report and the evidence."""
-    with LocalPipeline() as pipeline, _quiet(log):
-        pipeline.seed_accounts(accounts)
+    """Put the accounts in the local organisation and fill the accounts table with the real sync function; then
+    run every file through the local pipeline; return the per-mail report and the evidence."""
+    with LocalPipeline(management_account=management_account) as pipeline, _quiet(log):
+        pipeline.seed_organization(accounts)
+        sync = pipeline.sync_accounts()
+        table = AccountsTable(pipeline.client("dynamodb"), pipeline.tables["accounts"])
+        synced = [a.to_dict() for _, a in sorted(table.load_accounts().items())]
+        print(
+            f"  accounts table filled by the sync function: {sync['added']} account(s) from Organizations, "
+            f"{sync['api_calls_total']} API call(s)",
+            file=progress,
+        )
         pipeline.seed_rules(rules)
         keys: dict[str, Path] = {}
         started = time.monotonic()
@@ -72,6 +84,8 @@ def run_pipeline(
                 }
             )
         evidence = {
+            "accounts_sync": sync,
+            "accounts": synced,
             "executions": {s: n for s, n in Counter(e["status"] for e in executions).items()},
             "mails_sent": pipeline.sent_mail(),
             "tickets": pipeline.zendesk.tickets,
@@ -121,12 +135,34 @@ def render_summary(
         f"Every mail in a terminal state: {'yes' if terminal == len(report) else 'NO'} ({terminal}/{len(report)})"
     )
     lines.append("")
+    lines.extend(_accounts_lines(evidence))
+    lines.append("")
     lines.extend(_evidence_lines(evidence))
     lines.append(_cross_check(report, evidence)[1])
     lines.append("")
     lines.append(f"JSON report: {report_path}")
     lines.append(f"Handler logs and metrics: {log_path}")
     return "\n".join(lines)
+
+
+def _accounts_lines(evidence: dict[str, Any]) -> list[str]:
+    """The accounts table as the sync left it: where each account's contacts and language came from."""
+    sync = evidence.get("accounts_sync") or {}
+    calls = ", ".join(f"{op} {n}" for op, n in sync.get("api_calls", {}).items())
+    lines = [
+        f"Accounts (synced from the local AWS Organizations by the sync function): added {sync.get('added', 0)}, "
+        f"changed {sync.get('changed', 0)}, deactivated {sync.get('deactivated', 0)}; API calls: {calls or 'none'}",
+        f"  contacts per kind of notice ({', '.join(CONTACT_KINDS)}): one list when the same for every kind",
+    ]
+    for data in evidence.get("accounts", []):
+        account = Account.from_dict(data)
+        state = "active" if account.active else f"inactive: {account.inactive_reason}"
+        source = f" (from {account.contacts_from})" if account.contacts_from else ""
+        lines.append(
+            f"    {account.account_id} {account.name[:24]:<24} [{account.language}] {state:<32} "
+            f"{contacts_text(account)}{source}"
+        )
+    return lines
 
 
 def _evidence_lines(evidence: dict[str, Any]) -> list[str]:
@@ -148,7 +184,8 @@ def _evidence_lines(evidence: dict[str, Any]) -> list[str]:
     for t in tickets:
         lines.append(
             f"    #{t['id']} [{t.get('priority') or 'normal'}] {t['subject']} "
-            f"(external_id {t.get('external_id')}, {len(t.get('comments', []))} comment(s))"
+            f"(external_id {t.get('external_id')}, {len(t.get('comments', []))} comment(s), "
+            f"requester {(t.get('requester') or {}).get('email') or '-'})"
         )
     lines.append("  Slack (operators' channel):")
     for message in messages:
@@ -196,7 +233,13 @@ def write_report(report: list[dict[str, Any]], path: Path) -> None:
     path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def main(mail_dir: Path, accounts: list[Account], rules: list[Rule], report_path: Path) -> int:
+def main(
+    mail_dir: Path,
+    accounts: list[Account],
+    rules: list[Rule],
+    report_path: Path,
+    management_account: str = MANAGEMENT_ACCOUNT,
+) -> int:
     files = sorted(p for p in mail_dir.glob("*.eml") if p.is_file())
     if not files:
         print(f"rootmail demo: no .eml files in {mail_dir}", file=sys.stderr)
@@ -209,7 +252,9 @@ def main(mail_dir: Path, accounts: list[Account], rules: list[Rule], report_path
     log_path = report_path.with_suffix(".log")
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("w", encoding="utf-8") as log:
-        report, evidence = run_pipeline(files, accounts, rules, log=log, progress=sys.stdout)
+        report, evidence = run_pipeline(
+            files, accounts, rules, log=log, progress=sys.stdout, management_account=management_account
+        )
     write_report(report, report_path)
     print(render_summary(report, evidence, report_path, log_path))
     unfinished = [r for r in report if r["state"] in {"in-flight", "missing"}]

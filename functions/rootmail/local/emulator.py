@@ -22,22 +22,42 @@ from moto import mock_aws
 
 from rootmail import runtime as runtime_module
 from rootmail.adapters.tables import AccountsTable, Ledger, RulesTable
+from rootmail.config import Settings
 from rootmail.domain.accounts import Account
 from rootmail.domain.rules import Rule
 from rootmail.local.moto_lambda import check_function, lambdas_in_process
+from rootmail.local.organization import LocalOrganization, seed_of
 from rootmail.local.standins import SlackStandIn, ZendeskStandIn
 
 ROOT = Path(__file__).resolve().parents[3]
 DEFINITION = ROOT / "statemachine" / "triage.asl.json"
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account
+# The local organisation's management account (the sample organisation's, tests/corpus/accounts.json). The sync
+# reaches it as on AWS from a stack outside it: through a role assumed there (moto's STS gives credentials for that
+# account; moto does not check that the role exists).
+MANAGEMENT_ACCOUNT = "998877665544"
 PREFIX = "incoming/"
 
 # The Lambda functions of serverless.yml, by key, with the same handler strings (tests/test_infra.py checks it).
 FUNCTIONS: dict[str, str] = {
     name: f"rootmail.handlers.{name}.handler"
-    for name in ("ingest", "parse", "resolve", "classify", "forward", "ticket", "escalate", "alert", "record")
+    for name in (
+        "ingest",
+        "parse",
+        "resolve",
+        "refresh",
+        "classify",
+        "forward",
+        "ticket",
+        "escalate",
+        "alert",
+        "record",
+        "sync",
+    )
 }
+# Timeouts that differ from the default, as in serverless.yml (the handlers plan their work by the time left).
+TIMEOUTS: dict[str, int] = {"sync": 900, "refresh": 300}
 
 
 def resolve_resources(node: Any, arns: dict[str, str]) -> Any:
@@ -64,6 +84,8 @@ class LocalPipeline:
     slack_channel: str = "#rootmail-ops"
     zendesk: ZendeskStandIn = field(default_factory=ZendeskStandIn)
     slack: SlackStandIn = field(default_factory=SlackStandIn)
+    management_account: str = MANAGEMENT_ACCOUNT
+    settings: dict[str, str] = field(default_factory=dict)  # more ROOTMAIL_* values for the functions
 
     def __post_init__(self) -> None:
         name = f"rootmail-{self.stage}"
@@ -145,8 +167,12 @@ class LocalPipeline:
             "ROOTMAIL_RULES_CACHE_SECONDS": "0",
             "ZENPY_FORCE_NETLOC": self.zendesk.netloc,
             "ZENPY_FORCE_SCHEME": "http",
+            "ROOTMAIL_ORGANIZATIONS_ROLE_ARN": (
+                f"arn:aws:iam::{self.management_account}:role/rootmail-{self.stage}-organizations"
+            ),
             "POWERTOOLS_SERVICE_NAME": "rootmail",
             "POWERTOOLS_METRICS_NAMESPACE": "rootmail",
+            **{f"ROOTMAIL_{name.upper()}": value for name, value in self.settings.items()},
         }
 
     # ---- resources ----------------------------------------------------------------------------------------
@@ -185,7 +211,7 @@ class LocalPipeline:
                 Role=role,
                 Handler=handler,
                 Code={"ZipFile": code.getvalue()},
-                Timeout=60,
+                Timeout=TIMEOUTS.get(name, 60),
                 MemorySize=512,
                 Environment={"Variables": function_env},
             )["FunctionArn"]
@@ -243,6 +269,33 @@ class LocalPipeline:
 
     def seed_accounts(self, accounts: Iterable[Account]) -> int:
         return AccountsTable(self.client("dynamodb"), self.tables["accounts"]).put_all(accounts)
+
+    def organization(self) -> LocalOrganization:
+        return LocalOrganization(self.management_account, REGION)
+
+    def seed_organization(self, accounts: Iterable[Account]) -> int:
+        """The accounts as the local organisation's (the management account's entry updates it): contacts as tags
+        or alternate contacts, languages as tags, under the configured tag keys."""
+        defaults = Settings.model_fields
+        contacts_tag = self.settings.get("contacts_tag", defaults["contacts_tag"].default)
+        language_tag = self.settings.get("language_tag", defaults["language_tag"].default)
+        seeds = [seed_of(a, contacts_tag=contacts_tag, language_tag=language_tag) for a in accounts]
+        organization = self.organization()
+        management = next((s for s in seeds if s.account_id == self.management_account), None)
+        organization.create(
+            email=management.email if management else None, name=management.name if management else None
+        )
+        return organization.add(seeds)
+
+    def sync_accounts(self) -> dict[str, Any]:
+        """Invoke the deployed `sync` function (what its hourly schedule does); its report."""
+        answer = self.client("lambda").invoke(FunctionName=f"rootmail-{self.stage}-sync", Payload=b"{}")
+        report: dict[str, Any] = json.loads(answer["Payload"].read())
+        if answer.get("FunctionError"):
+            raise RuntimeError(
+                f"the sync function failed: {report.get('errorType')}: {report.get('errorMessage')}"
+            )
+        return report
 
     def seed_rules(self, rules: Iterable[Rule]) -> int:
         return RulesTable(self.client("dynamodb"), self.tables["rules"]).put_all(r.to_item() for r in rules)

@@ -1,0 +1,285 @@
+"""The accounts sync, decided without AWS: what Organizations lists and says about contacts, against what the
+accounts table holds → what to add, change and deactivate, and which accounts' contacts to read this run.
+
+Rules:
+- An account listed by Organizations is kept up to date (email, name, status). An account whose status is not
+  ACTIVE (suspended, pending closure, closed) is kept, marked inactive with the time it was first seen so.
+- An account missing from the listing is marked inactive ("left the organisation") only when the listing
+  completed: one failed or cut-short page never deactivates anything. Accounts are never deleted.
+- Contacts and language cost one or more calls per account, so they are read for new accounts, for accounts still
+  waiting for them, for accounts an operator names, and for a rotating slice of the rest: each account once per
+  `refresh_hours` (24: 1/24 of the accounts each hour). An unchanged organisation costs the listing pages plus
+  that slice, and writes nothing.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+from rootmail.domain.accounts import (
+    ACTIVE,
+    CONTACT_KINDS,
+    DEFAULT_LANGUAGE,
+    Account,
+    Contacts,
+    normalize_language,
+    split_addresses,
+    valid_address,
+)
+
+LEFT_ORGANIZATION = "left the organisation"
+
+
+@dataclass(frozen=True)
+class ListedAccount:
+    """One `Accounts` item of ListAccounts, reduced to what the table keeps."""
+
+    account_id: str
+    email: str
+    name: str = ""
+    status: str = ACTIVE
+    management_account_id: str | None = None  # from the item's ARN: the organisation's management account
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, object]) -> ListedAccount:
+        arn = str(item.get("Arn", ""))
+        parts = arn.split(":")
+        management = parts[4] if len(parts) > 5 and parts[4].isdigit() else None
+        # `State` replaces the deprecated `Status` (it adds PENDING_ACTIVATION and CLOSED); either may be present.
+        status = str(item.get("State") or item.get("Status") or ACTIVE)
+        return cls(
+            account_id=str(item["Id"]),
+            email=str(item.get("Email", "")).lower(),
+            name=str(item.get("Name", "")),
+            status=status,
+            management_account_id=management,
+        )
+
+    @property
+    def is_management(self) -> bool:
+        return self.management_account_id == self.account_id
+
+
+@dataclass(frozen=True)
+class TagContacts:
+    """What an account's tags say: contacts for some kinds, maybe a language, and what was wrong with them."""
+
+    contacts: Contacts = field(default_factory=Contacts)
+    language: str | None = None
+    problems: tuple[str, ...] = ()
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return self.contacts.kinds()
+
+
+def contacts_from_tags(tags: Mapping[str, str], contacts_tag: str, language_tag: str) -> TagContacts:
+    """`<contacts_tag>` holds addresses for every kind, `<contacts_tag>:<kind>` for one kind (it wins for that
+    kind); `<language_tag>` the language. Invalid addresses and unknown languages are dropped and reported."""
+    problems: list[str] = []
+
+    def addresses(key: str) -> tuple[str, ...]:
+        if key not in tags:
+            return ()
+        found = split_addresses(tags[key])
+        bad = [a for a in found if not valid_address(a)]
+        if bad:
+            problems.append(f"tag {key}: {len(bad)} invalid address(es) ignored")
+        return tuple(a for a in found if valid_address(a))
+
+    general = addresses(contacts_tag)
+    kinds = {kind: addresses(f"{contacts_tag}:{kind}") or general for kind in CONTACT_KINDS}
+    language = None
+    if language_tag in tags:
+        language = normalize_language(tags[language_tag])
+        if language is None:
+            problems.append(f"tag {language_tag}: unsupported language {tags[language_tag]!r} ignored")
+    return TagContacts(Contacts.of_kinds(kinds), language, tuple(problems))
+
+
+@dataclass(frozen=True)
+class AccountDetails:
+    """An account's contacts and language as Organizations has them (tags first, then alternate contacts)."""
+
+    contacts: Contacts = field(default_factory=Contacts)
+    language: str | None = None
+    sources: str = ""
+    problems: tuple[str, ...] = ()
+
+
+def combine_details(tagged: TagContacts, alternates: Mapping[str, str]) -> AccountDetails:
+    """Per kind: the tags' addresses when they name any, else the alternate contact of that kind."""
+    kinds: dict[str, tuple[str, ...]] = {}
+    used: list[str] = []
+    problems = list(tagged.problems)
+    for kind in CONTACT_KINDS:
+        if tagged.contacts.of(kind):
+            kinds[kind] = tagged.contacts.of(kind)
+            used.append("tags")
+        elif kind in alternates:
+            address = alternates[kind].strip()
+            if valid_address(address):
+                kinds[kind] = (address,)
+                used.append("alternate-contacts")
+            else:
+                problems.append(f"alternate contact {kind.upper()}: invalid address ignored")
+    return AccountDetails(
+        Contacts.of_kinds(kinds), tagged.language, "+".join(dict.fromkeys(used)), tuple(problems)
+    )
+
+
+# ---- which accounts get their contacts read this run ---------------------------------------------------------
+
+
+def refresh_slot(account_id: str, refresh_hours: int) -> int:
+    """The hour (0 … refresh_hours-1) in which an account's contacts are re-read; stable across runs and hosts."""
+    return zlib.crc32(account_id.encode()) % refresh_hours
+
+
+def hour_index(now: datetime, refresh_hours: int) -> int:
+    return int(now.timestamp() // 3600) % refresh_hours
+
+
+@dataclass(frozen=True)
+class Selection:
+    fetch: tuple[ListedAccount, ...]
+    deferred: tuple[str, ...]  # new or pending accounts left for a later run (over the budget)
+
+
+def select_for_details(
+    current: Mapping[str, Account],
+    listed: Sequence[ListedAccount],
+    *,
+    now: datetime,
+    refresh_hours: int = 24,
+    budget: int | None = None,
+    rotate: bool = True,
+    forced: Iterable[str] = (),
+) -> Selection:
+    """New accounts first, then accounts an operator named, then accounts still waiting for their contacts, then
+    (when `rotate`) this hour's slice of the active accounts; at most `budget` accounts (None: no limit).
+    Inactive accounts keep the contacts they had; only their first reading is owed."""
+    forced_ids = set(forced)
+    new: list[ListedAccount] = []
+    named: list[ListedAccount] = []
+    pending: list[ListedAccount] = []
+    rotating: list[ListedAccount] = []
+    hour = hour_index(now, refresh_hours)
+    for account in _unique(listed):
+        known = current.get(account.account_id)
+        if known is None:
+            new.append(account)
+        elif account.account_id in forced_ids:
+            named.append(account)
+        elif known.details_pending:
+            pending.append(account)  # whatever its status: a suspension notice must reach its customer too
+        elif rotate and account.status == ACTIVE and refresh_slot(account.account_id, refresh_hours) == hour:
+            rotating.append(account)
+    ordered = [*new, *named, *pending, *rotating]
+    if budget is None or len(ordered) <= budget:
+        return Selection(tuple(ordered), ())
+    chosen = ordered[:budget]
+    # Rotating accounts over the budget simply wait for their next turn; new and pending ones are reported.
+    rotating_ids = {a.account_id for a in rotating}
+    waiting = [a.account_id for a in ordered[budget:] if a.account_id not in rotating_ids]
+    return Selection(tuple(chosen), tuple(waiting))
+
+
+def _unique(listed: Iterable[ListedAccount]) -> list[ListedAccount]:
+    return list({a.account_id: a for a in listed}.values())
+
+
+# ---- the plan ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Change:
+    before: Account
+    after: Account
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        before, after = self.before.to_dict(), self.after.to_dict()
+        return tuple(k for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k))
+
+
+@dataclass(frozen=True)
+class SyncPlan:
+    added: tuple[Account, ...] = ()
+    changed: tuple[Change, ...] = ()
+    deactivated: tuple[Change, ...] = ()
+    unchanged: int = 0
+
+    @property
+    def writes(self) -> tuple[Account, ...]:
+        return (*self.added, *(c.after for c in self.changed), *(c.after for c in self.deactivated))
+
+    @property
+    def reactivated(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changed if not c.before.active and c.after.active)
+
+
+def now_text(now: datetime) -> str:
+    return now.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def plan_sync(
+    current: Mapping[str, Account],
+    listed: Sequence[ListedAccount],
+    details: Mapping[str, AccountDetails],
+    *,
+    listing_complete: bool,
+    now: datetime,
+) -> SyncPlan:
+    """Compare the table (`current`) with the listing and the contacts read this run (`details`)."""
+    stamp = now_text(now)
+    added: list[Account] = []
+    changed: list[Change] = []
+    deactivated: list[Change] = []
+    unchanged = 0
+    seen: set[str] = set()
+    for item in _unique(listed):
+        seen.add(item.account_id)
+        before = current.get(item.account_id)
+        after = _updated(before, item, details.get(item.account_id), stamp)
+        if before is None:
+            added.append(after)
+        elif after != before:
+            changed.append(Change(before, after))
+        else:
+            unchanged += 1
+    for account_id, before in current.items():
+        if account_id in seen:
+            continue
+        if listing_complete and before.inactive_since is None:
+            after = replace(before, inactive_since=stamp, inactive_reason=LEFT_ORGANIZATION)
+            deactivated.append(Change(before, after))
+        else:
+            unchanged += 1
+    return SyncPlan(tuple(added), tuple(changed), tuple(deactivated), unchanged)
+
+
+def _updated(
+    before: Account | None, item: ListedAccount, found: AccountDetails | None, stamp: str
+) -> Account:
+    base = before or Account(item.account_id, item.email, details_pending=True)
+    account = replace(base, email=item.email, name=item.name, status=item.status)
+    if found is not None:
+        account = replace(
+            account,
+            contacts=found.contacts,
+            language=found.language or DEFAULT_LANGUAGE,
+            contacts_from=found.sources,
+            details_pending=False,
+        )
+    if item.status == ACTIVE:
+        return replace(account, inactive_since=None, inactive_reason=None)
+    # Inactive since it first stopped being active, whatever the reason now.
+    return replace(
+        account,
+        inactive_since=base.inactive_since or stamp,
+        inactive_reason=f"{item.status} in Organizations",
+    )

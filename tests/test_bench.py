@@ -1,0 +1,32 @@
+"""`make bench` runs scripts/bench.py: it must produce its two reports with the figures issue 3 asks for."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_bench_reports_api_calls_items_written_and_time_for_both_runs(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench.py"), "--accounts", "150", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    (bench,) = report["benchmarks"]
+    assert bench["name"] == "accounts-sync" and bench["parameters"]["accounts"] == 150
+    first, second = bench["rows"]
+    assert (first["accounts"], first["items_written"], first["added"]) == (151, 151, 151)
+    assert (second["items_written"], second["changed"]) == (0, 0)
+    assert first["requests_by_operation"]["organizations:ListTagsForResource"] == 151
+    assert second["requests"] < first["requests"] / 5
+    assert all(isinstance(row["seconds"], float) for row in bench["rows"])  # recorded, never judged
+    markdown = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert "| first | 151 |" in markdown and "| second, no change | 151 |" in markdown
