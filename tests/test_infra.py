@@ -39,10 +39,12 @@ FUNCTIONS = (
     "alert",
     "record",
     "sync",
+    "bounces",
 )
 NOT_TASKS = {
     "ingest",
     "sync",
+    "bounces",
 }  # ingest starts the state machine, the schedule runs sync; the rest are its tasks
 STAGE = "ci"
 
@@ -51,6 +53,7 @@ MAIL_OBJECTS = f"arn:aws:s3:::rootmail-ACCOUNT-REGION-{STAGE}-mail/incoming/*"
 ZENDESK_TOKEN = f"arn:aws:ssm:REGION:ACCOUNT:parameter/rootmail/{STAGE}/zendesk-api-token"
 SLACK_TOKEN = f"arn:aws:ssm:REGION:ACCOUNT:parameter/rootmail/{STAGE}/slack-bot-token"
 ANY_KMS_KEY = "arn:aws:kms:REGION:ACCOUNT:key/*"
+CONFIGURATION_SET = "arn:aws:ses:REGION:ACCOUNT:configuration-set/SesConfigurationSet"
 SENDER_IDENTITIES = {
     "arn:aws:ses:REGION:ACCOUNT:identity/no-reply@example.com",
     "arn:aws:ses:REGION:ACCOUNT:identity/example.com",
@@ -102,7 +105,14 @@ EXPECTED_GRANTS = {
         (LOGS, "ForwardLogGroup"),
         ("s3:GetObject", MAIL_OBJECTS),
         (DELIVERY_GUARD, "DeliveriesTable"),
-        ("ses:SendEmail", SENDER_IDENTITIES),
+        ("ses:SendEmail", SENDER_IDENTITIES | {CONFIGURATION_SET}),
+        ("dynamodb:BatchGetItem", "SuppressionsTable"),
+    ),
+    "bounces": _grants(
+        (LOGS, "BouncesLogGroup"),
+        ("dynamodb:PutItem", "SuppressionsTable"),
+        ("ssm:GetParameter", SLACK_TOKEN),
+        ("kms:Decrypt", ANY_KMS_KEY),
     ),
     "ticket": _grants(
         (LOGS, "TicketLogGroup"),
@@ -162,7 +172,10 @@ EXPECTED_ENV = {
         "ROOTMAIL_SENDER_ADDRESS",
         "ROOTMAIL_REPLY_TO_ADDRESS",
         "ROOTMAIL_CONTACT_KINDS",
+        "ROOTMAIL_SUPPRESSIONS_TABLE",
+        "ROOTMAIL_SES_CONFIGURATION_SET",
     },
+    "bounces": {"ROOTMAIL_SUPPRESSIONS_TABLE", "ROOTMAIL_SLACK_TOKEN_PARAMETER", "ROOTMAIL_SLACK_CHANNEL"},
     "ticket": {
         "ROOTMAIL_MAIL_BUCKET",
         "ROOTMAIL_DELIVERIES_TABLE",
@@ -197,6 +210,7 @@ TABLE_ENV = {
     "ROOTMAIL_ACCOUNTS_TABLE": "AccountsTable",
     "ROOTMAIL_RULES_TABLE": "RulesTable",
     "ROOTMAIL_DELIVERIES_TABLE": "DeliveriesTable",
+    "ROOTMAIL_SUPPRESSIONS_TABLE": "SuppressionsTable",
 }
 
 # table: (partition key, {index: (partition key, sort key or None)})
@@ -205,6 +219,7 @@ EXPECTED_TABLES = {
     "AccountsTable": ("account_id", {"by-email": ("email", None)}),
     "RulesTable": ("rule_id", {}),
     "DeliveriesTable": ("delivery_id", {}),
+    "SuppressionsTable": ("address", {}),
 }
 
 
@@ -295,7 +310,8 @@ def _sub(text: str) -> str:
     """A Fn::Sub string with the pseudo parameters and ${Resource.Arn} replaced by readable placeholders."""
     text = text.replace("${AWS::Partition}", "aws").replace("${AWS::Region}", "REGION")
     text = text.replace("${AWS::AccountId}", "ACCOUNT")
-    return re.sub(r"\$\{(\w+)\.Arn\}", r"\1", text)
+    text = re.sub(r"\$\{(\w+)\.Arn\}", r"\1", text)
+    return re.sub(r"\$\{(\w+)\}", r"\1", text)  # ${Resource}: its Ref
 
 
 def _target(value: Any) -> str:
@@ -531,6 +547,8 @@ def test_each_function_gets_only_its_configuration(template: dict[str, Any], nam
             assert value == {"Ref": TABLE_ENV[key]}, key
         elif key == "ROOTMAIL_MAIL_BUCKET":
             assert value == bucket_name
+        elif key == "ROOTMAIL_SES_CONFIGURATION_SET":
+            assert value == {"Ref": "SesConfigurationSet"}
         elif key == "ROOTMAIL_STATE_MACHINE_ARN":
             assert value == {"Ref": "TriageStateMachine"}
         elif key == "ROOTMAIL_ORGANIZATIONS_ROLE_ARN":

@@ -295,3 +295,102 @@ def test_a_mail_with_thousands_of_recipients_keeps_a_small_state(pipeline):
     assert bloated["state"] in TERMINAL
     assert any("only the first 50 kept" in p for p in bloated["problems"])
     assert record[name]["state"] == "forwarded" and key.endswith("bloated")
+
+
+def sns_event(message: dict) -> dict:
+    return {
+        "Records": [{"EventSource": "aws:sns", "Sns": {"Message": json.dumps(message), "MessageId": "1"}}]
+    }
+
+
+def test_a_bouncing_contact_is_suppressed_operators_told_once_and_cleared_by_an_operator(pipeline):
+    from rootmail.adapters.suppressions import SuppressionList
+    from rootmail.domain.accounts import OPERATIONS
+
+    name = "13-health-html-only.eml"
+    accounts = {a.email: a for a in load_accounts(CORPUS / "accounts.json", CORPUS / "contacts.json")}
+    account = accounts[parse_mail((CORPUS / name).read_bytes()).envelope_recipient]
+    (contact,) = account.contacts.of(OPERATIONS)
+    bounce = {
+        "eventType": "Bounce",
+        "mail": {"messageId": "ses-1", "headers": [{"name": "X-Rootmail-Mail-Id", "value": "earlier-mail"}]},
+        "bounce": {
+            "bounceType": "Permanent",
+            "bounceSubType": "General",
+            "bouncedRecipients": [
+                {"emailAddress": contact, "diagnosticCode": "smtp; 550 5.1.1 user unknown"}
+            ],
+        },
+    }
+    lambda_client = boto3.client("lambda")
+    for _ in range(2):  # SES may report the same address twice: one alert
+        answer = lambda_client.invoke(
+            FunctionName="rootmail-local-bounces", Payload=json.dumps(sns_event(bounce))
+        )
+        assert "FunctionError" not in answer
+    (alert,) = pipeline.slack.messages
+    assert contact in alert["text"] and "rootmail contacts clear" in json.dumps(alert["blocks"])
+
+    record = run_mails(pipeline, [name])[name]
+    assert record["state"] == "queued"
+    assert f"suppressed after bounces or complaints: {contact}" in record["queue_reason"]
+    assert pipeline.sent_mail() == []
+
+    assert SuppressionList(boto3.client("dynamodb"), pipeline.tables["suppressions"]).clear(
+        contact, "operator"
+    )
+    again = pipeline.store_mail("after-clear", (CORPUS / name).read_bytes())
+    pipeline.wait()
+    assert pipeline.ledger().get(again.rsplit("/", 1)[-1])["state"] == "forwarded"
+    (sent,) = pipeline.sent_mail()
+    assert contact in sent["destinations"]
+
+
+def test_an_urgent_ticket_notifies_the_customer_in_their_language(pipeline):
+    from rootmail.domain.accounts import SECURITY
+
+    name = "43-account-compromise-ja.eml"
+    accounts = {a.email: a for a in load_accounts(CORPUS / "accounts.json", CORPUS / "contacts.json")}
+    account = accounts[parse_mail((CORPUS / name).read_bytes()).envelope_recipient]
+    assert account.language == "ja"
+    record = run_mails(pipeline, [name])[name]
+    assert record["state"] == "escalated"
+    (ticket,) = pipeline.zendesk.tickets
+    assert ticket["priority"] == "urgent"
+    assert ticket["requester"]["email"] == account.contacts.of(SECURITY)[0]
+    (comment,) = ticket["comments"]
+    assert comment["public"] is True  # Zendesk mails a public comment to the requester
+    assert f"お客様の AWS アカウント {account.account_id}" in comment["body"]
+    assert "このチケットでサポートチームが対応いたします" in comment["body"]
+    (alert,) = pipeline.slack.messages
+    assert f"/agent/tickets/{ticket['id']}" in json.dumps(alert["blocks"])
+
+
+def test_ses_throttling_is_retried_by_the_state_machine_and_sends_once(pipeline, no_retry_sleep):
+    from botocore.exceptions import ClientError
+
+    calls = []
+
+    def throttle_first(**kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise ClientError(
+                {"Error": {"Code": "TooManyRequestsException", "Message": "Maximum sending rate exceeded"}},
+                "SendEmail",
+            )
+
+    boto3.setup_default_session()
+    boto3.DEFAULT_SESSION.events.register("before-call.sesv2.SendEmail", throttle_first)
+    try:
+        name = "11-health-single-account.eml"
+        record = run_mails(pipeline, [name])[name]
+    finally:
+        boto3.DEFAULT_SESSION.events.unregister("before-call.sesv2.SendEmail", throttle_first)
+    assert len(calls) == 2  # the throttled send, then the state machine's retry
+    assert record["state"] == "forwarded"
+    assert len(pipeline.sent_mail()) == 1
+    history = boto3.client("stepfunctions").get_execution_history(
+        executionArn=pipeline.executions()[0]["executionArn"]
+    )["events"]
+    failed = [e for e in history if e["type"] == "LambdaFunctionFailed"]
+    assert [e["lambdaFunctionFailedEventDetails"]["error"] for e in failed] == ["SesThrottled"]

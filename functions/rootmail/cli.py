@@ -57,6 +57,19 @@ def _parser() -> argparse.ArgumentParser:
     push.add_argument("--dry-run", action="store_true")
 
     add_accounts_commands(commands)
+
+    contacts = commands.add_parser("contacts", help="customer contacts held after bounces or complaints")
+    contacts_commands = contacts.add_subparsers(dest="contacts_command", required=True, metavar="SUBCOMMAND")
+    suppressed = contacts_commands.add_parser("suppressed", help="list the contacts forwards are held from")
+    clear = contacts_commands.add_parser("clear", help="send to a contact again once its address is fixed")
+    clear.add_argument("address")
+    clear.add_argument("--by", required=True, metavar="NAME", help="who clears it (kept with the record)")
+    for sub in (suppressed, clear):
+        sub.add_argument(
+            "--table",
+            metavar="NAME",
+            help="suppressions table (default: $ROOTMAIL_SUPPRESSIONS_TABLE; stack output)",
+        )
     return parser
 
 
@@ -71,10 +84,35 @@ def main(argv: list[str] | None = None) -> int:
             from rootmail.cli_accounts import run as run_accounts
 
             return run_accounts(args)
+        if args.command == "contacts":
+            return _contacts(args)
         return _rules(args)
     except (RootmailError, ValueError) as exc:
         print(f"rootmail: {exc}", file=sys.stderr)
         return 2
+
+
+def _contacts(args: argparse.Namespace) -> int:
+    import boto3
+
+    from rootmail.adapters.suppressions import ACTIVE, SuppressionList
+    from rootmail.config import get_settings
+
+    table = args.table or get_settings().require("suppressions_table")
+    suppressions = SuppressionList(boto3.client("dynamodb"), table)
+    if args.contacts_command == "clear":
+        if not suppressions.clear(args.address, args.by):
+            print(f"rootmail contacts: {args.address} is not suppressed", file=sys.stderr)
+            return 1
+        print(f"{args.address}: cleared by {args.by}; forwards go to it again")
+        return 0
+    held = [r for r in suppressions.list() if r.get("status") == ACTIVE]
+    for record in sorted(held, key=lambda r: str(r.get("since"))):
+        print(
+            f"{record['address']}\t{record.get('kind')}\tsince {record.get('since')}\t{record.get('reason')}"
+        )
+    print(f"{len(held)} contact(s) suppressed", file=sys.stderr)
+    return 0
 
 
 def _triage(args: argparse.Namespace) -> int:

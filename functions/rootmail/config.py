@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     accounts_table: str | None = None
     rules_table: str | None = None
     deliveries_table: str | None = None
+    suppressions_table: str | None = None
+    ses_configuration_set: str | None = None
     state_machine_arn: str | None = None
     sender_address: str | None = None
     reply_to_address: str | None = None

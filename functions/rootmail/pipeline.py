@@ -15,7 +15,13 @@ from rootmail.domain.accounts import Account, Resolution, contact_kind, resolve_
 from rootmail.domain.authenticity import assess
 from rootmail.domain.mail import ParsedMail
 from rootmail.domain.parsing import parse_mail
-from rootmail.domain.render import operator_alert, render_forward, ticket_comment, ticket_subject
+from rootmail.domain.render import (
+    operator_alert,
+    render_forward,
+    ticket_comment,
+    ticket_subject,
+    urgent_comment,
+)
 from rootmail.domain.triage import Decision, decide
 from rootmail.domain.vocabulary import STATE_FOR_ACTION, Action, State
 from rootmail.errors import DeliveryRejected
@@ -190,6 +196,7 @@ def forward_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     kind = contact_kind(category, rt.settings.contact_kinds)
     deliveries: list[dict[str, Any]] = []
     undelivered: list[dict[str, str]] = []
+    suppressed = rt.suppressions.suppressed(c for a in resolution.accounts for c in a.contacts.of(kind))
     for account in resolution.accounts:
         rendered = render_forward(
             mail,
@@ -200,7 +207,13 @@ def forward_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
             mail_id=event["mail_id"],
             other_account_ids=[a.account_id for a in resolution.accounts if a is not account],
             kind=kind,
+            suppressed=suppressed,
         )
+        held = [c for c in account.contacts.of(kind) if c.lower() in suppressed]
+        if not rendered.to and held:
+            reason = f"every {kind} contact is suppressed after bounces or complaints: {', '.join(held)}"
+            undelivered.append({"account_id": account.account_id, "reason": reason})
+            continue
         if not rendered.to:
             reason = f"the account has no customer contact for {kind} notices ({category})"
             undelivered.append({"account_id": account.account_id, "reason": reason})
@@ -263,16 +276,20 @@ def escalate_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     raw, mail = load_mail(rt, event["key"])
     resolution = Resolution.from_dict(event["resolution"])
     decision = event["classification"]
-    requester = _first_contact(
-        resolution.accounts, contact_kind(decision["category"], rt.settings.contact_kinds)
+    kind = contact_kind(decision["category"], rt.settings.contact_kinds)
+    # The requester is the first contact of the mail's kind; the public comment is written to that customer.
+    account, requester = next(
+        ((a, c) for a in resolution.accounts for c in a.contacts.of(kind)), (None, None)
     )
-    account = resolution.accounts[0] if resolution.accounts else None
 
     def open_ticket() -> dict[str, Any]:
         ref = rt.desk.urgent_ticket(
             message_key=event["mail_id"],
             subject=ticket_subject(mail, urgent=True),
-            body=ticket_comment(mail, resolution.account_ids, mail_id=event["mail_id"]),
+            body=urgent_comment(mail, account)
+            if account
+            else ticket_comment(mail, resolution.account_ids, mail_id=event["mail_id"]),
+            public=account is not None,  # nobody to notify: an internal note for the support team
             requester_email=requester,
             requester_name=account.name if account else None,
             tags=["rootmail", "urgent", decision["category"], *(f"aws-{a}" for a in resolution.account_ids)],

@@ -16,6 +16,7 @@ from rootmail.adapters.executions import TriageStarter
 from rootmail.adapters.mailer import SesMailer
 from rootmail.adapters.mailstore import MailStore
 from rootmail.adapters.secrets import read_secret
+from rootmail.adapters.suppressions import SuppressionList
 from rootmail.adapters.tables import AccountsTable, DeliveryGuard, Ledger, RulesTable
 from rootmail.config import Settings, get_settings
 from rootmail.domain.rules import Rule, compile_rules
@@ -41,6 +42,11 @@ class Runtime:
 
     def client(self, service: str) -> Any:
         return boto3.client(service, config=_SDK_CONFIG)
+
+    @cached_property
+    def suppressions(self) -> SuppressionList:
+        name = self.settings.require("suppressions_table")
+        return SuppressionList(self.dynamodb, name)
 
     @cached_property
     def mail_store(self) -> MailStore:
@@ -74,7 +80,9 @@ class Runtime:
     @cached_property
     def mailer(self) -> SesMailer:
         name = self.settings.require("sender_address")
-        return SesMailer(self.client("sesv2"), name)
+        # Through the configuration set whose event destination reports bounces and complaints.
+        configuration_set = self.settings.require("ses_configuration_set")
+        return SesMailer(self.client("sesv2"), name, configuration_set)
 
     @cached_property
     def starter(self) -> TriageStarter:

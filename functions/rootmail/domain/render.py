@@ -7,7 +7,7 @@ header block (its DKIM-Signature, Return-Path and Sender never travel), and no v
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -44,6 +44,7 @@ _TEXTS = {
         "meta": "Sent by {sender} on {date}.",
         "attached": " The original message is attached.",
         "reply": "Reply to this mail to reach our support team; AWS's own sender does not receive replies.",
+        "ticket": "Our support team follows this up with you in this ticket: reply to it with any question.",
         "original": "---- Original message ----",
         "unknown_date": "an unknown date",
         "shared": "This notice also concerns other accounts: their lines are left out and the original is not attached.",
@@ -60,6 +61,7 @@ _TEXTS = {
         "meta": "送信元: {sender} / 日時: {date}。",
         "attached": "原文を添付しています。",
         "reply": "ご不明な点はこのメールへの返信でサポート窓口までお問い合わせください。",
+        "ticket": "このチケットでサポートチームが対応いたします。ご質問はこのチケットへの返信でお知らせください。",
         "original": "---- 原文 ----",
         "unknown_date": "不明",
         "shared": "この通知は他のアカウントにも関係するため、該当する行を省略し、原文は添付していません。",
@@ -89,14 +91,15 @@ def render_forward(
     mail_id: str,
     other_account_ids: Sequence[str] = (),
     kind: str = OPERATIONS,
+    suppressed: Collection[str] = (),
 ) -> ForwardedMail:
     """One customer mail for one account, to its contacts of `kind` (the kind the mail's category goes to): a
     short header in the account's language, the original's text, and the original itself attached. When the
     notice names other accounts delivered separately, this customer sees only the lines about its own account and
     no attachment."""
-    to = tuple(c for c in account.contacts.of(kind) if valid_address(c))
+    # Suppressed contacts (a permanent bounce or a complaint) are left out until an operator clears them.
+    to = tuple(c for c in account.contacts.of(kind) if valid_address(c) and c.lower() not in suppressed)
     t = texts_for(account.language)
-    name = f" ({header_text(account.name, 80)})" if account.name else ""
     subject = header_text(t["subject"].format(subject=mail.subject or "(no subject)"))
     text = mail.text.strip()
     meta = t["meta"].format(sender=mail.sender or "?", date=mail.date or t["unknown_date"])
@@ -108,17 +111,9 @@ def render_forward(
         meta += t["too_large"].format(size=round(len(raw) / 1024 / 1024, 1))
     else:
         meta += t["attached"]
-    facts = notice_facts(mail.subject, text)
-    header = [
-        t["intro"].format(account_id=account.account_id, name=name),
-        "",
-        t["says"].format(subject=header_text(mail.subject or "-")),
-    ]
-    for number, ask in enumerate(facts.asks):
-        header.append(t["asks" if number == 0 else "asks_more"].format(ask=ask))
-    if facts.deadline:
-        header.append(t["deadline"].format(deadline=facts.deadline))
-    body = "\n".join([*header, "", meta, t["reply"], "", t["original"], "", text, ""])
+    body = "\n".join(
+        [*_notice_lines(mail, account, text), "", meta, t["reply"], "", t["original"], "", text, ""]
+    )
     message = EmailMessage(policy=SMTP)
     message["From"] = sender
     message["To"] = ", ".join(to)
@@ -135,6 +130,31 @@ def render_forward(
     message["Content-Language"] = account.language
     data = message.as_bytes(policy=SMTP)
     return ForwardedMail(to=to, subject=subject, data=data)
+
+
+def _notice_lines(mail: ParsedMail, account: Account, text: str) -> list[str]:
+    """The customer's summary: which account, what AWS says, what it asks and by when."""
+    t = texts_for(account.language)
+    name = f" ({header_text(account.name, 80)})" if account.name else ""
+    facts = notice_facts(mail.subject, text)
+    lines = [
+        t["intro"].format(account_id=account.account_id, name=name),
+        "",
+        t["says"].format(subject=header_text(mail.subject or "-")),
+    ]
+    for number, ask in enumerate(facts.asks):
+        lines.append(t["asks" if number == 0 else "asks_more"].format(ask=ask))
+    if facts.deadline:
+        lines.append(t["deadline"].format(deadline=facts.deadline))
+    return lines
+
+
+def urgent_comment(mail: ParsedMail, account: Account) -> str:
+    """The public comment of an urgent ticket: Zendesk mails it to the customer (the requester) from the support
+    address, so it is written to them, in their language, with AWS's text below."""
+    t = texts_for(account.language)
+    text = mail.text.strip()
+    return "\n".join([*_notice_lines(mail, account, text), "", t["ticket"], "", t["original"], "", text])
 
 
 def _without_other_accounts(text: str, other_account_ids: Sequence[str], omitted: str) -> str:

@@ -187,6 +187,16 @@ def _evidence_lines(evidence: dict[str, Any]) -> list[str]:
             f"(external_id {t.get('external_id')}, {len(t.get('comments', []))} comment(s), "
             f"requester {(t.get('requester') or {}).get('email') or '-'})"
         )
+        for comment in t.get("comments", []):
+            lines_ = [line for line in comment["body"].splitlines() if line.strip()]
+            first = next(
+                (line for line in lines_ if line.startswith("Subject: ")), lines_[0] if lines_ else ""
+            )
+            visibility = "public" if comment.get("public") else "internal"
+            attached = (
+                f", {len(comment.get('uploads') or [])} attachment(s)" if comment.get("uploads") else ""
+            )
+            lines.append(f"      - {visibility}{attached}: {first[:100]}")
     lines.append("  Slack (operators' channel):")
     for message in messages:
         lines.append(f"    {message['channel']}: {message['text'][:120]}")

@@ -53,6 +53,7 @@ FUNCTIONS: dict[str, str] = {
         "escalate",
         "alert",
         "record",
+        "bounces",
         "sync",
     )
 }
@@ -95,6 +96,7 @@ class LocalPipeline:
             "accounts": f"{name}-accounts",
             "rules": f"{name}-rules",
             "deliveries": f"{name}-deliveries",
+            "suppressions": f"{name}-suppressions",
         }
         self.state_machine_name = f"{name}-triage"
         self._saved_env: dict[str, str | None] = {}
@@ -153,6 +155,8 @@ class LocalPipeline:
             "ROOTMAIL_ACCOUNTS_TABLE": self.tables["accounts"],
             "ROOTMAIL_RULES_TABLE": self.tables["rules"],
             "ROOTMAIL_DELIVERIES_TABLE": self.tables["deliveries"],
+            "ROOTMAIL_SUPPRESSIONS_TABLE": self.tables["suppressions"],
+            "ROOTMAIL_SES_CONFIGURATION_SET": f"rootmail-{self.stage}",
             "ROOTMAIL_STATE_MACHINE_ARN": (
                 f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{self.state_machine_name}"
             ),
@@ -192,6 +196,7 @@ class LocalPipeline:
                 Type="SecureString",
             )
         self.client("sesv2").create_email_identity(EmailIdentity=self.sender)
+        self.client("sesv2").create_configuration_set(ConfigurationSetName=f"rootmail-{self.stage}")
 
         iam = self.client("iam")
         role = iam.create_role(
@@ -264,6 +269,7 @@ class LocalPipeline:
         create(self.tables["accounts"], "account_id", {"by-email": ("email", None)})
         create(self.tables["rules"], "rule_id")
         create(self.tables["deliveries"], "delivery_id")
+        create(self.tables["suppressions"], "address")
 
     # ---- use ----------------------------------------------------------------------------------------------
 
