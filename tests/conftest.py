@@ -3,14 +3,25 @@ from __future__ import annotations
 import pytest
 
 
+class _NoSleep:
+    """Stands in for the `time` module of a library that waits before retrying: the retries still happen."""
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        return None
+
+
 @pytest.fixture
 def no_retry_sleep(monkeypatch):
     """moto's ASL interpreter really sleeps between retries; tests of Retry paths skip the wait."""
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 
-    class _Time:
-        @staticmethod
-        def sleep(seconds: float) -> None:
-            return None
+    monkeypatch.setattr(retrier_decl, "time", _NoSleep)
 
-    monkeypatch.setattr(retrier_decl, "time", _Time)
+
+@pytest.fixture
+def no_sdk_retry_sleep(monkeypatch):
+    """botocore sleeps (with backoff) before each retry; the retries still happen, the waiting does not."""
+    import botocore.endpoint
+
+    monkeypatch.setattr(botocore.endpoint, "time", _NoSleep)

@@ -57,19 +57,6 @@ def aws(monkeypatch) -> Iterator[None]:
 
 
 @pytest.fixture
-def no_sdk_retry_sleep(monkeypatch):
-    """botocore sleeps (with backoff) before each retry; the retries still happen, the waiting does not."""
-    import botocore.endpoint
-
-    class _Time:
-        @staticmethod
-        def sleep(seconds: float) -> None:
-            return None
-
-    monkeypatch.setattr(botocore.endpoint, "time", _Time)
-
-
-@pytest.fixture
 def org(aws) -> LocalOrganization:
     organization = LocalOrganization(MANAGEMENT)
     organization.create(email="aws-root+management@provider.example", name="management")
