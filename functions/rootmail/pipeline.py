@@ -247,7 +247,7 @@ def ticket_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     if not mail.case_id:
         raise DeliveryRejected("a support-case mail without an AWS case ID: no ticket to thread it into")
     kind = contact_kind(event["classification"]["category"], rt.settings.contact_kinds)
-    requester = _first_contact(resolution.accounts, kind)
+    _, requester = _requester(resolution.accounts, kind)
     case_id = mail.case_id
 
     def open_ticket() -> dict[str, Any]:
@@ -277,10 +277,8 @@ def escalate_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     resolution = Resolution.from_dict(event["resolution"])
     decision = event["classification"]
     kind = contact_kind(decision["category"], rt.settings.contact_kinds)
-    # The requester is the first contact of the mail's kind; the public comment is written to that customer.
-    account, requester = next(
-        ((a, c) for a in resolution.accounts for c in a.contacts.of(kind)), (None, None)
-    )
+    # The public comment is written to the requester's account, in its language.
+    account, requester = _requester(resolution.accounts, kind)
 
     def open_ticket() -> dict[str, Any]:
         ref = rt.desk.urgent_ticket(
@@ -350,9 +348,9 @@ def _alert(
     )
 
 
-def _first_contact(accounts: Iterable[Account], kind: str) -> str | None:
-    """The ticket's requester: the first contact of the mail's kind (customers are notified of urgent tickets)."""
-    return next((c for a in accounts for c in a.contacts.of(kind)), None)
+def _requester(accounts: Iterable[Account], kind: str) -> tuple[Account | None, str | None]:
+    """A ticket's requester, and its account: the first contact of the mail's kind (Zendesk notifies it)."""
+    return next(((a, c) for a in accounts for c in a.contacts.of(kind)), (None, None))
 
 
 # ---- record -------------------------------------------------------------------------------------------------
