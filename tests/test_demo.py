@@ -47,6 +47,26 @@ def test_demo_reports_every_mail_with_its_terminal_state_and_deliveries(tmp_path
     assert report["24-credentials-password-reset.eml"]["deliveries"][0]["channel"] == "slack"
 
 
+def test_demo_shows_the_operators_digest_a_rule_from_it_and_a_retry(tmp_path, capsys):
+    mail_dir = tmp_path / "mails"
+    mail_dir.mkdir()
+    for name in ("30-unclassified-reinvent-reminder.eml", "18-cost-alert-free-tier.eml"):
+        shutil.copy(CORPUS / name, mail_dir / name)
+    argv = ["demo", "--mail-dir", str(mail_dir), "--accounts", str(CORPUS / "accounts.json")]
+    assert main([*argv, "--report", str(tmp_path / "report.json")]) == 0
+    out = capsys.readouterr().out
+    operators = out[out.index("Operators in Slack") :]
+    assert "2 mail(s) queued: 1 unclassified in 1 pattern(s), 1 after failed deliveries" in operators
+    assert (
+        "AWS re:Invent <n> session reminder" in operators and "30-unclassified-reinvent-reminder" in operators
+    )
+    assert "saved by <@U0LOCALOPS>: account-lifecycle → forward" in operators
+    assert "1 mail(s) re-run. 1 forwarded" in operators
+    # The cost alert's account has no billing contact: still queued, and the operators read why.
+    assert "1 still queued" in operators and "no customer contact for billing notices" in operators
+    assert "Next digest" in operators and "0 unclassified" in operators
+
+
 def test_demo_on_a_missing_folder_is_a_clear_error(tmp_path, capsys):
     assert main(["demo", "--mail-dir", str(tmp_path / "nope")]) == 2
     assert "no such folder" in capsys.readouterr().err

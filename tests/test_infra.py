@@ -40,18 +40,30 @@ FUNCTIONS = (
     "record",
     "sync",
     "bounces",
+    "slack",
+    "digest",
+    "retry_select",
+    "retriage",
+    "retry_report",
 )
-NOT_TASKS = {
-    "ingest",
-    "sync",
-    "bounces",
-}  # ingest starts the state machine, the schedule runs sync; the rest are its tasks
+# The tasks of each state machine (ingest starts the triage, the schedules run sync and digest, SES's events reach
+# bounces, Slack's requests reach slack; the retry workflow's tasks start triage executions themselves).
+STATE_MACHINES = {
+    "TriageStateMachine": (
+        "triage",
+        {"parse", "resolve", "refresh", "classify", "forward", "ticket", "escalate", "alert", "record"},
+    ),
+    "RetryStateMachine": ("retry", {"retry_select", "retriage", "retry_report"}),
+}
 STAGE = "ci"
 
 # What the ci stage's names render to once the pseudo parameters are replaced by placeholders (see _target).
 MAIL_OBJECTS = f"arn:aws:s3:::rootmail-ACCOUNT-REGION-{STAGE}-mail/incoming/*"
 ZENDESK_TOKEN = f"arn:aws:ssm:REGION:ACCOUNT:parameter/rootmail/{STAGE}/zendesk-api-token"
 SLACK_TOKEN = f"arn:aws:ssm:REGION:ACCOUNT:parameter/rootmail/{STAGE}/slack-bot-token"
+SLACK_SIGNING_SECRET = f"arn:aws:ssm:REGION:ACCOUNT:parameter/rootmail/{STAGE}/slack-signing-secret"
+# The triage state machine's executions, which the retry workflow starts and watches.
+TRIAGE_EXECUTIONS = f"arn:aws:states:REGION:ACCOUNT:execution:rootmail-triage-{STAGE}:*"
 ANY_KMS_KEY = "arn:aws:kms:REGION:ACCOUNT:key/*"
 CONFIGURATION_SET = "arn:aws:ses:REGION:ACCOUNT:configuration-set/SesConfigurationSet"
 SENDER_IDENTITIES = {
@@ -65,6 +77,8 @@ ALTERNATE_CONTACTS = {"arn:aws:account::ACCOUNT:account/o-*/*", "arn:aws:account
 LOGS = ("logs:CreateLogStream", "logs:PutLogEvents")
 LEDGER_WRITE = ("dynamodb:UpdateItem",)
 DELIVERY_GUARD = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+QUEUED_MAIL = ("dynamodb:Query", "LedgerTable/index/by-state")  # the ledger's records in one state
+LEDGER_RECORD = ("dynamodb:GetItem", "LedgerTable")
 
 
 def _grants(*pairs: tuple[tuple[str, ...] | str, set[str] | str]) -> set[tuple[str, str]]:
@@ -77,7 +91,19 @@ def _grants(*pairs: tuple[tuple[str, ...] | str, set[str] | str]) -> set[tuple[s
 
 
 def _logical(name: str) -> str:
+    """The framework's logical-ID prefix of a function (`retry_select` -> RetryUnderscoreselectLambdaFunction,
+    RetryUnderscoreselectLogGroup)."""
+    name = name.replace("-", "Dash").replace("_", "Underscore")
     return name[0].upper() + name[1:]
+
+
+def _role(name: str) -> str:
+    """The function's own role, named by us (`retry_select` -> RetrySelectRole)."""
+    return "".join(part[0].upper() + part[1:] for part in name.split("_")) + "Role"
+
+
+def _log_group(name: str) -> str:
+    return f"{_logical(name)}LogGroup"
 
 
 # Reading the organisation from the management account (the ci stage gives no organizationsRoleArn).
@@ -152,6 +178,36 @@ EXPECTED_GRANTS = {
         ),
     )
     | READ_ORGANIZATION,
+    "slack": _grants(
+        (LOGS, _log_group("slack")),
+        QUEUED_MAIL,
+        LEDGER_RECORD,
+        # A new rule and its history record: one TransactWriteItems, authorised per Put.
+        ("dynamodb:PutItem", {"RulesTable", "RulesHistoryTable"}),
+        ("dynamodb:PutItem", "SlackRequestsTable"),
+        ("states:StartExecution", "RetryStateMachine"),
+        ("ssm:GetParameter", {SLACK_SIGNING_SECRET, SLACK_TOKEN}),
+        ("kms:Decrypt", ANY_KMS_KEY),
+    ),
+    "digest": _grants(
+        (LOGS, _log_group("digest")),
+        QUEUED_MAIL,
+        ("ssm:GetParameter", SLACK_TOKEN),
+        ("kms:Decrypt", ANY_KMS_KEY),
+    ),
+    "retry_select": _grants((LOGS, _log_group("retry_select")), QUEUED_MAIL, LEDGER_RECORD),
+    "retriage": _grants(
+        (LOGS, _log_group("retriage")),
+        ("states:StartExecution", "TriageStateMachine"),
+        ("states:DescribeExecution", TRIAGE_EXECUTIONS),
+    ),
+    "retry_report": _grants(
+        (LOGS, _log_group("retry_report")),
+        LEDGER_RECORD,
+        (DELIVERY_GUARD, "DeliveriesTable"),
+        ("ssm:GetParameter", SLACK_TOKEN),
+        ("kms:Decrypt", ANY_KMS_KEY),
+    ),
 }
 ACCOUNTS_ENV = {
     "ROOTMAIL_ACCOUNTS_TABLE",
@@ -203,6 +259,34 @@ EXPECTED_ENV = {
     "record": {"ROOTMAIL_LEDGER_TABLE"},
     "sync": ACCOUNTS_ENV,
     "refresh": ACCOUNTS_ENV,
+    "slack": {
+        "ROOTMAIL_LEDGER_TABLE",
+        "ROOTMAIL_RULES_TABLE",
+        "ROOTMAIL_RULES_HISTORY_TABLE",
+        "ROOTMAIL_SLACK_REQUESTS_TABLE",
+        "ROOTMAIL_RETRY_STATE_MACHINE_ARN",
+        "ROOTMAIL_SLACK_SIGNING_SECRET_PARAMETER",
+        "ROOTMAIL_SLACK_TOKEN_PARAMETER",
+        "ROOTMAIL_SLACK_CHANNEL",
+        "ROOTMAIL_SLACK_OPERATOR_IDS",
+        "ROOTMAIL_SLACK_CHANNEL_IDS",
+        "ROOTMAIL_OPERATOR_LANGUAGE",
+    },
+    "digest": {
+        "ROOTMAIL_LEDGER_TABLE",
+        "ROOTMAIL_SLACK_TOKEN_PARAMETER",
+        "ROOTMAIL_SLACK_CHANNEL",
+        "ROOTMAIL_OPERATOR_LANGUAGE",
+    },
+    "retry_select": {"ROOTMAIL_LEDGER_TABLE"},
+    "retriage": {"ROOTMAIL_STATE_MACHINE_ARN"},
+    "retry_report": {
+        "ROOTMAIL_LEDGER_TABLE",
+        "ROOTMAIL_DELIVERIES_TABLE",
+        "ROOTMAIL_SLACK_TOKEN_PARAMETER",
+        "ROOTMAIL_SLACK_CHANNEL",
+        "ROOTMAIL_OPERATOR_LANGUAGE",
+    },
 }
 
 TABLE_ENV = {
@@ -211,16 +295,23 @@ TABLE_ENV = {
     "ROOTMAIL_RULES_TABLE": "RulesTable",
     "ROOTMAIL_DELIVERIES_TABLE": "DeliveriesTable",
     "ROOTMAIL_SUPPRESSIONS_TABLE": "SuppressionsTable",
+    "ROOTMAIL_RULES_HISTORY_TABLE": "RulesHistoryTable",
+    "ROOTMAIL_SLACK_REQUESTS_TABLE": "SlackRequestsTable",
 }
 
-# table: (partition key, {index: (partition key, sort key or None)})
+# table: (name after rootmail-<stage>-, key schema [(attribute, type), sort key if any],
+#         {index: (partition key, sort key or None)}); index keys are strings
 EXPECTED_TABLES = {
-    "LedgerTable": ("mail_id", {"by-state": ("state", "updated_at")}),
-    "AccountsTable": ("account_id", {"by-email": ("email", None)}),
-    "RulesTable": ("rule_id", {}),
-    "DeliveriesTable": ("delivery_id", {}),
-    "SuppressionsTable": ("address", {}),
+    "LedgerTable": ("ledger", [("mail_id", "S")], {"by-state": ("state", "updated_at")}),
+    "AccountsTable": ("accounts", [("account_id", "S")], {"by-email": ("email", None)}),
+    "RulesTable": ("rules", [("rule_id", "S")], {}),
+    "RulesHistoryTable": ("rules-history", [("rule_id", "S"), ("version", "N")], {}),
+    "DeliveriesTable": ("deliveries", [("delivery_id", "S")], {}),
+    "SuppressionsTable": ("suppressions", [("address", "S")], {}),
+    "SlackRequestsTable": ("slack-requests", [("signature", "S")], {}),
 }
+# Tables whose items expire (table: TTL attribute): nothing in them is worth a point-in-time restore.
+EXPIRING_TABLES = {"SlackRequestsTable": "expires_at"}
 
 
 # ---- serverless.yml itself (no packaging) -------------------------------------------------------------------
@@ -248,7 +339,8 @@ def test_each_function_has_its_handler_module_and_own_role(serverless_yml: dict[
     function = serverless_yml["functions"][name]
     assert function["handler"] == f"rootmail.handlers.{name}.handler"
     assert function["module"] == "functions"
-    assert function["role"] == f"{_logical(name)}Role"
+    assert function["description"]
+    assert function["role"] == _role(name)
     assert serverless_yml["resources"]["Resources"][function["role"]]["Type"] == "AWS::IAM::Role"
     handler_source = ROOT / "functions" / "rootmail" / "handlers" / f"{name}.py"
     assert re.search(r"^def handler\(", handler_source.read_text(encoding="utf-8"), re.MULTILINE), (
@@ -276,14 +368,28 @@ def test_lambda_requirements_carry_the_pyproject_pins() -> None:
 
 def test_secret_parameters_are_ssm_names_not_values(serverless_yml: dict[str, Any]) -> None:
     defaults = serverless_yml["params"]["default"]
-    for key in ("zendeskTokenParameter", "slackTokenParameter"):
+    for key in ("zendeskTokenParameter", "slackTokenParameter", "slackSigningSecretParameter"):
         assert defaults[key].startswith("/rootmail/"), key
     for stage, values in serverless_yml["params"].items():
         for key, value in values.items():
-            assert not re.search(r"token$|secret|password", key, re.IGNORECASE), (
-                f"{stage}.{key} holds a secret"
-            )
+            if key.endswith("Parameter"):  # the name of an SSM parameter that holds the secret
+                assert str(value).startswith("/"), f"{stage}.{key} is not an SSM parameter name"
+            else:
+                assert not re.search(r"token$|secret|password", key, re.IGNORECASE), (
+                    f"{stage}.{key} holds a secret"
+                )
             assert not _looks_like_secret(str(value)), f"{stage}.{key}"
+
+
+def test_the_operators_and_their_channels_must_be_given_for_real_stages(
+    serverless_yml: dict[str, Any],
+) -> None:
+    params = serverless_yml["params"]
+    for key in ("slackChannel", "slackOperatorIds", "slackChannelIds"):
+        assert key not in params["default"], key  # no guessing who may retry mail
+    assert re.fullmatch(r"[UW][A-Z0-9]+(,[UW][A-Z0-9]+)*", params[STAGE]["slackOperatorIds"])
+    assert re.fullmatch(r"[CG][A-Z0-9]+(,[CG][A-Z0-9]+)*", params[STAGE]["slackChannelIds"])
+    assert params["default"]["operatorLanguage"] in ("en", "ja")
 
 
 # ---- the generated template (osls package) ------------------------------------------------------------------
@@ -306,6 +412,9 @@ def _function(template: dict[str, Any], name: str) -> dict[str, Any]:
     return template["Resources"][f"{_logical(name)}LambdaFunction"]
 
 
+PSEUDO_PARAMETERS = {"AWS::Partition": "aws", "AWS::Region": "REGION", "AWS::AccountId": "ACCOUNT"}
+
+
 def _sub(text: str) -> str:
     """A Fn::Sub string with the pseudo parameters and ${Resource.Arn} replaced by readable placeholders."""
     text = text.replace("${AWS::Partition}", "aws").replace("${AWS::Region}", "REGION")
@@ -321,7 +430,7 @@ def _target(value: Any) -> str:
     (function, argument), *rest = value.items()
     assert not rest, value
     if function == "Ref":
-        return argument
+        return PSEUDO_PARAMETERS.get(argument, argument)
     if function == "Fn::GetAtt":
         assert argument[1] == "Arn", value
         return argument[0]
@@ -421,7 +530,7 @@ def test_every_function_is_deployed_with_its_handler_and_runtime(template: dict[
     assert properties["Runtime"] == "python3.12"
     assert properties["Architectures"] == ["arm64"]
     assert properties["FunctionName"] == f"rootmail-{STAGE}-{name}"
-    assert properties["Role"] == {"Fn::GetAtt": [f"{_logical(name)}Role", "Arn"]}
+    assert properties["Role"] == {"Fn::GetAtt": [_role(name), "Arn"]}
 
 
 @pytest.mark.infra
@@ -430,36 +539,74 @@ def test_the_stack_has_no_other_functions(template: dict[str, Any]) -> None:
     assert set(_resources(template, "AWS::Lambda::Function")) == expected
 
 
+def _task_states(states: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every Task state of a definition's States, including those inside Map and Parallel states, by path."""
+    for name, state in states.items():
+        path = f"{prefix}{name}"
+        if state["Type"] == "Task":
+            yield path, state
+        for key in ("ItemProcessor", "Iterator"):
+            if key in state:
+                yield from _task_states(state[key]["States"], f"{path}/")
+        for number, branch in enumerate(state.get("Branches", [])):
+            yield from _task_states(branch["States"], f"{path}/{number}/")
+
+
 @pytest.mark.infra
-def test_every_state_machine_task_invokes_the_function_its_definition_names(template: dict[str, Any]) -> None:
-    machine = template["Resources"]["TriageStateMachine"]["Properties"]
-    assert machine["StateMachineName"] == f"rootmail-triage-{STAGE}"
+@pytest.mark.parametrize("machine_id", sorted(STATE_MACHINES))
+def test_every_state_machine_task_invokes_the_function_its_definition_names(
+    template: dict[str, Any], machine_id: str
+) -> None:
+    name, tasks = STATE_MACHINES[machine_id]
+    machine = template["Resources"][machine_id]["Properties"]
+    assert machine["StateMachineName"] == f"rootmail-{name}-{STAGE}"
     assert machine.get("StateMachineType", "STANDARD") == "STANDARD"
     body, substitutions = machine["DefinitionString"]["Fn::Sub"]
-    rendered = json.loads(body)["States"]
-    source = json.loads((ROOT / "statemachine" / "triage.asl.json").read_text(encoding="utf-8"))["States"]
+    rendered = dict(_task_states(json.loads(body)["States"]))
+    source = json.loads((ROOT / "statemachine" / f"{name}.asl.json").read_text(encoding="utf-8"))["States"]
     used = set()
-    for state_name, state in source.items():
-        if state["Type"] != "Task":
-            continue
+    for path, state in _task_states(source):
         function = state["Resource"]["Fn::GetAtt"][0]
-        placeholder = re.fullmatch(r"\$\{(\w+)\}", rendered[state_name]["Resource"])
-        assert placeholder, f"{state_name}: Resource not resolved to a function ARN"
+        placeholder = re.fullmatch(r"\$\{(\w+)\}", rendered[path]["Resource"])
+        assert placeholder, f"{path}: Resource not resolved to a function ARN"
         assert substitutions[placeholder.group(1)] == {
             "Fn::GetAtt": [f"{_logical(function)}LambdaFunction", "Arn"]
         }
         used.add(function)
-    assert used == set(FUNCTIONS) - NOT_TASKS
+    assert used == tasks
+    # Nothing else is substituted into the definition: it references its task functions and no other resource.
+    assert {json.dumps(value, sort_keys=True) for value in substitutions.values()} == {
+        json.dumps({"Fn::GetAtt": [f"{_logical(task)}LambdaFunction", "Arn"]}, sort_keys=True)
+        for task in tasks
+    }
 
 
 @pytest.mark.infra
-def test_the_state_machine_may_only_invoke_its_task_functions(template: dict[str, Any]) -> None:
-    role = template["Resources"]["TriageStateMachine"]["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+@pytest.mark.parametrize("machine_id", sorted(STATE_MACHINES))
+def test_the_state_machine_may_only_invoke_its_task_functions(
+    template: dict[str, Any], machine_id: str
+) -> None:
+    role = template["Resources"][machine_id]["Properties"]["RoleArn"]["Fn::GetAtt"][0]
     grants = _role_grants(template, role)
     assert {action for action, _ in grants} == {"lambda:InvokeFunction"}
-    tasks = {f"{_logical(name)}LambdaFunction" for name in FUNCTIONS if name not in NOT_TASKS}
+    tasks = {f"{_logical(name)}LambdaFunction" for name in STATE_MACHINES[machine_id][1]}
     # The function and its versions (`:*`), which the plugin adds for tasks that name a version.
     assert {target for _, target in grants} == tasks | {f"{task}:*" for task in tasks}
+
+
+@pytest.mark.infra
+def test_the_retry_workflow_references_only_the_three_retry_functions(template: dict[str, Any]) -> None:
+    body, substitutions = template["Resources"]["RetryStateMachine"]["Properties"]["DefinitionString"][
+        "Fn::Sub"
+    ]
+    referenced = {value["Fn::GetAtt"][0] for value in substitutions.values()}
+    assert referenced == {
+        "RetryUnderscoreselectLambdaFunction",
+        "RetriageLambdaFunction",
+        "RetryUnderscorereportLambdaFunction",
+    }
+    # Every ${...} in the body is one of those substitutions (no stray reference to another resource).
+    assert set(re.findall(r"\$\{([^}]+)\}", body)) == set(substitutions)
 
 
 @pytest.mark.infra
@@ -474,18 +621,21 @@ def test_no_policy_allows_wildcard_actions_or_wildcard_data_resources(template: 
         if services & {"dynamodb", "s3", "ssm", "states"}:
             for resource in _as_list(statement["Resource"]):
                 target = _target(resource)
-                allowed_wildcard = services == {"s3"} and target.endswith("/incoming/*")
+                # The mail under incoming/, and the executions of the triage state machine (one ARN each).
+                allowed_wildcard = (services == {"s3"} and target.endswith("/incoming/*")) or (
+                    actions == ["states:DescribeExecution"] and target == TRIAGE_EXECUTIONS
+                )
                 assert "*" not in target or allowed_wildcard, f"{key}: {actions} on {target}"
 
 
 @pytest.mark.infra
 @pytest.mark.parametrize("name", FUNCTIONS)
 def test_each_function_role_grants_exactly_its_own_needs(template: dict[str, Any], name: str) -> None:
-    role = template["Resources"][f"{_logical(name)}Role"]["Properties"]
+    role = template["Resources"][_role(name)]["Properties"]
     assert "ManagedPolicyArns" not in role  # e.g. AWSLambdaBasicExecutionRole writes to every log group
     principal = role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]
     assert principal == {"Service": "lambda.amazonaws.com"}
-    assert _role_grants(template, f"{_logical(name)}Role") == EXPECTED_GRANTS[name]
+    assert _role_grants(template, _role(name)) == EXPECTED_GRANTS[name]
 
 
 @pytest.mark.infra
@@ -504,12 +654,21 @@ def test_each_function_role_grants_exactly_its_own_needs(template: dict[str, Any
         ("resolve", ("dynamodb:PutItem", "AccountsTable")),
         ("sync", ("dynamodb:PutItem", "AccountsTable")),
         ("forward", ("dynamodb:Scan", "AccountsTable")),
+        ("slack", ("states:StartExecution", "TriageStateMachine")),  # operators retry through the workflow
+        ("slack", ("dynamodb:UpdateItem", "LedgerTable")),
+        ("slack", ("dynamodb:UpdateItem", "RulesHistoryTable")),  # history is appended, never rewritten
+        ("digest", ("states:StartExecution", "RetryStateMachine")),
+        ("digest", ("ssm:GetParameter", SLACK_SIGNING_SECRET)),
+        ("retry_select", ("states:StartExecution", "TriageStateMachine")),
+        ("retriage", ("dynamodb:GetItem", "LedgerTable")),
+        ("retry_report", ("ssm:GetParameter", SLACK_SIGNING_SECRET)),
+        ("record", ("dynamodb:Query", "LedgerTable/index/by-state")),
     ],
 )
 def test_a_function_cannot_do_what_another_needs(
     template: dict[str, Any], name: str, forbidden: tuple[str, str]
 ) -> None:
-    assert forbidden not in _role_grants(template, f"{_logical(name)}Role")
+    assert forbidden not in _role_grants(template, _role(name))
 
 
 @pytest.mark.infra
@@ -551,17 +710,25 @@ def test_each_function_gets_only_its_configuration(template: dict[str, Any], nam
             assert value == {"Ref": "SesConfigurationSet"}
         elif key == "ROOTMAIL_STATE_MACHINE_ARN":
             assert value == {"Ref": "TriageStateMachine"}
+        elif key == "ROOTMAIL_RETRY_STATE_MACHINE_ARN":
+            assert value == {"Ref": "RetryStateMachine"}
         elif key == "ROOTMAIL_ORGANIZATIONS_ROLE_ARN":
             assert value == {"Ref": "OrganizationsRoleArn"}
-        elif key.endswith("_TOKEN_PARAMETER"):
+        elif key.endswith("_PARAMETER"):
             assert value.startswith(f"/rootmail/{STAGE}/"), key
+        elif key == "ROOTMAIL_SLACK_OPERATOR_IDS":
+            assert value == "U0CIOPS1"
+        elif key == "ROOTMAIL_SLACK_CHANNEL_IDS":
+            assert value == "C0CIOPS1"
+        elif key == "ROOTMAIL_OPERATOR_LANGUAGE":
+            assert value == "en"
 
 
 @pytest.mark.infra
 def test_with_a_management_role_the_accounts_functions_may_only_assume_it(template: dict[str, Any]) -> None:
     role = "arn:aws:iam::111122223333:role/rootmail-organizations-reader"
     for name in ("sync", "refresh"):
-        grants = _role_grants(template, f"{_logical(name)}Role", {"OrganizationsRoleArn": role})
+        grants = _role_grants(template, _role(name), {"OrganizationsRoleArn": role})
         assert grants == (EXPECTED_GRANTS[name] - READ_ORGANIZATION) | {
             ("sts:AssumeRole", "OrganizationsRoleArn")
         }
@@ -573,13 +740,56 @@ def test_with_a_management_role_the_accounts_functions_may_only_assume_it(templa
 
 
 @pytest.mark.infra
-def test_the_accounts_sync_runs_every_hour(template: dict[str, Any]) -> None:
-    (rule,) = _resources(template, "AWS::Events::Rule").values()
-    assert rule["Properties"]["ScheduleExpression"] == "rate(1 hour)"
-    assert rule["Properties"]["State"] == "ENABLED"
-    (target,) = rule["Properties"]["Targets"]
-    assert target["Arn"] == {"Fn::GetAtt": ["SyncLambdaFunction", "Arn"]}
+def test_the_accounts_sync_and_the_digest_run_every_hour(template: dict[str, Any]) -> None:
+    schedules = {}
+    for rule in _resources(template, "AWS::Events::Rule").values():
+        assert rule["Properties"]["State"] == "ENABLED"
+        (target,) = rule["Properties"]["Targets"]
+        schedules[_target(target["Arn"])] = rule["Properties"]["ScheduleExpression"]
+    assert schedules == {"SyncLambdaFunction": "rate(1 hour)", "DigestLambdaFunction": "rate(1 hour)"}
     assert _function(template, "sync")["Properties"]["Timeout"] == 900  # accounts_sync plans by the time left
+
+
+@pytest.mark.infra
+def test_slack_reaches_only_the_slack_function_on_its_two_routes(template: dict[str, Any]) -> None:
+    (api_id,) = _resources(template, "AWS::ApiGatewayV2::Api")
+    assert api_id == "HttpApi"
+    assert template["Resources"][api_id]["Properties"]["ProtocolType"] == "HTTP"
+    integrations = _resources(template, "AWS::ApiGatewayV2::Integration")
+    assert {_target(i["Properties"]["IntegrationUri"]) for i in integrations.values()} == {
+        "SlackLambdaFunction"
+    }
+    routes = {}
+    for route in _resources(template, "AWS::ApiGatewayV2::Route").values():
+        properties = route["Properties"]
+        assert "AuthorizationType" not in properties or properties["AuthorizationType"] == "NONE"
+        separator, (prefix, integration) = properties["Target"]["Fn::Join"]
+        assert (separator, prefix) == ("/", "integrations")
+        routes[properties["RouteKey"]] = integration["Ref"]
+    # Slack signs every request; the function verifies the signature (no API Gateway authorizer can).
+    (integration_id,) = integrations
+    assert routes == {
+        "POST /slack/commands": integration_id,
+        "POST /slack/interactions": integration_id,
+    }
+    (permission,) = [
+        p["Properties"]
+        for p in _resources(template, "AWS::Lambda::Permission").values()
+        if p["Properties"]["Principal"] == "apigateway.amazonaws.com"
+    ]
+    assert _target(permission["FunctionName"]) == "SlackLambdaFunction"
+    assert _target(permission["SourceArn"]) == "arn:aws:execute-api:REGION:ACCOUNT:HttpApi/*"
+    assert _function(template, "slack")["Properties"]["Timeout"] == 10
+    outputs = template["Outputs"]
+    for output, path in (
+        ("SlackCommandsUrl", "/slack/commands"),
+        ("SlackInteractionsUrl", "/slack/interactions"),
+    ):
+        assert outputs[output]["Value"] == {
+            "Fn::Sub": f"https://${{HttpApi}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}{path}"
+        }
+    assert outputs["RetryStateMachineArn"]["Value"] == {"Ref": "RetryStateMachine"}
+    assert outputs["RulesHistoryTableName"]["Value"] == {"Ref": "RulesHistoryTable"}
 
 
 @pytest.mark.infra
@@ -643,17 +853,30 @@ def test_ses_stores_every_scanned_mail_under_incoming(template: dict[str, Any]) 
 @pytest.mark.parametrize("table", sorted(EXPECTED_TABLES))
 def test_tables_have_the_contract_keys_and_indexes(template: dict[str, Any], table: str) -> None:
     properties = template["Resources"][table]["Properties"]
-    partition_key, indexes = EXPECTED_TABLES[table]
-    assert properties["TableName"] == f"rootmail-{STAGE}-{table.removesuffix('Table').lower()}"
+    name, key_schema, indexes = EXPECTED_TABLES[table]
+    assert properties["TableName"] == f"rootmail-{STAGE}-{name}"
     assert properties["BillingMode"] == "PAY_PER_REQUEST"
-    assert properties["KeySchema"] == [{"AttributeName": partition_key, "KeyType": "HASH"}]
-    assert {d["AttributeType"] for d in properties["AttributeDefinitions"]} == {"S"}
+    assert properties["KeySchema"] == [
+        {"AttributeName": attribute, "KeyType": kind}
+        for (attribute, _), kind in zip(key_schema, ("HASH", "RANGE"), strict=False)
+    ]
     found = {}
     for index in properties.get("GlobalSecondaryIndexes", []):
         keys = {key["KeyType"]: key["AttributeName"] for key in index["KeySchema"]}
         found[index["IndexName"]] = (keys["HASH"], keys.get("RANGE"))
     assert found == indexes
-    assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    index_keys = {(key, "S") for keys in indexes.values() for key in keys if key}
+    defined = {(d["AttributeName"], d["AttributeType"]) for d in properties["AttributeDefinitions"]}
+    assert defined == set(key_schema) | index_keys
+    if table in EXPIRING_TABLES:
+        assert properties["TimeToLiveSpecification"] == {
+            "AttributeName": EXPIRING_TABLES[table],
+            "Enabled": True,
+        }
+        assert "PointInTimeRecoverySpecification" not in properties
+    else:
+        assert "TimeToLiveSpecification" not in properties
+        assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert properties["SSESpecification"] == {"SSEEnabled": True}
 
 
@@ -723,8 +946,10 @@ def test_each_package_bundles_the_requirements_built_for_lambda(template: dict[s
         "pydantic_settings",
         "zenpy",
         "slack_sdk",
+        "flask",
     ):
         assert f"{package}/__init__.py" in names, package
+    assert "serverless_wsgi.py" in names  # its handle_request runs the Slack endpoint's Flask app
     # The one compiled dependency must be the build for the Lambda runtime, not for this machine.
     binaries = [n for n in names if n.startswith("pydantic_core/") and n.endswith(".so")]
     assert binaries == ["pydantic_core/_pydantic_core.cpython-312-aarch64-linux-gnu.so"]

@@ -201,23 +201,24 @@ def test_forwarded_mail_is_in_the_account_language_with_the_original_attached(pi
     records = run_mails(pipeline, names)
     sent = pipeline.sent_mail()
     assert sent
-    by_account = {}
+    # An account can get several of these mails: each forward is found by its mail and its account.
+    forwarded = {}
     for message in sent:
         parsed = email.message_from_string(message["raw"], policy=email.policy.default)
-        by_account[parsed["X-Rootmail-Account"]] = parsed
+        forwarded[parsed["X-Rootmail-Mail-Id"], parsed["X-Rootmail-Account"]] = parsed
         assert "DKIM-Signature" not in parsed
         assert parsed["From"] == pipeline.sender and parsed["Reply-To"] == pipeline.reply_to
     shared = [r for r in records.values() if r["state"] == "forwarded" and len(r["account_ids"]) > 1]
     assert shared, "the corpus must hold a notice naming several accounts"
     for record in records.values():
         if record["state"] == "forwarded" and len(record["account_ids"]) == 1:
-            message = by_account[record["account_ids"][0]]
+            message = forwarded[record["mail_id"], record["account_ids"][0]]
             assert [p.get_filename() for p in message.iter_attachments()] == ["original.eml"]
     for record in records.values():
         if record["state"] != "forwarded":
             continue
         for account_id in record["account_ids"]:
-            message = by_account[account_id]
+            message = forwarded[record["mail_id"], account_id]
             account = accounts[account_id]
             assert message["Content-Language"] == account.language
             assert sorted(a.strip() for a in message["To"].split(",")) == sorted(account.contacts)

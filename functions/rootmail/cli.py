@@ -6,8 +6,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from rootmail.cli_accounts import add_commands as add_accounts_commands
+from rootmail.cli_slack import add_commands as add_slack_commands
 from rootmail.domain.rules import load_rule_files
 from rootmail.errors import RootmailError
 
@@ -57,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     push.add_argument("--dry-run", action="store_true")
 
     add_accounts_commands(commands)
+    add_slack_commands(commands)
 
     contacts = commands.add_parser("contacts", help="customer contacts held after bounces or complaints")
     contacts_commands = contacts.add_subparsers(dest="contacts_command", required=True, metavar="SUBCOMMAND")
@@ -86,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
             return run_accounts(args)
         if args.command == "contacts":
             return _contacts(args)
+        if args.command in ("digest", "slack"):
+            from rootmail.cli_slack import run as run_slack
+
+            return run_slack(args)
         return _rules(args)
     except (RootmailError, ValueError) as exc:
         print(f"rootmail: {exc}", file=sys.stderr)
@@ -140,17 +147,22 @@ def _triage(args: argparse.Namespace) -> int:
     return status
 
 
-def _demo(args: argparse.Namespace) -> int:
-    from rootmail.local.demo import main as demo_main
+def load_demo_accounts(path: Path | None, contacts: Path | None = None) -> tuple[list[Any], dict[str, str]]:
+    """The sample organisation's accounts (with contacts.json beside them) and its management account."""
     from rootmail.offline import load_accounts, management_account_of
 
-    accounts = []
-    management: dict[str, str] = {}
-    if args.accounts:
-        contacts = args.contacts or args.accounts.with_name("contacts.json")
-        accounts = load_accounts(args.accounts, contacts if contacts.is_file() else None)
-        found = management_account_of(args.accounts)
-        management = {"management_account": found} if found else {}
+    if not path:
+        return [], {}
+    contacts = contacts or path.with_name("contacts.json")
+    accounts = load_accounts(path, contacts if contacts.is_file() else None)
+    found = management_account_of(path)
+    return accounts, ({"management_account": found} if found else {})
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from rootmail.local.demo import main as demo_main
+
+    accounts, management = load_demo_accounts(args.accounts, args.contacts)
     if not args.mail_dir.is_dir():
         print(f"rootmail demo: {args.mail_dir}: no such folder", file=sys.stderr)
         return 2

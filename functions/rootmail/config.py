@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -56,6 +56,22 @@ class Settings(BaseSettings):
     # The pipeline's refresh for an unknown root address: one per window; a mail finding one running waits this long.
     accounts_refresh_seconds: int = Field(default=300, ge=0, le=86400)
     accounts_refresh_wait_seconds: int = Field(default=30, ge=1, le=600)
+    # Operators in Slack: the digest, the /rootmail command, the rule modal and the retry workflow.
+    retry_state_machine_arn: str | None = None
+    rules_history_table: str | None = None
+    slack_requests_table: str | None = None
+    slack_signing_secret_parameter: str | None = None
+    # Who may use /rootmail and its buttons, and where: Slack user IDs (U…/W…) and channel IDs (C…/G…).
+    slack_operator_ids: Annotated[tuple[str, ...], NoDecode] = ()
+    slack_channel_ids: Annotated[tuple[str, ...], NoDecode] = ()
+    slack_response_url_prefix: str = "https://hooks.slack.com/"
+    operator_language: Literal["en", "ja"] = "en"
+    # A retry takes at most this many queued mails per run (the rest wait for the next run); each re-run triage is
+    # checked every poll_seconds, at most max_polls times.
+    retry_batch_limit: int = Field(default=500, ge=1, le=2000)
+    retry_poll_seconds: int = Field(default=5, ge=1, le=300)
+    retry_max_polls: int = Field(default=120, ge=1, le=1000)
+    queue_page_size: int = Field(default=10, ge=1, le=50)
 
     @field_validator("aws_sender_domains", "multi_account_senders", mode="before")
     @classmethod
@@ -64,6 +80,19 @@ class Settings(BaseSettings):
             items = tuple(d.strip().lower().lstrip(".") for d in value.split(",") if d.strip())
             if not items:
                 raise ValueError("must name at least one entry")
+            return items
+        return value
+
+    @field_validator("slack_operator_ids", "slack_channel_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            items = tuple(i.strip() for i in value.split(",") if i.strip())
+            bad = [i for i in items if not i.isalnum() or not i.isupper()]
+            if bad:
+                raise ValueError(
+                    f"Slack IDs are upper-case letters and digits (U0123ABCD, C0123ABCD), not {bad}"
+                )
             return items
         return value
 

@@ -81,3 +81,11 @@ class TriageNotStarted(RootmailError):
 
 class OrganizationsUnavailable(RootmailError):
     """AWS Organizations could not be used at all (the management role could not be assumed): nothing synced."""
+
+
+class CommandError(RootmailError):
+    """An operator's slash command could not be understood; the message says what to type instead."""
+
+
+class RequestRefused(RootmailError):
+    """A Slack request failed verification or authorisation: nothing was changed."""

@@ -165,7 +165,8 @@ def classify_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     _, mail = load_mail(rt, event["key"])
     resolution = Resolution.from_dict(event["resolution"])
     authenticity = assess(mail, rt.settings.aws_sender_domains)
-    decision = decide(mail, authenticity, resolution, rt.rules()).to_dict()
+    # A retry an operator asked for runs with the rules as they are now, not as a warm container cached them.
+    decision = decide(mail, authenticity, resolution, rt.rules(fresh="retry" in event)).to_dict()
     logger.info("classified", extra=decision)
     return decision
 

@@ -12,12 +12,12 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from rootmail.adapters.aws import describe
-from rootmail.adapters.executions import TriageStarter
+from rootmail.adapters.executions import Workflow
 from rootmail.adapters.mailer import SesMailer
 from rootmail.adapters.mailstore import MailStore
 from rootmail.adapters.secrets import read_secret
 from rootmail.adapters.suppressions import SuppressionList
-from rootmail.adapters.tables import AccountsTable, DeliveryGuard, Ledger, RulesTable
+from rootmail.adapters.tables import AccountsTable, DeliveryGuard, Ledger, RulesTable, SlackRequests
 from rootmail.config import Settings, get_settings
 from rootmail.domain.rules import Rule, compile_rules
 from rootmail.errors import OrganizationsUnavailable, RulesUnavailable
@@ -70,7 +70,17 @@ class Runtime:
     @cached_property
     def rules_table(self) -> RulesTable:
         name = self.settings.require("rules_table")
-        return RulesTable(self.dynamodb, name)
+        return RulesTable(self.dynamodb, name, self.settings.rules_history_table)
+
+    @cached_property
+    def slack_requests(self) -> SlackRequests:
+        name = self.settings.require("slack_requests_table")
+        return SlackRequests(self.dynamodb, name)
+
+    @cached_property
+    def signing_secret(self) -> str:
+        """Slack's signing secret, for verifying every request to the /rootmail endpoint."""
+        return read_secret(self.client("ssm"), self.settings.require("slack_signing_secret_parameter"))
 
     @cached_property
     def guard(self) -> DeliveryGuard:
@@ -85,9 +95,16 @@ class Runtime:
         return SesMailer(self.client("sesv2"), name, configuration_set)
 
     @cached_property
-    def starter(self) -> TriageStarter:
+    def starter(self) -> Workflow:
+        """The triage workflow."""
         name = self.settings.require("state_machine_arn")
-        return TriageStarter(self.client("stepfunctions"), name)
+        return Workflow(self.client("stepfunctions"), name)
+
+    @cached_property
+    def retries(self) -> Workflow:
+        """The operators' retry workflow over queued mail."""
+        name = self.settings.require("retry_state_machine_arn")
+        return Workflow(self.client("stepfunctions"), name)
 
     def organization(self) -> Organization:
         """Organizations and the Account API as the management account, through the configured role if any.
@@ -141,13 +158,19 @@ class Runtime:
 
         channel = self.settings.require("slack_channel")
         token = read_secret(self.client("ssm"), self.settings.require("slack_token_parameter"))
-        return SlackNotifier.connect(token, channel, self.settings.slack_api_url)
+        return SlackNotifier.connect(
+            token,
+            channel,
+            self.settings.slack_api_url,
+            response_url_prefix=self.settings.slack_response_url_prefix,
+        )
 
-    def rules(self) -> list[Rule]:
-        """The live rules, cached for a short while so edits reach the pipeline within a minute."""
+    def rules(self, *, fresh: bool = False) -> list[Rule]:
+        """The live rules, cached for a short while so edits reach the pipeline within a minute; `fresh` reads
+        them now (an operator's retry runs with the rules as they are)."""
         with self._rules_lock:
             now = time.monotonic()
-            if self._rules is None or now - self._rules[0] > self.settings.rules_cache_seconds:
+            if fresh or self._rules is None or now - self._rules[0] > self.settings.rules_cache_seconds:
                 items = self.rules_table.load()
                 if not items:
                     raise RulesUnavailable(

@@ -11,6 +11,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
+from slack_sdk.webhook import WebhookClient
 
 from rootmail.errors import SlackRejected, SlackUnavailable
 
@@ -46,27 +47,69 @@ class BoundedRateLimitRetryHandler(RateLimitErrorRetryHandler):
 
 
 class SlackNotifier:
-    def __init__(self, client: WebClient, channel: str) -> None:
+    """Posts to the operators' channel, answers through a command's response_url, opens modals."""
+
+    def __init__(
+        self, client: WebClient, channel: str, *, response_url_prefix: str = "https://hooks.slack.com/"
+    ) -> None:
         self.client = client
         self.channel = channel
+        # A response_url comes inside a request; only Slack's own are followed (never a URL a payload makes up).
+        self.response_url_prefix = response_url_prefix
 
     @classmethod
     def connect(
-        cls, token: str, channel: str, base_url: str = "https://slack.com/api/", *, timeout: int = 10
+        cls,
+        token: str,
+        channel: str,
+        base_url: str = "https://slack.com/api/",
+        *,
+        timeout: int = 10,
+        response_url_prefix: str = "https://hooks.slack.com/",
     ) -> SlackNotifier:
         client = WebClient(token=token, base_url=base_url, timeout=timeout)
         # The default handlers retry connection errors once; 429 is retried only with this one added.
         client.retry_handlers.append(BoundedRateLimitRetryHandler(max_retry_count=2))
-        return cls(client, channel)
+        return cls(client, channel, response_url_prefix=response_url_prefix)
 
-    def post(self, text: str, blocks: list[dict[str, Any]] | None = None) -> str:
-        """Post to the channel; return the message's ts."""
+    def post(
+        self, text: str, blocks: list[dict[str, Any]] | None = None, *, channel: str | None = None
+    ) -> str:
+        """Post to the channel (or another the operators used); return the message's ts."""
+        where = channel or self.channel
+        response = self._call(
+            f"chat.postMessage in {where}",
+            lambda: self.client.chat_postMessage(channel=where, text=text, blocks=blocks),
+        )
+        return str(response["ts"])
+
+    def open_view(self, trigger_id: str, view: dict[str, Any]) -> str:
+        """Open a modal for the operator who clicked (the trigger ID lives 3 seconds); return the view's ID."""
+        response = self._call("views.open", lambda: self.client.views_open(trigger_id=trigger_id, view=view))
+        return str((response.get("view") or {}).get("id", ""))
+
+    def respond(self, response_url: str, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
+        """Answer a slash command later through its response_url (valid 30 minutes, 5 uses)."""
+        if not response_url.startswith(self.response_url_prefix):
+            raise SlackRejected(f"not a Slack response_url (expected {self.response_url_prefix}…)")
         try:
-            response = self.client.chat_postMessage(channel=self.channel, text=text, blocks=blocks)
+            answer = WebhookClient(response_url, timeout=10).send(
+                text=text, blocks=blocks, response_type="in_channel"
+            )
+        except (OSError, http.client.HTTPException) as exc:
+            raise SlackUnavailable(f"Slack unreachable: {type(exc).__name__}: {exc}") from None
+        if answer.status_code == 429 or answer.status_code >= 500:
+            raise SlackUnavailable(f"Slack answered {answer.status_code} to a response_url")
+        if answer.status_code >= 400:
+            raise SlackRejected(f"Slack answered {answer.status_code} to a response_url: {answer.body[:200]}")
+
+    def _call(self, what: str, request: Any) -> Any:
+        try:
+            return request()
         except SlackApiError as exc:
             status = exc.response.status_code
             error = _error_of(exc.response.data)
-            message = f"Slack answered {status} to chat.postMessage in {self.channel}: {error}"
+            message = f"Slack answered {status} to {what}: {error}"
             if status == 429 or status >= 500 or error in _TRANSIENT_ERRORS:
                 raise SlackUnavailable(self._scrub(message)) from None
             raise SlackRejected(self._scrub(message)) from None
@@ -74,7 +117,6 @@ class SlackNotifier:
             raise SlackRejected(self._scrub(f"Slack request refused before sending: {exc}")) from None
         except (OSError, http.client.HTTPException) as exc:  # URLError, refused, reset, timeouts
             raise SlackUnavailable(self._scrub(f"Slack unreachable: {type(exc).__name__}: {exc}")) from None
-        return str(response["ts"])
 
     def _scrub(self, text: str) -> str:
         token = self.client.token

@@ -107,6 +107,23 @@ class Ledger:
             for item in page["Items"]:
                 yield from_item(item)
 
+    def in_state(self, state: str) -> Iterator[dict[str, Any]]:
+        """Records in one state, the most recently updated first (the `by-state` index)."""
+        pages = self._db.get_paginator("query").paginate(
+            TableName=self.table,
+            IndexName="by-state",
+            KeyConditionExpression="#s = :state",
+            ExpressionAttributeNames={"#s": "state"},
+            ExpressionAttributeValues={":state": {"S": state}},
+            ScanIndexForward=False,
+        )
+        try:
+            for page in pages:
+                for item in page["Items"]:
+                    yield from_item(item)
+        except (ClientError, BotoCoreError) as exc:
+            raise LedgerUnavailable(f"ledger query of {state} mail: {describe(exc)}") from None
+
     def _update(
         self, mail_id: str, expression: str, values: dict[str, Any], names: dict[str, str] | None = None
     ) -> None:
@@ -332,11 +349,14 @@ def _stamp(moment: datetime) -> str:
 
 
 class RulesTable:
-    """The live rules: one item per rule, the rule's data as JSON in `body`."""
+    """The live rules: one item per rule, the rule's data as JSON in `body`, its `version` counting its changes.
+    Every change made through `create` also writes a history record (who, when, why, before and after) to the
+    history table, in the same transaction."""
 
-    def __init__(self, dynamodb: Any, table: str) -> None:
+    def __init__(self, dynamodb: Any, table: str, history_table: str | None = None) -> None:
         self._db = dynamodb
         self.table = table
+        self.history_table = history_table
 
     def load(self) -> list[dict[str, Any]]:
         try:
@@ -357,6 +377,82 @@ class RulesTable:
             self._db.put_item(TableName=self.table, Item=to_item(item))
             count += 1
         return count
+
+    def create(self, rule: dict[str, Any], *, by: str, why: str) -> bool:
+        """Add a new rule (version 1) and its history record together; False if a rule with its ID exists."""
+        if not self.history_table:
+            raise RulesUnavailable("no rules history table configured: a live change needs its audit record")
+        at = now_iso()
+        body = json.dumps(rule, ensure_ascii=False, sort_keys=True)
+        live = {"rule_id": rule["id"], "priority": rule["priority"], "body": body, "version": 1}
+        history = {"rule_id": rule["id"], "version": 1, "at": at, "by": by, "why": why, "after": body}
+        try:
+            self._db.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": to_item({**live, "updated_at": at, "updated_by": by}),
+                            "ConditionExpression": "attribute_not_exists(rule_id)",
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self.history_table,
+                            "Item": to_item(history),
+                            "ConditionExpression": "attribute_not_exists(rule_id)",
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            reasons = exc.response.get("CancellationReasons") or []
+            if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons):
+                return False
+            raise RulesUnavailable(f"rules table {self.table}: {describe(exc)}") from None
+        except BotoCoreError as exc:
+            raise RulesUnavailable(f"rules table {self.table}: {describe(exc)}") from None
+        return True
+
+    def history(self, rule_id: str) -> list[dict[str, Any]]:
+        """A rule's history records, oldest first."""
+        if not self.history_table:
+            return []
+        answer = self._db.query(
+            TableName=self.history_table,
+            KeyConditionExpression="rule_id = :id",
+            ExpressionAttributeValues=to_item({":id": rule_id}),
+            ConsistentRead=True,
+        )
+        return [from_item(i) for i in answer["Items"]]
+
+
+class SlackRequests:
+    """The signatures of Slack requests that changed something, remembered past Slack's 5-minute window so a
+    replayed request is refused (DynamoDB's TTL removes them later)."""
+
+    KEEP = timedelta(minutes=10)
+
+    def __init__(self, dynamodb: Any, table: str) -> None:
+        self._db = dynamodb
+        self.table = table
+
+    def first_time(self, signature: str, what: str) -> bool:
+        """Remember the signature; False when it was already seen (a replay)."""
+        expires = int((datetime.now(UTC) + self.KEEP).timestamp())
+        try:
+            self._db.put_item(
+                TableName=self.table,
+                Item=to_item({"signature": signature, "what": what, "at": now_iso(), "expires_at": expires}),
+                ConditionExpression="attribute_not_exists(signature)",
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise LedgerUnavailable(f"slack requests table: {describe(exc)}") from None
+        except BotoCoreError as exc:
+            raise LedgerUnavailable(f"slack requests table: {describe(exc)}") from None
+        return True
 
 
 class DeliveryGuard:

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+_PLACEHOLDER = re.compile(r"<(?:address|arn|resource|date|case|account|name|n)>")
 # Order matters: the most specific shapes are masked first.
 _MASKS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "<address>"),
@@ -20,7 +21,12 @@ _MASKS: tuple[tuple[re.Pattern[str], str], ...] = (
         re.compile(r"\b(?:i|vol|snap|sg|subnet|vpc|eni|ami|igw|nat|rtb|acl|db|eipalloc)-[0-9a-f]{6,}\b"),
         "<resource>",
     ),
-    (re.compile(r"\b\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2})?(?:\s*(?:UTC|Z))?)?\b"), "<date>"),
+    (
+        re.compile(
+            r"\b\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:\s*UTC|Z|[+-]\d{2}:?\d{2})?)?(?!\w)"
+        ),
+        "<date>",
+    ),
     (re.compile(r"\d{4}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日"), "<date>"),
     (
         re.compile(
@@ -37,7 +43,9 @@ _MASKS: tuple[tuple[re.Pattern[str], str], ...] = (
 
 
 def mask(text: str) -> str:
-    """A subject or reason with its variable parts replaced by placeholders, whitespace folded."""
+    """A subject or reason with its variable parts replaced by placeholders, whitespace folded. Text that looks
+    like a placeholder already is kept apart (in full-width brackets), so a pattern means one thing."""
+    text = _PLACEHOLDER.sub(lambda found: "＜" + found.group()[1:-1] + "＞", text)
     for pattern, placeholder in _MASKS:
         text = pattern.sub(placeholder, text)
     return " ".join(text.split())
@@ -110,3 +118,36 @@ def group_queue(records: Iterable[dict[str, Any]]) -> list[Pattern]:
             found.sample_subject = str(record.get("subject") or "")
     newest_first = sorted(patterns.values(), key=lambda p: (p.last_seen, p.id), reverse=True)
     return sorted(newest_first, key=lambda p: -p.count)
+
+
+# What each placeholder stands for in a subject pattern a rule can use (the rest of the text is literal).
+_PLACEHOLDER_REGEX = {
+    "<address>": r"\S+@\S+",
+    "<account>": r"\d{4}-?\d{4}-?\d{4}",
+    "<case>": r"\d{10,15}",
+    "<n>": r"\d+(?:[.,]\d+)*%?",
+}
+
+
+def subject_regex(pattern: str) -> str:
+    """A regular expression for a rule's `match.subject` that matches every subject of a masked pattern:
+    literal text escaped, whitespace flexible, each placeholder replaced by what it masked."""
+    parts: list[str] = []
+    position = 0
+    for found in _PLACEHOLDER.finditer(pattern):
+        parts.append(_literal(pattern[position : found.start()]))
+        parts.append(_PLACEHOLDER_REGEX.get(found.group(), r".+?"))
+        position = found.end()
+    parts.append(_literal(pattern[position:]))
+    return "^" + "".join(parts)
+
+
+def _literal(text: str) -> str:
+    if not text:
+        return ""
+    escaped = r"\s+".join(re.escape(word) for word in text.split(" "))
+    return escaped.replace("＜", "[<＜]").replace("＞", "[>＞]")  # see mask()
+
+
+def find_pattern(patterns: Iterable[Pattern], pattern_id: str) -> Pattern | None:
+    return next((p for p in patterns if p.id == pattern_id), None)

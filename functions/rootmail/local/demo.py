@@ -16,11 +16,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from rootmail.adapters.tables import AccountsTable
+from rootmail.adapters.tables import AccountsTable, now_iso
 from rootmail.cli_accounts import contacts_text
 from rootmail.domain.accounts import CONTACT_KINDS, Account
+from rootmail.domain.digest import group_queue
+from rootmail.domain.operator_messages import CREATE_RULE, digest_text
 from rootmail.domain.rules import Rule
 from rootmail.local.emulator import MANAGEMENT_ACCOUNT, LocalPipeline
+from rootmail.local.slack_requests import modal_values
 
 _KEY_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -41,7 +44,7 @@ def run_pipeline(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Put the accounts in the local organisation and fill the accounts table with the real sync function; then
     run every file through the local pipeline; return the per-mail report and the evidence."""
-    with LocalPipeline(management_account=management_account) as pipeline, _quiet(log):
+    with LocalPipeline(management_account=management_account) as pipeline, quiet_logs(log):
         pipeline.seed_organization(accounts)
         sync = pipeline.sync_accounts()
         table = AccountsTable(pipeline.client("dynamodb"), pipeline.tables["accounts"])
@@ -91,20 +94,62 @@ def run_pipeline(
             "tickets": pipeline.zendesk.tickets,
             "slack_messages": pipeline.slack.messages,
         }
+        evidence["operators"] = operators_in_slack(pipeline)
     return report, evidence
 
 
+def operators_in_slack(pipeline: LocalPipeline) -> dict[str, Any]:
+    """What the operators do next, through the deployed functions: the hourly digest, a rule created from its
+    first unclassified pattern with the Slack modal, `/rootmail retry pattern P`, then `/rootmail retry`."""
+    steps: dict[str, Any] = {}
+    pipeline.invoke("digest", {})
+    posted = pipeline.slack.messages[-1]
+    steps["digest"] = digest_text(
+        group_queue(pipeline.ledger().in_state("queued")), language="en", now=now_iso()
+    )
+    buttons = [e for b in posted["blocks"] or [] if b["type"] == "actions" for e in b["elements"]]
+    create = next((b for b in buttons if b["action_id"] == CREATE_RULE), None)
+    if create is not None:
+        pattern = json.loads(create["value"])["id"]
+        pipeline.slack_click(CREATE_RULE, create["value"])
+        view = pipeline.slack.views[-1]["view"]
+        values = modal_values(view, rule_id=f"demo-{pattern}", category="account-lifecycle", action="forward")
+        pipeline.slack_submit(view, values)
+        steps["rule"] = pipeline.slack.messages[-1]["text"]
+        steps["retry_pattern"] = _retry(pipeline, f"retry pattern {pattern}")
+    steps["retry_all"] = _retry(pipeline, "retry")
+    pipeline.invoke("digest", {})
+    steps["digest_after"] = pipeline.slack.messages[-1]["text"]
+    return steps
+
+
+def _retry(pipeline: LocalPipeline, text: str) -> dict[str, str]:
+    reply = json.loads(pipeline.slack_command(text)["body"])
+    pipeline.wait()
+    outcome = pipeline.slack.responses[-1]
+    why = [b["text"]["text"] for b in outcome.get("blocks") or [] if b.get("type") == "section"][1:]
+    return {
+        "command": f"/rootmail {text}",
+        "reply": reply["text"],
+        "outcome": outcome["text"],
+        "why": "\n".join(why),
+    }
+
+
 @contextlib.contextmanager
-def _quiet(log: TextIO) -> Any:
+def quiet_logs(log: TextIO) -> Any:
     """Handler logs (Powertools JSON) and EMF metrics go to the log file, not over the summary."""
-    logger = logging.getLogger("rootmail")
-    streams = [(h, h.setStream(log)) for h in logger.handlers if isinstance(h, logging.StreamHandler)]
+    handlers = [h for h in logging.getLogger("rootmail").handlers if isinstance(h, logging.StreamHandler)]
+    # Swapped without setStream(), which flushes the old stream: it may be closed (an earlier redirected stdout).
+    streams = [(h, h.stream) for h in handlers]
+    for handler in handlers:
+        handler.stream = log
     with contextlib.redirect_stdout(log):
         try:
             yield
         finally:
             for handler, previous in streams:
-                handler.setStream(previous)
+                handler.stream = previous
 
 
 def render_summary(
@@ -200,6 +245,20 @@ def _evidence_lines(evidence: dict[str, Any]) -> list[str]:
     lines.append("  Slack (operators' channel):")
     for message in messages:
         lines.append(f"    {message['channel']}: {message['text'][:120]}")
+    operators = evidence.get("operators")
+    if operators:
+        lines.append("")
+        lines.append("Operators in Slack (the digest function, then /rootmail through the slack function):")
+        lines.extend("  | " + line for line in operators["digest"].splitlines())
+        if "rule" in operators:
+            lines.append(f"  Rule from the first pattern (Slack modal): {operators['rule']}")
+        for step in ("retry_pattern", "retry_all"):
+            if step in operators:
+                retry = operators[step]
+                lines.append(f"  {retry['command']} → {retry['reply']}")
+                lines.append(f"    then: {retry['outcome']}")
+                lines.extend(f"      {line}" for line in retry["why"].splitlines())
+        lines.append(f"  Next digest: {operators['digest_after'][:160]}")
     return lines
 
 

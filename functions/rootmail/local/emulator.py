@@ -27,10 +27,21 @@ from rootmail.domain.accounts import Account
 from rootmail.domain.rules import Rule
 from rootmail.local.moto_lambda import check_function, lambdas_in_process
 from rootmail.local.organization import LocalOrganization, seed_of
+from rootmail.local.slack_requests import (
+    COMMANDS_PATH,
+    INTERACTIONS_PATH,
+    button_click,
+    command_body,
+    http_api_event,
+    interaction_body,
+    signed,
+    view_submission,
+)
 from rootmail.local.standins import SlackStandIn, ZendeskStandIn
 
 ROOT = Path(__file__).resolve().parents[3]
 DEFINITION = ROOT / "statemachine" / "triage.asl.json"
+RETRY_DEFINITION = ROOT / "statemachine" / "retry.asl.json"
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account
 # The local organisation's management account (the sample organisation's, tests/corpus/accounts.json). The sync
@@ -55,10 +66,15 @@ FUNCTIONS: dict[str, str] = {
         "record",
         "bounces",
         "sync",
+        "slack",
+        "digest",
+        "retry_select",
+        "retriage",
+        "retry_report",
     )
 }
 # Timeouts that differ from the default, as in serverless.yml (the handlers plan their work by the time left).
-TIMEOUTS: dict[str, int] = {"sync": 900, "refresh": 300}
+TIMEOUTS: dict[str, int] = {"sync": 900, "refresh": 300, "slack": 10}
 
 
 def resolve_resources(node: Any, arns: dict[str, str]) -> Any:
@@ -87,6 +103,10 @@ class LocalPipeline:
     slack: SlackStandIn = field(default_factory=SlackStandIn)
     management_account: str = MANAGEMENT_ACCOUNT
     settings: dict[str, str] = field(default_factory=dict)  # more ROOTMAIL_* values for the functions
+    # The local Slack workspace: who may use /rootmail, where, and the app's signing secret (kept in moto's SSM).
+    operator_ids: tuple[str, ...] = ("U0LOCALOPS",)
+    channel_ids: tuple[str, ...] = ("C0LOCALOPS",)
+    signing_secret: str = "local-signing-secret"
 
     def __post_init__(self) -> None:
         name = f"rootmail-{self.stage}"
@@ -97,8 +117,11 @@ class LocalPipeline:
             "rules": f"{name}-rules",
             "deliveries": f"{name}-deliveries",
             "suppressions": f"{name}-suppressions",
+            "rules_history": f"{name}-rules-history",
+            "slack_requests": f"{name}-slack-requests",
         }
         self.state_machine_name = f"{name}-triage"
+        self.retry_state_machine_name = f"{name}-retry"
         self._saved_env: dict[str, str | None] = {}
 
     # ---- lifecycle ----------------------------------------------------------------------------------------
@@ -156,6 +179,16 @@ class LocalPipeline:
             "ROOTMAIL_RULES_TABLE": self.tables["rules"],
             "ROOTMAIL_DELIVERIES_TABLE": self.tables["deliveries"],
             "ROOTMAIL_SUPPRESSIONS_TABLE": self.tables["suppressions"],
+            "ROOTMAIL_RULES_HISTORY_TABLE": self.tables["rules_history"],
+            "ROOTMAIL_SLACK_REQUESTS_TABLE": self.tables["slack_requests"],
+            "ROOTMAIL_RETRY_STATE_MACHINE_ARN": (
+                f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{self.retry_state_machine_name}"
+            ),
+            "ROOTMAIL_SLACK_SIGNING_SECRET_PARAMETER": f"/rootmail/{self.stage}/slack-signing-secret",
+            "ROOTMAIL_SLACK_OPERATOR_IDS": ",".join(self.operator_ids),
+            "ROOTMAIL_SLACK_CHANNEL_IDS": ",".join(self.channel_ids),
+            "ROOTMAIL_SLACK_RESPONSE_URL_PREFIX": self.slack.response_url_prefix,
+            "ROOTMAIL_RETRY_POLL_SECONDS": "1",
             "ROOTMAIL_SES_CONFIGURATION_SET": f"rootmail-{self.stage}",
             "ROOTMAIL_STATE_MACHINE_ARN": (
                 f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{self.state_machine_name}"
@@ -195,6 +228,11 @@ class LocalPipeline:
                 Value=f"local-{service}-token",
                 Type="SecureString",
             )
+        ssm.put_parameter(
+            Name=f"/rootmail/{self.stage}/slack-signing-secret",
+            Value=self.signing_secret,
+            Type="SecureString",
+        )
         self.client("sesv2").create_email_identity(EmailIdentity=self.sender)
         self.client("sesv2").create_configuration_set(ConfigurationSetName=f"rootmail-{self.stage}")
 
@@ -224,9 +262,14 @@ class LocalPipeline:
 
         check_function(get_backend(ACCOUNT, REGION).get_function(arns["parse"]))
 
+        sfn = self.client("stepfunctions")
         definition = resolve_resources(json.loads(DEFINITION.read_text(encoding="utf-8")), arns)
-        self.state_machine_arn = self.client("stepfunctions").create_state_machine(
+        self.state_machine_arn = sfn.create_state_machine(
             name=self.state_machine_name, definition=json.dumps(definition), roleArn=role, type="STANDARD"
+        )["stateMachineArn"]
+        retry = resolve_resources(json.loads(RETRY_DEFINITION.read_text(encoding="utf-8")), arns)
+        self.retry_state_machine_arn = sfn.create_state_machine(
+            name=self.retry_state_machine_name, definition=json.dumps(retry), roleArn=role, type="STANDARD"
         )["stateMachineArn"]
         s3.put_bucket_notification_configuration(
             Bucket=self.bucket,
@@ -270,6 +313,19 @@ class LocalPipeline:
         create(self.tables["rules"], "rule_id")
         create(self.tables["deliveries"], "delivery_id")
         create(self.tables["suppressions"], "address")
+        create(self.tables["slack_requests"], "signature")
+        dynamodb.create_table(
+            TableName=self.tables["rules_history"],
+            KeySchema=[
+                {"AttributeName": "rule_id", "KeyType": "HASH"},
+                {"AttributeName": "version", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "rule_id", "AttributeType": "S"},
+                {"AttributeName": "version", "AttributeType": "N"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
 
     # ---- use ----------------------------------------------------------------------------------------------
 
@@ -295,13 +351,56 @@ class LocalPipeline:
 
     def sync_accounts(self) -> dict[str, Any]:
         """Invoke the deployed `sync` function (what its hourly schedule does); its report."""
-        answer = self.client("lambda").invoke(FunctionName=f"rootmail-{self.stage}-sync", Payload=b"{}")
-        report: dict[str, Any] = json.loads(answer["Payload"].read())
+        return self.invoke("sync", {})
+
+    def invoke(self, function: str, event: dict[str, Any]) -> dict[str, Any]:
+        """Invoke a deployed function synchronously; its answer (a function error raises, with its type)."""
+        answer = self.client("lambda").invoke(
+            FunctionName=f"rootmail-{self.stage}-{function}", Payload=json.dumps(event).encode()
+        )
+        result: dict[str, Any] = json.loads(answer["Payload"].read())
         if answer.get("FunctionError"):
             raise RuntimeError(
-                f"the sync function failed: {report.get('errorType')}: {report.get('errorMessage')}"
+                f"the {function} function failed: {result.get('errorType')}: {result.get('errorMessage')}"
             )
-        return report
+        return result
+
+    def slack_request(self, path: str, body: bytes, headers: dict[str, str] | None = None) -> dict[str, Any]:
+        """A request to the Slack endpoint as API Gateway delivers it to the `slack` function: signed with the
+        local signing secret unless `headers` are given. The function's HTTP answer (statusCode, body)."""
+        return self.invoke("slack", http_api_event(path, headers or signed(self.signing_secret, body), body))
+
+    def slack_command(
+        self, text: str, *, user: str | None = None, channel: str | None = None, response_url: str = "command"
+    ) -> dict[str, Any]:
+        """`/rootmail TEXT` typed by an operator (the first configured one, in the first channel)."""
+        body = command_body(
+            text,
+            user=user or self.operator_ids[0],
+            channel=channel or self.channel_ids[0],
+            response_url=self.slack.response_url(response_url),
+        )
+        return self.slack_request(COMMANDS_PATH, body)
+
+    def slack_click(
+        self, action_id: str, value: str, *, user: str | None = None, channel: str | None = None
+    ) -> dict[str, Any]:
+        """An operator clicks a button (the first configured operator, in the first channel)."""
+        payload = button_click(
+            action_id,
+            value,
+            user=user or self.operator_ids[0],
+            channel=channel or self.channel_ids[0],
+            response_url=self.slack.response_url("button"),
+        )
+        return self.slack_request(INTERACTIONS_PATH, interaction_body(payload))
+
+    def slack_submit(
+        self, view: dict[str, Any], values: dict[str, Any], *, user: str | None = None
+    ) -> dict[str, Any]:
+        """An operator submits a modal the stand-in opened."""
+        payload = view_submission(view, values, user=user or self.operator_ids[0])
+        return self.slack_request(INTERACTIONS_PATH, interaction_body(payload))
 
     def seed_rules(self, rules: Iterable[Rule]) -> int:
         return RulesTable(self.client("dynamodb"), self.tables["rules"]).put_all(r.to_item() for r in rules)
@@ -312,17 +411,29 @@ class LocalPipeline:
         self.client("s3").put_object(Bucket=self.bucket, Key=full_key, Body=raw)
         return full_key
 
-    def executions(self) -> list[dict[str, Any]]:
+    def executions(self, state_machine_arn: str | None = None) -> list[dict[str, Any]]:
+        """The triage workflow's executions (or another state machine's)."""
         sfn = self.client("stepfunctions")
-        pages = sfn.get_paginator("list_executions").paginate(stateMachineArn=self.state_machine_arn)
+        pages = sfn.get_paginator("list_executions").paginate(
+            stateMachineArn=state_machine_arn or self.state_machine_arn
+        )
         return [e for page in pages for e in page["executions"]]
 
+    def retry_executions(self) -> list[dict[str, Any]]:
+        return self.executions(self.retry_state_machine_arn)
+
     def wait(self, timeout: float = 120.0) -> list[dict[str, Any]]:
-        """Wait until no execution is running; return every execution's description."""
+        """Wait until no execution of either workflow is running; return every triage execution's description
+        (the retry workflow's come from `retry_executions`)."""
         sfn = self.client("stepfunctions")
         deadline = time.monotonic() + timeout
         while True:
+            retries = [
+                sfn.describe_execution(executionArn=e["executionArn"]) for e in self.retry_executions()
+            ]
             described = [sfn.describe_execution(executionArn=e["executionArn"]) for e in self.executions()]
+            if any(r["status"] == "RUNNING" for r in retries):
+                described = [*described, *(r for r in retries if r["status"] == "RUNNING")]
             if all(d["status"] != "RUNNING" for d in described):
                 return described
             if time.monotonic() > deadline:
@@ -331,6 +442,9 @@ class LocalPipeline:
                     f"{len(running)} execution(s) still running after {timeout:.0f} s: {running[:5]}"
                 )
             time.sleep(0.05)
+
+    def rules_table(self) -> RulesTable:
+        return RulesTable(self.client("dynamodb"), self.tables["rules"], self.tables["rules_history"])
 
     def ledger(self) -> Ledger:
         return Ledger(self.client("dynamodb"), self.tables["ledger"])

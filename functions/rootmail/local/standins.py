@@ -545,11 +545,15 @@ MISSING_CHANNEL = "#does-not-exist"
 
 
 class SlackStandIn(_StandIn):
-    """chat.postMessage and auth.test of the Slack Web API."""
+    """chat.postMessage, views.open and auth.test of the Slack Web API, and response_urls (as Slack's hooks)."""
+
+    RESPONSE_PATH = "/response/"
 
     def __init__(self) -> None:
         super().__init__()
         self._messages: list[dict[str, Any]] = []
+        self._views: list[dict[str, Any]] = []
+        self._responses: list[dict[str, Any]] = []
         self._ts = itertools.count(1)
 
     @property
@@ -557,14 +561,40 @@ class SlackStandIn(_StandIn):
         return f"http://{self.netloc}/api/"
 
     @property
+    def response_url_prefix(self) -> str:
+        return f"http://{self.netloc}{self.RESPONSE_PATH}"
+
+    def response_url(self, name: str) -> str:
+        """A response_url as Slack puts in a command or interaction request."""
+        return self.response_url_prefix + name
+
+    @property
     def messages(self) -> list[dict[str, Any]]:
         """Posted messages: channel, text, blocks, ts."""
         with self._lock:
             return copy.deepcopy(self._messages)
 
+    @property
+    def views(self) -> list[dict[str, Any]]:
+        """Opened modals: trigger_id, view."""
+        with self._lock:
+            return copy.deepcopy(self._views)
+
+    @property
+    def responses(self) -> list[dict[str, Any]]:
+        """Messages sent to a response_url: name, text, blocks, response_type."""
+        with self._lock:
+            return copy.deepcopy(self._responses)
+
     def _route(self, request: _Request) -> _Answer:
         if request.method != "POST":
             return _Answer(405, {"ok": False, "error": "method_not_allowed"})
+        if request.path.startswith(self.RESPONSE_PATH):
+            body = request.json()
+            if not isinstance(body, dict) or not (body.get("text") or body.get("blocks")):
+                return _Answer(400, "invalid_payload")
+            self._responses.append({"name": request.path[len(self.RESPONSE_PATH) :], **body})
+            return _Answer(200, "ok")
         args = self._arguments(request)
         authorization = request.header("Authorization") or ""
         if not (authorization.startswith("Bearer ") and authorization[7:].strip()) and not args.get("token"):
@@ -584,6 +614,8 @@ class SlackStandIn(_StandIn):
             )
         if request.path == "/api/chat.postMessage":
             return self._post_message(args)
+        if request.path == "/api/views.open":
+            return self._open_view(args)
         return _Answer(404, {"ok": False, "error": "unknown_method"})
 
     def _post_message(self, args: dict[str, Any]) -> _Answer:
@@ -603,6 +635,21 @@ class SlackStandIn(_StandIn):
         channel_id = "C" + hashlib.sha1(channel.encode()).hexdigest()[:10].upper()
         message = {"type": "message", "text": text or "", "blocks": blocks, "ts": ts, "bot_id": "B0LOCAL"}
         return _Answer(200, {"ok": True, "channel": channel_id, "ts": ts, "message": message})
+
+    def _open_view(self, args: dict[str, Any]) -> _Answer:
+        view = args.get("view")
+        if isinstance(view, str):
+            try:
+                view = json.loads(view)
+            except ValueError:
+                return _Answer(200, {"ok": False, "error": "invalid_arguments"})
+        if not args.get("trigger_id"):
+            return _Answer(200, {"ok": False, "error": "invalid_trigger_id"})
+        if not isinstance(view, dict) or view.get("type") != "modal" or len(view.get("blocks") or []) > 100:
+            return _Answer(200, {"ok": False, "error": "invalid_arguments"})
+        view_id = f"V{len(self._views) + 1:08d}"
+        self._views.append({"trigger_id": args["trigger_id"], "view": view, "id": view_id})
+        return _Answer(200, {"ok": True, "view": {**view, "id": view_id}})
 
     def _fault(self, status: int) -> _Answer:
         error = "ratelimited" if status == 429 else "internal_error" if status >= 500 else "invalid_request"

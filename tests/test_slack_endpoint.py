@@ -1,0 +1,305 @@
+"""The operators' Slack endpoint on the local emulator: signed requests (and tampered, stale, replayed and
+unauthorised ones) reach the Flask app through serverless-wsgi's handler in the deployed `slack` function; retries
+run through the real retry workflow and the real triage; replies go through the real slack_sdk to the stand-in."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from rootmail.domain.rules import load_rule_files
+from rootmail.local.emulator import LocalPipeline
+from rootmail.local.slack_requests import (
+    COMMANDS_PATH,
+    INTERACTIONS_PATH,
+    command_body,
+    interaction_body,
+    modal_values,
+    signed,
+)
+from rootmail.offline import load_accounts
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "tests" / "corpus"
+REMINDER = (CORPUS / "30-unclassified-reinvent-reminder.eml").read_bytes()
+OPERATOR, CHANNEL = "U0LOCALOPS", "C0LOCALOPS"
+
+
+def reminder(number: int, *, year: int, account_address: str = "aws-root+globex") -> bytes:
+    """The re:Invent reminder again, as AWS sends it for another year or to another account: the same pattern."""
+    return (
+        REMINDER.replace(b"aws-root+globex", account_address.encode())
+        .replace(b"re:Invent 2026", f"re:Invent {year}".encode())
+        .replace(b"c3492aaf-df2a-6937", f"c3492aaf-df2a-{number:04d}".encode())
+    )
+
+
+@pytest.fixture
+def pipeline():
+    with LocalPipeline() as local:
+        local.seed_accounts(load_accounts(CORPUS / "accounts.json", CORPUS / "contacts.json"))
+        local.seed_rules(load_rule_files(ROOT / "rules"))
+        yield local
+
+
+@pytest.fixture
+def unknown_mail(pipeline):
+    """Three reminders no rule knows, for two accounts: one pattern in the queue."""
+    pipeline.store_mail("reminder-1", reminder(1, year=2026))
+    pipeline.store_mail("reminder-2", reminder(2, year=2027))
+    pipeline.store_mail("reminder-3", reminder(3, year=2028, account_address="aws-root+acme-prod"))
+    pipeline.wait()
+    return ["reminder-1", "reminder-2", "reminder-3"]
+
+
+def answer(response):
+    assert response["statusCode"] == 200, response
+    return json.loads(response["body"]) if response.get("body") else None
+
+
+def command(pipeline, text, *, user=OPERATOR, channel=CHANNEL, name="command"):
+    body = command_body(text, user=user, channel=channel, response_url=pipeline.slack.response_url(name))
+    return body, signed(pipeline.signing_secret, body)
+
+
+def click(pipeline, action_id, value, *, user=OPERATOR, channel=CHANNEL):
+    return pipeline.slack_click(action_id, value, user=user, channel=channel)
+
+
+def submit(pipeline, view, values, *, user=OPERATOR):
+    return pipeline.slack_submit(view, values, user=user)
+
+
+def states(pipeline, mail_ids):
+    ledger = pipeline.ledger()
+    return {mail_id: ledger.get(mail_id)["state"] for mail_id in mail_ids}
+
+
+def digest_actions(message):
+    return [b for b in message["blocks"] if b["type"] == "actions"]
+
+
+# ---- the whole loop ---------------------------------------------------------------------------------------------
+
+
+def test_unknown_mail_to_rule_to_retry_to_an_empty_queue(pipeline, unknown_mail):
+    # The hourly digest shows the pattern.
+    pipeline.invoke("digest", {})
+    digest = pipeline.slack.messages[-1]
+    assert "3 mail(s) queued: 3 unclassified in 1 pattern(s)" in digest["text"]
+    create, retry = digest_actions(digest)[0]["elements"]
+    reference = json.loads(create["value"])
+    assert reference["count"] == 3 and reference["sender"] == "no-reply-aws@amazon.com"
+    pattern = retry["value"]
+
+    # "Create a rule" opens the modal, prefilled from the pattern.
+    assert click(pipeline, create["action_id"], create["value"])["statusCode"] == 200
+    view = pipeline.slack.views[-1]["view"]
+    assert view["callback_id"] == "rule_from_pattern"
+    # The operator picks what the mail is; the prefilled sender and subject pattern stay.
+    values = modal_values(view, category="account-lifecycle", action="forward", rule_id="reinvent-reminders")
+    assert answer(submit(pipeline, view, values)) is None  # the modal closes
+    saved = pipeline.slack.messages[-1]
+    assert "Rule `reinvent-reminders` saved by <@U0LOCALOPS>" in saved["text"]
+    assert "3 queued mail(s)" in saved["text"]
+    history = pipeline.rules_table().history("reinvent-reminders")
+    assert history[0]["by"] == OPERATOR and json.loads(history[0]["after"])["category"] == "account-lifecycle"
+
+    # `/rootmail retry pattern P`: the answer only says it started; the retry runs in the retry workflow.
+    body, headers = command(pipeline, f"retry pattern {pattern}")
+    reply = answer(pipeline.slack_request(COMMANDS_PATH, body, headers))
+    assert reply["response_type"] == "in_channel" and f"pattern `{pattern}`" in reply["text"]
+    assert "done" not in reply["text"]
+    pipeline.wait()
+    assert [e["status"] for e in pipeline.retry_executions()] == ["SUCCEEDED"]
+
+    assert states(pipeline, unknown_mail) == dict.fromkeys(unknown_mail, "forwarded")
+    forwarded = {tuple(m["destinations"]) for m in pipeline.sent_mail()}
+    assert len(pipeline.sent_mail()) == 3 and len(forwarded) == 2  # two accounts' contacts
+    outcome = pipeline.slack.responses[-1]
+    assert outcome["name"] == "command"
+    assert "3 mail(s) re-run" in outcome["text"] and "3 forwarded" in outcome["text"]
+    assert "0 still queued" in outcome["text"]
+
+    # The queue is empty, and the next digest says so.
+    assert answer(pipeline.slack_command("list"))["text"] == "No mail is queued."
+    pipeline.invoke("digest", {})
+    assert "All processed" in pipeline.slack.messages[-1]["text"]
+
+
+def test_a_retry_button_in_the_digest_runs_the_same_retry(pipeline, unknown_mail):
+    pipeline.invoke("digest", {})
+    _, retry = digest_actions(pipeline.slack.messages[-1])[0]["elements"]
+    assert click(pipeline, retry["action_id"], retry["value"])["statusCode"] == 200
+    pipeline.wait()
+    # No rule knows them yet: they stay queued, and the operators hear why.
+    assert set(states(pipeline, unknown_mail).values()) == {"queued"}
+    said = [r["text"] for r in pipeline.slack.responses if r["name"] == "button"]
+    assert any("asked for a retry" in t for t in said)
+    assert any("3 still queued" in t for t in said)
+    assert "3 × no rule matched" in pipeline.slack.responses[-1]["blocks"][1]["text"]["text"]
+    assert pipeline.ledger().get("reminder-1")["attempts"] == 2
+
+
+# ---- what the command answers -------------------------------------------------------------------------------------
+
+
+def test_help_list_and_show(pipeline, unknown_mail):
+    assert "/rootmail retry pattern P" in answer(pipeline.slack_command("help"))["text"]
+    listed = answer(pipeline.slack_command("list"))
+    assert listed["response_type"] == "ephemeral" and "3 in all" in listed["text"]
+    shown = json.dumps(listed["blocks"])
+    assert all(mail_id in shown for mail_id in unknown_mail)
+    detail = answer(pipeline.slack_command("show reminder-2"))
+    assert "re:Invent 2027" in json.dumps(detail["blocks"]) and "no rule matched" in json.dumps(
+        detail["blocks"]
+    )
+    assert "No mail `nope`" in answer(pipeline.slack_command("show nope"))["text"]
+    assert "unknown subcommand `frobnicate`" in answer(pipeline.slack_command("frobnicate"))["text"]
+
+
+def test_the_list_pages():
+    with LocalPipeline(settings={"queue_page_size": "2"}) as small:
+        small.seed_rules(load_rule_files(ROOT / "rules"))
+        for number in range(3):
+            small.store_mail(f"r{number}", reminder(number, year=2026 + number))
+        small.wait()
+        first = answer(small.slack_command("list"))
+        assert "page 1 of 2 (3 in all)" in first["text"] and "`/rootmail list 2`" in json.dumps(
+            first["blocks"]
+        )
+        second = answer(small.slack_command("list 2"))
+        assert "page 2 of 2" in second["text"] and json.dumps(second["blocks"]).count("re:Invent") == 1
+
+
+def test_retry_of_chosen_ids_skips_what_is_not_queued(pipeline, unknown_mail):
+    name = "08-abuse-report-ec2"
+    pipeline.store_mail(name, (CORPUS / f"{name}.eml").read_bytes())
+    pipeline.wait()
+    answer(pipeline.slack_command(f"retry {name} no-such-mail"))
+    pipeline.wait()
+    outcome = pipeline.slack.responses[-1]["text"]
+    assert "nothing to retry" in outcome
+    assert f"{name} (escalated)" in outcome and "no-such-mail (not in the ledger)" in outcome
+    assert len(pipeline.executions()) == 4  # no triage started again
+
+
+# ---- refusals: nothing changes ----------------------------------------------------------------------------------
+
+
+def test_a_tampered_request_is_refused(pipeline, unknown_mail):
+    body, headers = command(pipeline, "list")
+    tampered = body.replace(b"text=list", b"text=retry")
+    response = pipeline.slack_request(COMMANDS_PATH, tampered, headers)
+    assert response["statusCode"] == 401 and "invalid signature" in response["body"]
+    assert pipeline.retry_executions() == []
+
+
+def test_a_request_signed_with_another_secret_is_refused(pipeline):
+    body = command_body(
+        "retry", user=OPERATOR, channel=CHANNEL, response_url=pipeline.slack.response_url("x")
+    )
+    response = pipeline.slack_request(COMMANDS_PATH, body, signed("not-the-secret", body))
+    assert response["statusCode"] == 401
+    assert pipeline.retry_executions() == []
+
+
+def test_a_stale_request_is_refused(pipeline, unknown_mail):
+    body = command_body(
+        "retry", user=OPERATOR, channel=CHANNEL, response_url=pipeline.slack.response_url("x")
+    )
+    response = pipeline.slack_request(
+        COMMANDS_PATH, body, signed(pipeline.signing_secret, body, int(time.time()) - 301)
+    )
+    assert response["statusCode"] == 401 and "stale request" in response["body"]
+    assert pipeline.retry_executions() == []
+
+
+def test_unsigned_requests_are_refused(pipeline):
+    body = command_body(
+        "retry", user=OPERATOR, channel=CHANNEL, response_url=pipeline.slack.response_url("x")
+    )
+    response = pipeline.slack_request(
+        COMMANDS_PATH, body, {"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert response["statusCode"] == 401 and "missing Slack signature" in response["body"]
+    assert pipeline.retry_executions() == []
+
+
+def test_a_replayed_retry_is_refused_inside_the_window(pipeline, unknown_mail):
+    body, headers = command(pipeline, "retry")
+    first = answer(pipeline.slack_request(COMMANDS_PATH, body, headers))
+    again = answer(pipeline.slack_request(COMMANDS_PATH, body, headers))
+    assert "asked for a retry" in first["text"]
+    assert again["response_type"] == "ephemeral" and "already handled" in again["text"]
+    pipeline.wait()
+    assert len(pipeline.retry_executions()) == 1
+    # Reading is harmless: a replayed `list` is answered again.
+    body, headers = command(pipeline, "list")
+    assert "in all" in answer(pipeline.slack_request(COMMANDS_PATH, body, headers))["text"]
+    assert "in all" in answer(pipeline.slack_request(COMMANDS_PATH, body, headers))["text"]
+
+
+@pytest.mark.parametrize(
+    ("user", "channel", "reason"),
+    [
+        ("U0STRANGER", CHANNEL, "is not one of rootmail's operators"),
+        (OPERATOR, "C0RANDOM", "only in the operators' channels"),
+    ],
+)
+def test_unauthorised_commands_and_buttons_are_refused(pipeline, unknown_mail, user, channel, reason):
+    body, headers = command(pipeline, "retry", user=user, channel=channel)
+    refused = answer(pipeline.slack_request(COMMANDS_PATH, body, headers))
+    assert refused["response_type"] == "ephemeral" and reason in refused["text"]
+    clicked = answer(click(pipeline, "retry_pattern", "e6ff56f8", user=user, channel=channel))
+    assert reason in clicked["text"]
+    pipeline.wait()
+    assert pipeline.retry_executions() == []
+    assert set(states(pipeline, unknown_mail).values()) == {"queued"}
+
+
+def test_a_tampered_or_replayed_interaction_is_refused(pipeline, unknown_mail):
+    payload = {
+        "type": "block_actions",
+        "user": {"id": OPERATOR},
+        "channel": {"id": CHANNEL},
+        "trigger_id": "t",
+        "response_url": pipeline.slack.response_url("button"),
+        "actions": [{"action_id": "retry_pattern", "value": "00000000"}],
+    }
+    body = interaction_body(payload)
+    headers = signed(pipeline.signing_secret, body)
+    forged = interaction_body({**payload, "user": {"id": "U0STRANGER"}})
+    assert pipeline.slack_request(INTERACTIONS_PATH, forged, headers)["statusCode"] == 401
+    assert pipeline.slack_request(INTERACTIONS_PATH, body, headers)["statusCode"] == 200
+    assert pipeline.slack_request(INTERACTIONS_PATH, body, headers)["statusCode"] == 200
+    pipeline.wait()
+    assert len(pipeline.retry_executions()) == 1  # the replay started nothing
+
+
+def test_a_rule_that_does_not_validate_is_shown_in_the_modal_and_not_stored(pipeline, unknown_mail):
+    pipeline.invoke("digest", {})
+    create, _ = digest_actions(pipeline.slack.messages[-1])[0]["elements"]
+    click(pipeline, create["action_id"], create["value"])
+    view = pipeline.slack.views[-1]["view"]
+    bad = modal_values(view, category="health", action="forward", subject="(unclosed")
+    errors = answer(submit(pipeline, view, bad))
+    assert errors["response_action"] == "errors" and "does not compile" in errors["errors"]["subject"]
+    same_id = modal_values(view, category="health", action="forward", rule_id="health-event")
+    assert "already exists" in answer(submit(pipeline, view, same_id))["errors"]["rule_id"]
+    assert pipeline.rules_table().history("health-event") == []
+    ids = {r["id"] for r in pipeline.rules_table().load()}
+    assert view["blocks"][1]["element"]["initial_value"] not in ids
+
+
+def test_a_signed_but_malformed_interaction_gets_a_clear_error_and_changes_nothing(pipeline):
+    broken = {"type": "block_actions", "user": {"id": OPERATOR}, "channel": {"id": CHANNEL}}
+    broken["actions"] = [{"action_id": "rule_from_pattern", "value": "{not json"}]
+    response = pipeline.slack_request(INTERACTIONS_PATH, interaction_body(broken))
+    assert response["statusCode"] == 400 and "malformed request" in response["body"]
+    no_payload = pipeline.slack_request(INTERACTIONS_PATH, b"nothing=here")
+    assert no_payload["statusCode"] == 400
+    assert pipeline.slack.views == [] and pipeline.retry_executions() == []
