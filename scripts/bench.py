@@ -156,7 +156,113 @@ def accounts_sync(args: argparse.Namespace) -> Benchmark:
     return bench
 
 
+def generated_rules(count: int) -> list[dict[str, Any]]:
+    """Rules an operator team might add over the years: AWS senders, subject patterns and body markers that these
+    mails do not match, so every mail is checked against all of them (the slow case)."""
+    kinds = [
+        ("health", "forward"),
+        ("billing", "ignore"),
+        ("marketplace", "forward"),
+        ("account-lifecycle", "ignore"),
+    ]
+    rules = []
+    for number in range(count):
+        category, action = kinds[number % len(kinds)]
+        match: dict[str, Any] = {"sender_domains": ["amazon.com", "aws.com", "amazonaws.com"]}
+        if number % 3:
+            match["subject"] = rf"(?i)\b(generated notice|ご案内) {number}\b"
+        else:
+            match["body_any"] = [f"rootmail-generated-marker-{number}", f"生成された目印 {number}"]
+        rules.append(
+            {
+                "id": f"generated-{number:03d}",
+                "description": "generated for the benchmark",
+                "priority": 300 + number,
+                "category": category,
+                "action": action,
+                "match": match,
+            }
+        )
+    return rules
+
+
+def rules_preview(args: argparse.Namespace) -> Benchmark:
+    """The preview of `rootmail rules test` over N stored mails (the corpus, round and round) with the default rules
+    plus 300 generated ones, next to parsing the same mails."""
+    from rootmail.domain.accounts import Account, resolve_accounts
+    from rootmail.domain.authenticity import DEFAULT_AWS_SENDER_DOMAINS
+    from rootmail.domain.parsing import parse_mail
+    from rootmail.domain.preview import PreviewMail, preview
+    from rootmail.domain.rules import compile_rules, load_rule_files
+    from rootmail.domain.triage import decide
+
+    corpus = [p.read_bytes() for p in sorted((ROOT / "tests" / "corpus").glob("*.eml"))]
+    defaults = load_rule_files(ROOT / "rules")
+    proposed = compile_rules(
+        [*((r.to_item(), "rules") for r in defaults), *((r, "generated") for r in generated_rules(300))]
+    )
+    count = args.mails
+
+    def raws() -> Iterator[bytes]:
+        for number in range(count):
+            yield corpus[number % len(corpus)]
+
+    def resolution(mail: Any) -> Any:
+        return resolve_accounts(None, mail.account_ids, lambda _: None, lambda i: Account(i, ""))
+
+    started = time.perf_counter()
+    for raw in raws():
+        parse_mail(raw)
+    parse_seconds = time.perf_counter() - started
+
+    started = time.perf_counter()
+    result = preview(
+        (PreviewMail(str(n), m, resolution(m), False) for n, m in enumerate(map(parse_mail, raws()))),
+        defaults,
+        proposed,
+        DEFAULT_AWS_SENDER_DOMAINS,
+    )
+    preview_seconds = time.perf_counter() - started
+
+    parsed = [parse_mail(raw) for raw in corpus]
+    from rootmail.domain.authenticity import assess
+
+    prepared = [(m, assess(m, DEFAULT_AWS_SENDER_DOMAINS), resolution(m)) for m in parsed]
+    started = time.perf_counter()
+    for number in range(count):
+        mail, authenticity, found = prepared[number % len(prepared)]
+        decide(mail, authenticity, found, proposed, accounts_checked=False)
+    decide_seconds = time.perf_counter() - started
+
+    bench = Benchmark(
+        "rules-preview",
+        f"`rootmail rules test` over {count:,} stored mails (the {len(corpus)} corpus mails, round and round) with "
+        f"the {len(defaults)} default rules plus 300 generated ones ({len(proposed)} rules), in one process.",
+        {"mails": count, "rules": len(proposed)},
+    )
+    for run, seconds in (
+        ("parse only (parse_mail)", parse_seconds),
+        ("preview (parse + decide with both rule sets)", preview_seconds),
+        ("decide only, mails already parsed", decide_seconds),
+    ):
+        bench.rows.append(
+            {
+                "run": run,
+                "mails": count,
+                "seconds": round(seconds, 2),
+                "mails_per_second": round(count / seconds),
+                "ratio_to_parse": round(seconds / parse_seconds, 2),
+            }
+        )
+    bench.notes.append(
+        f"{result.mails:,} mails previewed; {len(result.changes):,} would change (the generated rules take none)."
+    )
+    bench.notes.append("Parsing dominates: the preview costs about the parse plus two rule passes per mail.")
+    return bench
+
+
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], Benchmark]] = {
+    "rules-preview": rules_preview,
     "accounts-sync": accounts_sync,
 }
 
@@ -191,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", action="append", choices=sorted(BENCHMARKS), help="run only these")
     parser.add_argument("--accounts", type=int, default=10_000, help="organisation size (default 10,000)")
+    parser.add_argument(
+        "--mails", type=int, default=100_000, help="stored mails for rules-preview (default 100,000)"
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT / "functions"))

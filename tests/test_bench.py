@@ -12,7 +12,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_the_bench_reports_api_calls_items_written_and_time_for_both_runs(tmp_path):
     done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "bench.py"), "--accounts", "150", "--out", str(tmp_path)],
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "bench.py"),
+            "--only",
+            "accounts-sync",
+            "--accounts",
+            "150",
+            "--out",
+            str(tmp_path),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -30,3 +39,30 @@ def test_the_bench_reports_api_calls_items_written_and_time_for_both_runs(tmp_pa
     assert all(isinstance(row["seconds"], float) for row in bench["rows"])  # recorded, never judged
     markdown = (tmp_path / "report.md").read_text(encoding="utf-8")
     assert "| first | 151 |" in markdown and "| second, no change | 151 |" in markdown
+
+
+def test_the_bench_reports_the_rules_preview_next_to_parsing_the_same_mails(tmp_path):
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "bench.py"),
+            "--only",
+            "rules-preview",
+            "--mails",
+            "450",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    (bench,) = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))["benchmarks"]
+    assert bench["name"] == "rules-preview" and bench["parameters"] == {"mails": 450, "rules": 318}
+    parse, full, decide = bench["rows"]
+    assert parse["ratio_to_parse"] == 1.0 and all(row["mails"] == 450 for row in bench["rows"])
+    assert full["mails_per_second"] > 0 and decide["mails_per_second"] > 0  # recorded, never judged
+    assert "450 mails previewed" in bench["notes"][0]
+    assert "| preview (parse + decide with both rule sets) | 450 |" in (tmp_path / "report.md").read_text()

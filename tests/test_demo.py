@@ -56,7 +56,7 @@ def test_demo_shows_the_operators_digest_a_rule_from_it_and_a_retry(tmp_path, ca
     assert main([*argv, "--report", str(tmp_path / "report.json")]) == 0
     out = capsys.readouterr().out
     operators = out[out.index("Operators in Slack") :]
-    assert "2 mail(s) queued: 1 unclassified in 1 pattern(s), 1 after failed deliveries" in operators
+    assert "2 mail(s) queued: 1 unclassified in 1 pattern(s), 1 for another reason" in operators
     assert (
         "AWS re:Invent <n> session reminder" in operators and "30-unclassified-reinvent-reminder" in operators
     )

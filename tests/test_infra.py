@@ -184,6 +184,10 @@ EXPECTED_GRANTS = {
         LEDGER_RECORD,
         # A new rule and its history record: one TransactWriteItems, authorised per Put.
         ("dynamodb:PutItem", {"RulesTable", "RulesHistoryTable"}),
+        # The rule modal's preview: the rules in force, the pattern's stored mail and its accounts.
+        (("dynamodb:GetItem", "dynamodb:Scan"), "RulesTable"),
+        ("s3:GetObject", MAIL_OBJECTS),
+        (("dynamodb:GetItem", "dynamodb:Query"), {"AccountsTable", "AccountsTable/index/by-email"}),
         ("dynamodb:PutItem", "SlackRequestsTable"),
         ("states:StartExecution", "RetryStateMachine"),
         ("ssm:GetParameter", {SLACK_SIGNING_SECRET, SLACK_TOKEN}),
@@ -261,6 +265,8 @@ EXPECTED_ENV = {
     "refresh": ACCOUNTS_ENV,
     "slack": {
         "ROOTMAIL_LEDGER_TABLE",
+        "ROOTMAIL_MAIL_BUCKET",
+        "ROOTMAIL_ACCOUNTS_TABLE",
         "ROOTMAIL_RULES_TABLE",
         "ROOTMAIL_RULES_HISTORY_TABLE",
         "ROOTMAIL_SLACK_REQUESTS_TABLE",

@@ -17,6 +17,7 @@ from rootmail.domain.operator_messages import (
     RETRY_PATTERN,
     digest_message,
     digest_text,
+    pattern_reference,
     queue_page,
     retry_outcome,
     rule_from_modal,
@@ -113,9 +114,7 @@ def shown(node):
 
 def test_the_digest_shows_each_pattern_with_its_counts_dates_sample_and_buttons():
     text, blocks = digest_message(group_queue(sample_queue()), language="en", now=NOW)
-    assert (
-        "3 mail(s) queued: 2 unclassified in 1 pattern(s), 1 after failed deliveries in 1 reason(s)" in text
-    )
+    assert "3 mail(s) queued: 2 unclassified in 1 pattern(s), 1 for another reason in 1 reason(s)" in text
     body = texts_of(blocks)
     assert "*2 mail(s)* · 2 account(s) · no-reply-aws@amazon.com" in body
     assert "AWS re:Invent &lt;n&gt; session reminder: SEC401 starts in one hour" in body
@@ -138,7 +137,7 @@ def test_an_empty_queue_is_one_short_all_processed_message(language, phrase):
 
 def test_each_empty_half_says_all_processed():
     _, blocks = digest_message(group_queue(sample_queue()[:2]), language="ja", now=NOW)
-    assert "配信失敗: すべて処理済みです" in texts_of(blocks)
+    assert "その他の理由: すべて処理済みです" in texts_of(blocks)
     assert "未分類のメール" in texts_of(blocks)
 
 
@@ -156,19 +155,45 @@ def test_mail_text_cannot_ping_the_channel_or_break_out_of_formatting():
     )
 
 
-def test_a_big_queue_stays_inside_slacks_limits_and_points_to_the_terminal():
-    many = [queued(f"m{i}", f"Subject family {chr(65 + i % 26)}{chr(65 + i // 26)}") for i in range(60)]
+def family(i):
+    return f"{chr(65 + i % 26)}{chr(65 + i // 26)}"
+
+
+@pytest.mark.parametrize(("unclassified", "failed"), [(60, 0), (0, 60), (30, 30), (2, 40), (15, 15)])
+def test_a_big_queue_stays_inside_slacks_limits_and_points_to_the_terminal(unclassified, failed):
+    many = [queued(f"u{i}", f"Subject family {family(i)}") for i in range(unclassified)]
+    many += [queued(f"f{i}", "x", reason=f"SesRejected: reason family {family(i)}") for i in range(failed)]
     _, blocks = digest_message(group_queue(many), language="en", now=NOW)
     assert len(blocks) <= 50
     assert all(len(b.get("text", {}).get("text", "")) <= 3000 for b in blocks)
-    assert "50 more pattern(s): `rootmail digest`" in texts_of(blocks)
-    assert digest_text(group_queue(many), language="en", now=NOW).count("[") >= 60
+    patterns = sum(1 for b in blocks if b["type"] == "actions")
+    assert patterns == min(14, unclassified + failed)  # every block the budget allows is used
+    more = sum(int(n) for n in re.findall(r"and (\d+) more pattern", texts_of(blocks)))
+    assert more == unclassified + failed - patterns  # what is not shown is counted, per section
+    printed = digest_text(group_queue(many), language="en", now=NOW)
+    assert printed.count("family") >= unclassified + failed
+
+
+def test_request_ids_in_reasons_are_masked_so_timeouts_group_together():
+    reasons = [f"States.Timeout: RequestId: {n:08x}-0b2d-4c8e-9f1a-7d6e5c4b3a21 timed out" for n in range(5)]
+    patterns = group_queue([queued(f"t{n}", "x", reason=reason) for n, reason in enumerate(reasons)])
+    assert [(p.pattern, p.count) for p in patterns] == [("States.Timeout: RequestId: <id> timed out", 5)]
+
+
+def test_a_long_pattern_is_cut_at_a_word_and_its_rule_still_takes_its_mail():
+    subject = "Notice " + " ".join(f"word{i} 1234" for i in range(80))
+    pattern = group_queue([queued("long", subject)])[0]
+    reference = json.loads(pattern_reference(pattern))
+    assert len(json.dumps(reference)) <= 2000 and not reference["whole"]
+    assert not reference["pattern"].endswith("<")
+    regex = subject_regex(reference["pattern"], whole=reference["whole"])
+    assert re.search(regex, subject) and not regex.endswith("$")
 
 
 def test_the_terminal_digest_lists_the_mail_ids():
     printed = digest_text(group_queue(sample_queue()), language="en", now=NOW)
     assert "m1, m2" in printed or "m2, m1" in printed
-    assert "Queued after failed deliveries" in printed
+    assert "Queued for another reason" in printed
 
 
 def test_the_retry_outcome_counts_states_and_groups_reasons():

@@ -107,7 +107,13 @@ def test_body_markers_any_and_all_are_case_insensitive():
 
 def test_most_urgent_category_wins_over_priority():
     health = rule(priority=1000)
-    abuse = rule(id="abuse", category="abuse-report", action="urgent", priority=0)
+    abuse = rule(
+        id="abuse",
+        category="abuse-report",
+        action="urgent",
+        priority=0,
+        match={"sender_domains": ["aws.com"], "body_any": ["AWS Health Event", "Abuse Time:"]},
+    )
     result = classify(
         compile_rules([(health, "r"), (abuse, "r")]),
         sender="health@aws.com",

@@ -19,6 +19,7 @@ from rootmail.local.slack_requests import (
     interaction_body,
     modal_values,
     signed,
+    view_submission,
 )
 from rootmail.offline import load_accounts
 
@@ -73,6 +74,10 @@ def submit(pipeline, view, values, *, user=OPERATOR):
     return pipeline.slack_submit(view, values, user=user)
 
 
+def values_id(values):
+    return values["rule_id"]["value"]["value"]
+
+
 def states(pipeline, mail_ids):
     ledger = pipeline.ledger()
     return {mail_id: ledger.get(mail_id)["state"] for mail_id in mail_ids}
@@ -105,8 +110,10 @@ def test_unknown_mail_to_rule_to_retry_to_an_empty_queue(pipeline, unknown_mail)
     saved = pipeline.slack.messages[-1]
     assert "Rule `reinvent-reminders` saved by <@U0LOCALOPS>" in saved["text"]
     assert "3 queued mail(s)" in saved["text"]
+    # The preview engine of `rootmail rules test`, on the pattern's queued mail, with the rule now in force.
+    assert "Preview: it takes 3 of 3 queued mail(s) checked; a retry would give 3 forward" in saved["text"]
     history = pipeline.rules_table().history("reinvent-reminders")
-    assert history[0]["by"] == OPERATOR and json.loads(history[0]["after"])["category"] == "account-lifecycle"
+    assert history[0]["by"] == OPERATOR and history[0]["after"]["category"] == "account-lifecycle"
 
     # `/rootmail retry pattern P`: the answer only says it started; the retry runs in the retry workflow.
     body, headers = command(pipeline, f"retry pattern {pattern}")
@@ -254,11 +261,58 @@ def test_unauthorised_commands_and_buttons_are_refused(pipeline, unknown_mail, u
     body, headers = command(pipeline, "retry", user=user, channel=channel)
     refused = answer(pipeline.slack_request(COMMANDS_PATH, body, headers))
     assert refused["response_type"] == "ephemeral" and reason in refused["text"]
-    clicked = answer(click(pipeline, "retry_pattern", "e6ff56f8", user=user, channel=channel))
-    assert reason in clicked["text"]
+    # A click's acknowledgement shows nothing in Slack: the refusal goes to that operator alone.
+    assert click(pipeline, "retry_pattern", "e6ff56f8", user=user, channel=channel)["statusCode"] == 200
+    told = pipeline.slack.responses[-1]
+    assert told["response_type"] == "ephemeral" and reason in told["text"]
     pipeline.wait()
     assert pipeline.retry_executions() == []
+    assert pipeline.slack.messages == [] and pipeline.slack.views == []
     assert set(states(pipeline, unknown_mail).values()) == {"queued"}
+
+
+def test_an_unauthorised_modal_submission_stores_no_rule(pipeline, unknown_mail):
+    pipeline.invoke("digest", {})
+    create, _ = digest_actions(pipeline.slack.messages[-1])[0]["elements"]
+    click(pipeline, create["action_id"], create["value"])
+    view = pipeline.slack.views[-1]["view"]
+    values = modal_values(view, category="health", action="forward", rule_id="sneaky")
+    refused = answer(submit(pipeline, view, values, user="U0STRANGER"))
+    assert (
+        refused["response_action"] == "errors"
+        and "not one of rootmail's operators" in refused["errors"]["rule_id"]
+    )
+    assert pipeline.rules_table().get("sneaky") is None
+    assert all("sneaky" not in m["text"] for m in pipeline.slack.messages)
+
+
+def test_a_request_from_the_future_is_refused(pipeline):
+    body = command_body(
+        "retry", user=OPERATOR, channel=CHANNEL, response_url=pipeline.slack.response_url("x")
+    )
+    response = pipeline.slack_request(
+        COMMANDS_PATH, body, signed(pipeline.signing_secret, body, int(time.time()) + 301)
+    )
+    assert response["statusCode"] == 401 and "stale request" in response["body"]
+    assert pipeline.retry_executions() == []
+
+
+def test_a_replayed_rule_submission_stores_and_announces_once(pipeline, unknown_mail):
+    pipeline.invoke("digest", {})
+    create, _ = digest_actions(pipeline.slack.messages[-1])[0]["elements"]
+    click(pipeline, create["action_id"], create["value"])
+    view = pipeline.slack.views[-1]["view"]
+    body = interaction_body(
+        view_submission(
+            view, modal_values(view, category="health", action="ignore", rule_id="once"), user=OPERATOR
+        )
+    )
+    headers = signed(pipeline.signing_secret, body)
+    assert pipeline.slack_request(INTERACTIONS_PATH, body, headers)["statusCode"] == 200
+    posted = len(pipeline.slack.messages)
+    assert pipeline.slack_request(INTERACTIONS_PATH, body, headers)["statusCode"] == 200
+    assert len(pipeline.slack.messages) == posted
+    assert [r["version"] for r in pipeline.rules_table().history("once")] == [1]
 
 
 def test_a_tampered_or_replayed_interaction_is_refused(pipeline, unknown_mail):
@@ -290,9 +344,10 @@ def test_a_rule_that_does_not_validate_is_shown_in_the_modal_and_not_stored(pipe
     assert errors["response_action"] == "errors" and "does not compile" in errors["errors"]["subject"]
     same_id = modal_values(view, category="health", action="forward", rule_id="health-event")
     assert "already exists" in answer(submit(pipeline, view, same_id))["errors"]["rule_id"]
-    assert pipeline.rules_table().history("health-event") == []
+    assert [r["by"] for r in pipeline.rules_table().history("health-event")] == ["local emulator"]
+    assert pipeline.rules_table().get("health-event").version == 1
     ids = {r["id"] for r in pipeline.rules_table().load()}
-    assert view["blocks"][1]["element"]["initial_value"] not in ids
+    assert not ids & {view["blocks"][1]["element"]["initial_value"], values_id(bad)}
 
 
 def test_a_signed_but_malformed_interaction_gets_a_clear_error_and_changes_nothing(pipeline):

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rootmail.cli_accounts import add_commands as add_accounts_commands
+from rootmail.cli_rules import add_commands as add_rules_commands
 from rootmail.cli_slack import add_commands as add_slack_commands
 from rootmail.domain.rules import load_rule_files
 from rootmail.errors import RootmailError
@@ -49,15 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--rules", type=Path, default=DEFAULT_RULES, metavar="DIR")
     demo.add_argument("--report", type=Path, default=Path("build/demo-report.json"), metavar="FILE")
 
-    rules = commands.add_parser("rules", help="the rule files")
-    rules_commands = rules.add_subparsers(dest="rules_command", required=True, metavar="SUBCOMMAND")
-    validate = rules_commands.add_parser("validate", help="check the rule files")
-    validate.add_argument("--rules", type=Path, default=DEFAULT_RULES, metavar="DIR")
-    push = rules_commands.add_parser("push", help="write the rule files to the live rules table")
-    push.add_argument("--rules", type=Path, default=DEFAULT_RULES, metavar="DIR")
-    push.add_argument("--table", required=True, help="the rules table's name (stack output RulesTableName)")
-    push.add_argument("--dry-run", action="store_true")
-
+    add_rules_commands(commands)
     add_accounts_commands(commands)
     add_slack_commands(commands)
 
@@ -93,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
             from rootmail.cli_slack import run as run_slack
 
             return run_slack(args)
-        return _rules(args)
+        from rootmail.cli_rules import run as run_rules
+
+        return run_rules(args)
     except (RootmailError, ValueError) as exc:
         print(f"rootmail: {exc}", file=sys.stderr)
         return 2
@@ -167,23 +162,6 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"rootmail demo: {args.mail_dir}: no such folder", file=sys.stderr)
         return 2
     return demo_main(args.mail_dir, accounts, load_rule_files(args.rules), args.report, **management)
-
-
-def _rules(args: argparse.Namespace) -> int:
-    rules = load_rule_files(args.rules)
-    if args.rules_command == "validate":
-        print(f"{len(rules)} rules in {args.rules}: valid")
-        return 0
-    if args.dry_run:
-        print(f"would write {len(rules)} rules to {args.table}")
-        return 0
-    import boto3
-
-    from rootmail.adapters.tables import RulesTable
-
-    written = RulesTable(boto3.client("dynamodb"), args.table).put_all(r.to_item() for r in rules)
-    print(f"wrote {written} rules to {args.table}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -66,11 +66,13 @@ class Settings(BaseSettings):
     slack_channel_ids: Annotated[tuple[str, ...], NoDecode] = ()
     slack_response_url_prefix: str = "https://hooks.slack.com/"
     operator_language: Literal["en", "ja"] = "en"
-    # A retry takes at most this many queued mails per run (the rest wait for the next run); each re-run triage is
-    # checked every poll_seconds, at most max_polls times.
-    retry_batch_limit: int = Field(default=500, ge=1, le=2000)
-    retry_poll_seconds: int = Field(default=5, ge=1, le=300)
-    retry_max_polls: int = Field(default=120, ge=1, le=1000)
+    # A retry takes at most this many queued mails per run, the longest-waiting first (the rest wait for the next
+    # run); each re-run triage is checked after poll_seconds, then at doubling intervals up to a minute, at most
+    # max_polls times. The limits keep one retry execution inside Step Functions' 25,000 history events
+    # (120 mails x (8 + 9 x 20 polls) events) and its state far below 256 KB.
+    retry_batch_limit: int = Field(default=100, ge=1, le=120)
+    retry_poll_seconds: int = Field(default=5, ge=1, le=60)
+    retry_max_polls: int = Field(default=15, ge=1, le=20)
     queue_page_size: int = Field(default=10, ge=1, le=50)
 
     @field_validator("aws_sender_domains", "multi_account_senders", mode="before")

@@ -35,6 +35,10 @@ class RuleError(RootmailError):
     """A rule file or rule item is invalid. The message names the file and the rule."""
 
 
+class RuleConflict(RootmailError):
+    """A live rule changed since the version an edit was made from: nothing was written (optimistic locking)."""
+
+
 class DeliveryRejected(RootmailError):
     """A delivery failed for good: the mail ends queued with this reason."""
 

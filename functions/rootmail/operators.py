@@ -32,7 +32,7 @@ from rootmail.domain.operator_messages import (
     texts,
 )
 from rootmail.domain.rules import compile_rule
-from rootmail.errors import CommandError, RuleError, SlackRejected
+from rootmail.errors import CommandError, RuleError, SlackRejected, SlackUnavailable
 from rootmail.observability import logger
 from rootmail.runtime import Runtime
 
@@ -170,6 +170,9 @@ def answer_interaction(rt: Runtime, payload: dict[str, Any], request: SlackReque
         if action.get("action_id") == RETRY_PATTERN:
             pattern = str(action.get("value") or "")
             if not _first_time(rt, request, f"retry pattern {pattern}"):
+                tell_refusal(
+                    rt, request, "this request was already handled (a replayed request changes nothing)"
+                )
                 return None
             selection = {"pattern": pattern}
             start_retry(rt, selection, request)
@@ -199,11 +202,33 @@ def _save_rule(
         return {"response_action": "errors", "errors": {"rule_id": texts(language)["rule_exists"]}}
     logger.info("rule created in Slack", extra={"rule": rule["id"], "user": request.user_id})
     found = find_pattern(current_patterns(rt), pattern) if pattern else None
+    effect = _preview_pattern(rt, found, rule) if found else None
     text, blocks = rule_saved(
-        rule, who=request.who, pattern=pattern, count=found.count if found else 0, language=language
+        rule,
+        who=request.who,
+        pattern=pattern,
+        count=found.count if found else 0,
+        language=language,
+        effect=effect,
     )
     rt.slack.post(text, blocks, channel=metadata.get("channel") or None)
     return None
+
+
+PREVIEW_MAILS = 20  # a modal's submission is answered within 3 seconds: a sample of the pattern's mail
+
+
+def _preview_pattern(rt: Runtime, pattern: Pattern, rule: dict[str, Any]) -> dict[str, Any]:
+    """What the rules now in force (the new rule included) do to the pattern's queued mail: the preview engine of
+    `rootmail rules test`, on up to PREVIEW_MAILS of them."""
+    from rootmail import rules_preview
+    from rootmail.domain.preview import preview
+
+    rules = rt.rules(fresh=True)
+    sample = pattern.mail_ids[:PREVIEW_MAILS]
+    result = preview(rules_preview.queued(rt, sample), rules, rules, rt.settings.aws_sender_domains)
+    actions = Counter(str(d.action) for d in result.outcomes.values())
+    return {"sampled": result.mails, "taken": result.taken.get(rule["id"], 0), "actions": dict(actions)}
 
 
 def _field_of(message: str) -> str:
@@ -220,15 +245,25 @@ def _field_of(message: str) -> str:
     return "subject"
 
 
-def _tell(rt: Runtime, request: SlackRequest, text: str) -> None:
-    """Answer where the operator asked: through the response_url, or in the channel."""
-    if request.response_url:
-        try:
-            rt.slack.respond(request.response_url, text)
-            return
-        except SlackRejected as exc:  # expired (30 minutes, 5 uses) or not Slack's: the channel still hears
-            logger.warning("response_url refused", extra={"error": str(exc)})
-    rt.slack.post(text, channel=request.channel_id or None)
+def _tell(rt: Runtime, request: SlackRequest, text: str, *, ephemeral: bool = False) -> None:
+    """Answer where the operator asked: through the response_url, or in the channel. Never raises: what it says
+    has already happened (a retry started), and a failure to say it must not make the operator try again."""
+    try:
+        if request.response_url:
+            try:
+                rt.slack.respond(request.response_url, text, ephemeral=ephemeral)
+                return
+            except SlackRejected as exc:  # expired (30 minutes, 5 uses) or not Slack's
+                logger.warning("response_url refused", extra={"error": str(exc)})
+        if not ephemeral:
+            rt.slack.post(text, channel=request.channel_id or None)
+    except (SlackRejected, SlackUnavailable) as exc:
+        logger.warning("could not tell the operator", extra={"error": str(exc)})
+
+
+def tell_refusal(rt: Runtime, request: SlackRequest, reason: str) -> None:
+    """A refused button click: Slack shows nothing of the acknowledgement, so say it to the operator alone."""
+    _tell(rt, request, texts(rt.settings.operator_language)["refused"].format(reason=reason), ephemeral=True)
 
 
 # ---- the retry workflow's steps ----------------------------------------------------------------------------------
@@ -249,14 +284,15 @@ def select_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
             else:
                 records.append(record)
     elif selection.get("pattern"):
-        queue = queued_mail(rt)
+        queue = list(rt.ledger.in_state(QUEUED, oldest_first=True))
         found = find_pattern(group_queue(queue), selection["pattern"])
         if found is None:
             skipped.append(f"pattern {selection['pattern']} (no queued mail has it now)")
         wanted = set(found.mail_ids) if found else set()
         records = [r for r in queue if r["mail_id"] in wanted]
     else:
-        records = queued_mail(rt)
+        # The longest-waiting first: a mail retried and still queued is updated, so it goes to the back.
+        records = list(rt.ledger.in_state(QUEUED, oldest_first=True))
     limit = rt.settings.retry_batch_limit
     items = []
     for record in records[:limit]:
@@ -288,18 +324,25 @@ def retriage_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     rt.starter.start(name, payload)
     status = rt.starter.status(name)
     polls = int((event.get("triage") or {}).get("polls", 0)) + 1
+    first = int(event.get("poll_seconds") or rt.settings.retry_poll_seconds)
     return {
         "execution": name,
         "status": status,
         "polls": polls,
         "waiting": status == "RUNNING" and polls < rt.settings.retry_max_polls,
+        # The WaitForTriage state's wait: doubling from poll_seconds to a minute (a triage waiting for an
+        # accounts refresh takes minutes; most take seconds).
+        "wait_seconds": min(60, first * 2 ** min(polls - 1, 6)),
     }
 
 
 def report_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     """ReportRetry: what became of each retried mail, posted where the operator asked (once per run)."""
     selected = event.get("selected") or {}
-    records = [rt.ledger.get(item["mail_id"]) for item in selected.get("items", [])]
+    # A mail whose re-run did not finish (not started, failed, still running when the waiting stopped) is counted
+    # apart: its ledger record still says what the earlier run left.
+    finished = {r["mail_id"] for r in event.get("retried") or [] if r.get("status") == "SUCCEEDED"}
+    records = [rt.ledger.get(i["mail_id"]) for i in selected.get("items", []) if i["mail_id"] in finished]
     done = [r for r in records if r and r.get("state") not in (None, "in-flight")]
     states = Counter(str(r["state"]) for r in done)
     reasons = Counter(mask(str(r.get("queue_reason") or "")) for r in done if r["state"] == QUEUED)
@@ -309,12 +352,16 @@ def report_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
         who=f"<@{event.get('requested_by')}>",
         states=dict(states),
         reasons=reasons.most_common(),
-        unfinished=len(records) - len(done),
+        unfinished=len(selected.get("items", [])) - len(done),
         skipped=selected.get("skipped", []),
         remaining=int(selected.get("remaining", 0)),
         language=language,
     )
-    outcome = {"run": event["run"], "states": dict(states), "unfinished": len(records) - len(done)}
+    outcome = {
+        "run": event["run"],
+        "states": dict(states),
+        "unfinished": len(selected.get("items", [])) - len(done),
+    }
     delivery = f"{event['run']}#slack#report"
     if rt.guard.claim(delivery, event["run"]):
         try:

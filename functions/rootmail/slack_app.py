@@ -20,7 +20,7 @@ from slack_sdk.signature import SignatureVerifier
 from rootmail.domain.operator_messages import refusal
 from rootmail.errors import RootmailError
 from rootmail.observability import logger
-from rootmail.operators import SlackRequest, answer_command, answer_interaction
+from rootmail.operators import SlackRequest, answer_command, answer_interaction, tell_refusal
 from rootmail.runtime import Runtime, runtime
 
 WINDOW_SECONDS = 300  # Slack's own: a request older (or newer) than this is refused
@@ -52,6 +52,7 @@ def create_app(runtime_of: Callable[[], Runtime] = runtime) -> Flask:
         )
         refused = _unauthorised(rt, slack_request, form.get("command", "/rootmail"))
         if refused:
+            refused.pop("reason")
             return jsonify(refused)
         return _answer(rt, lambda: answer_command(rt, form.get("text", ""), slack_request))
 
@@ -88,7 +89,9 @@ def create_app(runtime_of: Callable[[], Runtime] = runtime) -> Flask:
         if refused:
             if payload.get("type") == "view_submission":
                 return jsonify({"response_action": "errors", "errors": {"rule_id": refused["text"][:150]}})
-            return jsonify(refused)
+            # Slack shows nothing of a click's acknowledgement: the refusal goes to the operator alone.
+            tell_refusal(rt, slack_request, refused["reason"])
+            return Response(status=200)
         return _answer(rt, lambda: answer_interaction(rt, payload, slack_request))
 
     return app
@@ -138,7 +141,7 @@ def _unauthorised(rt: Runtime, slack_request: SlackRequest, what: str) -> dict[s
         "unauthorised Slack request refused",
         extra={"user": slack_request.user_id, "channel": slack_request.channel_id, "what": what[:100]},
     )
-    return refusal(reason, rt.settings.operator_language)
+    return {**refusal(reason, rt.settings.operator_language), "reason": reason}
 
 
 def _answer(rt: Runtime, work: Callable[[], dict[str, Any] | None]) -> Any:

@@ -88,13 +88,21 @@ class SlackNotifier:
         response = self._call("views.open", lambda: self.client.views_open(trigger_id=trigger_id, view=view))
         return str((response.get("view") or {}).get("id", ""))
 
-    def respond(self, response_url: str, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
-        """Answer a slash command later through its response_url (valid 30 minutes, 5 uses)."""
+    def respond(
+        self,
+        response_url: str,
+        text: str,
+        blocks: list[dict[str, Any]] | None = None,
+        *,
+        ephemeral: bool = False,
+    ) -> None:
+        """Answer a slash command or a click later through its response_url (valid 30 minutes, 5 uses); to the
+        channel, or (`ephemeral`) to the operator alone."""
         if not response_url.startswith(self.response_url_prefix):
             raise SlackRejected(f"not a Slack response_url (expected {self.response_url_prefix}…)")
         try:
             answer = WebhookClient(response_url, timeout=10).send(
-                text=text, blocks=blocks, response_type="in_channel"
+                text=text, blocks=blocks, response_type="ephemeral" if ephemeral else "in_channel"
             )
         except (OSError, http.client.HTTPException) as exc:
             raise SlackUnavailable(f"Slack unreachable: {type(exc).__name__}: {exc}") from None

@@ -17,7 +17,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from rootmail.adapters.aws import describe, error_code, is_transient
 from rootmail.domain.accounts import Account, ContactOverride
-from rootmail.errors import AccountsUnavailable, DeliveryInProgress, LedgerUnavailable, RulesUnavailable
+from rootmail.errors import (
+    AccountsUnavailable,
+    DeliveryInProgress,
+    LedgerUnavailable,
+    RuleConflict,
+    RuleError,
+    RulesUnavailable,
+)
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -107,15 +114,35 @@ class Ledger:
             for item in page["Items"]:
                 yield from_item(item)
 
-    def in_state(self, state: str) -> Iterator[dict[str, Any]]:
-        """Records in one state, the most recently updated first (the `by-state` index)."""
+    # What the operators' views read of a record: not the mail's summary or its deliveries (the bulk of it).
+    OVERVIEW = (
+        "mail_id",
+        "state",
+        "received_at",
+        "updated_at",
+        "sender",
+        "subject",
+        "category",
+        "action",
+        "queue_reason",
+        "account_ids",
+        "bucket",
+        "object_key",
+        "attempts",
+    )
+
+    def in_state(self, state: str, *, oldest_first: bool = False) -> Iterator[dict[str, Any]]:
+        """Records in one state (their overview fields), the most recently updated first unless `oldest_first`
+        (the `by-state` index)."""
+        names = {f"#p{i}": name for i, name in enumerate(self.OVERVIEW)}
         pages = self._db.get_paginator("query").paginate(
             TableName=self.table,
             IndexName="by-state",
-            KeyConditionExpression="#s = :state",
-            ExpressionAttributeNames={"#s": "state"},
+            KeyConditionExpression=f"{next(k for k, v in names.items() if v == 'state')} = :state",
+            ProjectionExpression=", ".join(names),
+            ExpressionAttributeNames=names,
             ExpressionAttributeValues={":state": {"S": state}},
-            ScanIndexForward=False,
+            ScanIndexForward=oldest_first,
         )
         try:
             for page in pages:
@@ -348,54 +375,124 @@ def _stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+@dataclass(frozen=True)
+class LiveRule:
+    """A rule as the pipeline uses it, with the version an edit must name (optimistic locking)."""
+
+    rule: dict[str, Any]
+    version: int
+    file: str | None = None  # the rule file it was pushed from (or created for), for `rules pull`
+    updated_at: str | None = None
+    updated_by: str | None = None
+
+
 class RulesTable:
-    """The live rules: one item per rule, the rule's data as JSON in `body`, its `version` counting its changes.
-    Every change made through `create` also writes a history record (who, when, why, before and after) to the
-    history table, in the same transaction."""
+    """The live rules: one item per rule (the rule's data as JSON in `body`) with a `version` every change raises.
+    A change names the version it was made from; if the rule moved on meanwhile, it is refused (RuleConflict)
+    instead of silently overwriting someone's edit. Each change writes a history record (who, when, why, before
+    and after) in the same transaction. A removed rule stays as a tombstone, so its versions keep counting."""
 
     def __init__(self, dynamodb: Any, table: str, history_table: str | None = None) -> None:
         self._db = dynamodb
         self.table = table
         self.history_table = history_table
 
-    def load(self) -> list[dict[str, Any]]:
+    def _items(self) -> list[dict[str, Any]]:
         try:
             pages = self._db.get_paginator("scan").paginate(TableName=self.table, ConsistentRead=True)
-            items = [from_item(i) for page in pages for i in page["Items"]]
+            return [from_item(i) for page in pages for i in page["Items"]]
         except (ClientError, BotoCoreError) as exc:
             raise RulesUnavailable(f"rules table {self.table}: {describe(exc)}") from None
-        return [json.loads(i["body"]) for i in items]
 
-    def put_all(self, rules: Iterable[dict[str, Any]]) -> int:
-        count = 0
-        for rule in rules:
-            item = {
-                "rule_id": rule["id"],
-                "priority": rule["priority"],
-                "body": json.dumps(rule, ensure_ascii=False),
-            }
-            self._db.put_item(TableName=self.table, Item=to_item(item))
-            count += 1
-        return count
+    def load(self) -> list[dict[str, Any]]:
+        """The rules in force, as data."""
+        return [json.loads(i["body"]) for i in self._items() if not i.get("deleted")]
 
-    def create(self, rule: dict[str, Any], *, by: str, why: str) -> bool:
-        """Add a new rule (version 1) and its history record together; False if a rule with its ID exists."""
+    def live(self, *, with_removed: bool = False) -> dict[str, LiveRule]:
+        return {
+            str(i["rule_id"]): LiveRule(
+                json.loads(i["body"]) if i.get("body") else {},
+                int(i.get("version", 0)),
+                i.get("file"),
+                i.get("updated_at"),
+                i.get("updated_by"),
+            )
+            for i in self._items()
+            if with_removed or not i.get("deleted")
+        }
+
+    def get(self, rule_id: str) -> LiveRule | None:
+        """The rule's current item, a removed one included (its version still counts)."""
+        try:
+            answer = self._db.get_item(
+                TableName=self.table, Key=to_item({"rule_id": rule_id}), ConsistentRead=True
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise RulesUnavailable(f"rules table {self.table}: {describe(exc)}") from None
+        if "Item" not in answer:
+            return None
+        item = from_item(answer["Item"])
+        body = json.loads(item["body"]) if item.get("body") and not item.get("deleted") else {}
+        return LiveRule(
+            body,
+            int(item.get("version", 0)),
+            item.get("file"),
+            item.get("updated_at"),
+            item.get("updated_by"),
+        )
+
+    def change(
+        self,
+        rule_id: str,
+        after: dict[str, Any] | None,
+        *,
+        expected_version: int,
+        by: str,
+        why: str,
+        file: str | None = None,
+        kind: str | None = None,
+    ) -> int:
+        """Set (or, with `after=None`, remove) a rule, made from `expected_version` (0: the rule is new). Returns
+        the new version. Raises RuleConflict when the rule is no longer at that version."""
         if not self.history_table:
             raise RulesUnavailable("no rules history table configured: a live change needs its audit record")
+        current = self.get(rule_id)
+        before = current.rule if current and current.rule else None
+        version = expected_version + 1
         at = now_iso()
-        body = json.dumps(rule, ensure_ascii=False, sort_keys=True)
-        live = {"rule_id": rule["id"], "priority": rule["priority"], "body": body, "version": 1}
-        history = {"rule_id": rule["id"], "version": 1, "at": at, "by": by, "why": why, "after": body}
+        live: dict[str, Any] = {"rule_id": rule_id, "version": version, "updated_at": at, "updated_by": by}
+        if after is None:
+            live["deleted"] = True
+        else:
+            live["body"] = json.dumps(after, ensure_ascii=False, sort_keys=True)
+            live["priority"] = after.get("priority", 100)
+        if file or (current and current.file):
+            live["file"] = file or (current.file if current else None)
+        history: dict[str, Any] = {
+            "rule_id": rule_id,
+            "version": version,
+            "at": at,
+            "by": by,
+            "why": why,
+            "kind": kind or ("remove" if after is None else "create" if before is None else "update"),
+        }
+        if before is not None:
+            history["before"] = json.dumps(before, ensure_ascii=False, sort_keys=True)
+        if after is not None:
+            history["after"] = live["body"]
+        if expected_version == 0:
+            condition: dict[str, Any] = {
+                "ConditionExpression": "attribute_not_exists(rule_id) OR version = :zero"
+            }
+            values = {":zero": 0}
+        else:
+            condition = {"ConditionExpression": "version = :expected"}
+            values = {":expected": expected_version}
+        condition["ExpressionAttributeValues"] = to_item(values)
         try:
             self._db.transact_write_items(
                 TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self.table,
-                            "Item": to_item({**live, "updated_at": at, "updated_by": by}),
-                            "ConditionExpression": "attribute_not_exists(rule_id)",
-                        }
-                    },
+                    {"Put": {"TableName": self.table, "Item": to_item(live), **condition}},
                     {
                         "Put": {
                             "TableName": self.history_table,
@@ -408,23 +505,71 @@ class RulesTable:
         except ClientError as exc:
             reasons = exc.response.get("CancellationReasons") or []
             if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons):
-                return False
+                now = self.get(rule_id)
+                raise RuleConflict(
+                    f"rule {rule_id!r} changed since version {expected_version}: it is at version "
+                    f"{now.version if now else 0}, last changed by {now.updated_by if now else '?'} at "
+                    f"{now.updated_at if now else '?'}; nothing was written. Look at `rootmail rules history "
+                    f"{rule_id}`, then edit from the current version"
+                ) from None
             raise RulesUnavailable(f"rules table {self.table}: {describe(exc)}") from None
         except BotoCoreError as exc:
             raise RulesUnavailable(f"rules table {self.table}: {describe(exc)}") from None
+        return version
+
+    def create(self, rule: dict[str, Any], *, by: str, why: str, file: str | None = None) -> bool:
+        """Add a new rule; False if a rule with its ID is in force."""
+        current = self.get(rule["id"])
+        if current is not None and current.rule:
+            return False
+        try:
+            self.change(
+                rule["id"],
+                rule,
+                expected_version=current.version if current else 0,
+                by=by,
+                why=why,
+                file=file,
+            )
+        except RuleConflict:
+            return False
         return True
 
     def history(self, rule_id: str) -> list[dict[str, Any]]:
-        """A rule's history records, oldest first."""
+        """A rule's history records, oldest first, `before` and `after` as data."""
         if not self.history_table:
             return []
-        answer = self._db.query(
-            TableName=self.history_table,
-            KeyConditionExpression="rule_id = :id",
-            ExpressionAttributeValues=to_item({":id": rule_id}),
-            ConsistentRead=True,
+        try:
+            pages = self._db.get_paginator("query").paginate(
+                TableName=self.history_table,
+                KeyConditionExpression="rule_id = :id",
+                ExpressionAttributeValues=to_item({":id": rule_id}),
+                ConsistentRead=True,
+            )
+            records = [from_item(i) for page in pages for i in page["Items"]]
+        except (ClientError, BotoCoreError) as exc:
+            raise RulesUnavailable(f"rules history {self.history_table}: {describe(exc)}") from None
+        for record in records:
+            for side in ("before", "after"):
+                if side in record:
+                    record[side] = json.loads(record[side])
+        return records
+
+    def rollback(self, rule_id: str, version: int, *, by: str, why: str) -> int:
+        """Put the rule back exactly as it was at `version` (or removed, if that version removed it)."""
+        records = {int(r["version"]): r for r in self.history(rule_id)}
+        if version not in records:
+            known = ", ".join(str(v) for v in sorted(records)) or "none"
+            raise RuleError(f"rule {rule_id!r} has no version {version} (versions: {known})")
+        current = self.get(rule_id)
+        return self.change(
+            rule_id,
+            records[version].get("after"),
+            expected_version=current.version if current else 0,
+            by=by,
+            why=why or f"rollback to version {version}",
+            kind=f"rollback to {version}",
         )
-        return [from_item(i) for i in answer["Items"]]
 
 
 class SlackRequests:

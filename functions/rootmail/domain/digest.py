@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-_PLACEHOLDER = re.compile(r"<(?:address|arn|resource|date|case|account|name|n)>")
+_PLACEHOLDER = re.compile(r"<(?:address|arn|resource|id|date|case|account|name|n)>")
 # Order matters: the most specific shapes are masked first.
 _MASKS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "<address>"),
@@ -20,6 +20,14 @@ _MASKS: tuple[tuple[re.Pattern[str], str], ...] = (
     (
         re.compile(r"\b(?:i|vol|snap|sg|subnet|vpc|eni|ami|igw|nat|rtb|acl|db|eipalloc)-[0-9a-f]{6,}\b"),
         "<resource>",
+    ),
+    # Request IDs, message IDs, tokens: a UUID, or a long run of hex (a Lambda timeout names its request).
+    (
+        re.compile(
+            r"\b[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}\b"
+            r"|\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*\d)[0-9a-f]{16,}\b"
+        ),
+        "<id>",
     ),
     (
         re.compile(
@@ -92,7 +100,7 @@ def _key(record: dict[str, Any]) -> tuple[str, str | None, str]:
 
 
 def _failed(record: dict[str, Any]) -> bool:
-    # Queued because something went wrong, not because no rule knew the mail.
+    # Queued for another reason than "no rule knew the mail": a delivery failed, no known account, a queue rule.
     return (record.get("queue_reason") or "no rule matched") != "no rule matched"
 
 
@@ -123,15 +131,17 @@ def group_queue(records: Iterable[dict[str, Any]]) -> list[Pattern]:
 # What each placeholder stands for in a subject pattern a rule can use (the rest of the text is literal).
 _PLACEHOLDER_REGEX = {
     "<address>": r"\S+@\S+",
+    "<id>": r"[0-9a-fA-F-]+",
     "<account>": r"\d{4}-?\d{4}-?\d{4}",
     "<case>": r"\d{10,15}",
     "<n>": r"\d+(?:[.,]\d+)*%?",
 }
 
 
-def subject_regex(pattern: str) -> str:
+def subject_regex(pattern: str, *, whole: bool = True) -> str:
     """A regular expression for a rule's `match.subject` that matches every subject of a masked pattern:
-    literal text escaped, whitespace flexible, each placeholder replaced by what it masked."""
+    literal text escaped, whitespace flexible, each placeholder replaced by what it masked; the whole subject unless
+    the pattern was cut short (`whole=False`: a prefix)."""
     parts: list[str] = []
     position = 0
     for found in _PLACEHOLDER.finditer(pattern):
@@ -139,7 +149,7 @@ def subject_regex(pattern: str) -> str:
         parts.append(_PLACEHOLDER_REGEX.get(found.group(), r".+?"))
         position = found.end()
     parts.append(_literal(pattern[position:]))
-    return "^" + "".join(parts)
+    return "^" + "".join(parts) + (r"\s*$" if whole else "")
 
 
 def _literal(text: str) -> str:

@@ -16,7 +16,7 @@ from rootmail.domain.render import mrkdwn
 from rootmail.domain.vocabulary import Action, Category
 
 LANGUAGES = ("en", "ja")
-PATTERNS_SHOWN = 10  # per section; `rootmail digest` prints them all
+PATTERNS_SHOWN = 7  # per section, more when the other has fewer; `rootmail digest` prints them all
 MAX_TEXT = 2900
 # Interactivity: what the digest's buttons and the rule modal are called.
 CREATE_RULE = "rule_from_pattern"
@@ -27,12 +27,12 @@ _TEXTS: dict[str, dict[str, str]] = {
     "en": {
         "digest_title": "rootmail digest · {now}",
         "digest_summary": "{queued} mail(s) queued: {unclassified} unclassified in {patterns} pattern(s), "
-        "{failed} after failed deliveries in {reasons} reason(s).",
+        "{failed} for another reason in {reasons} reason(s).",
         "all_processed": "All processed: no mail is queued.",
         "unclassified_heading": "*Unclassified mail* (no rule knows these)",
-        "failed_heading": "*Queued after failed deliveries*",
+        "failed_heading": "*Queued for another reason* (a delivery failed, no known account, a queue rule)",
         "unclassified_none": "Unclassified mail: all processed.",
-        "failed_none": "Failed deliveries: all processed.",
+        "failed_none": "Queued for another reason: all processed.",
         "pattern_line": "*{count} mail(s)* · {accounts} account(s) · {sender}",
         "reason_line": "*{count} mail(s)* · {accounts} account(s)",
         "seen": "first {first} · last {last}",
@@ -86,16 +86,17 @@ _TEXTS: dict[str, dict[str, str]] = {
         "rule_saved": "Rule `{rule}` saved by {who}: {category} → {action}. {count} queued mail(s) of pattern "
         "`{pattern}` can be re-run with it.",
         "rule_exists": "A rule with this ID already exists: choose another.",
+        "rule_preview": "Preview: it takes {taken} of {sampled} queued mail(s) checked; a retry would give {actions}.",
     },
     "ja": {
         "digest_title": "rootmail ダイジェスト · {now}",
         "digest_summary": "キュー内のメール {queued} 件: 未分類 {unclassified} 件（{patterns} パターン）、"
-        "配信失敗 {failed} 件（{reasons} 種類の理由）。",
+        "その他の理由 {failed} 件（{reasons} 種類の理由）。",
         "all_processed": "すべて処理済みです。キューにメールはありません。",
         "unclassified_heading": "*未分類のメール*（どのルールにも一致しません）",
-        "failed_heading": "*配信に失敗してキューに入ったメール*",
+        "failed_heading": "*その他の理由でキューに入ったメール*（配信失敗、不明なアカウント、キュー行きのルール）",
         "unclassified_none": "未分類のメール: すべて処理済みです。",
-        "failed_none": "配信失敗: すべて処理済みです。",
+        "failed_none": "その他の理由: すべて処理済みです。",
         "pattern_line": "*{count} 件* · {accounts} アカウント · {sender}",
         "reason_line": "*{count} 件* · {accounts} アカウント",
         "seen": "最初 {first} · 最後 {last}",
@@ -148,6 +149,7 @@ _TEXTS: dict[str, dict[str, str]] = {
         "rule_saved": "{who} がルール `{rule}` を保存しました: {category} → {action}。パターン `{pattern}` の"
         "キュー内メール {count} 件をこのルールで再実行できます。",
         "rule_exists": "この ID のルールはすでにあります。別の ID を指定してください。",
+        "rule_preview": "プレビュー: 確認した {sampled} 件のうち {taken} 件に一致し、再実行すると {actions} になります。",
     },
 }
 
@@ -193,19 +195,34 @@ def _button(text: str, action_id: str, value: str, *, primary: bool = False) -> 
     return button
 
 
+MAX_REFERENCE_TEXT = 300
+LEDGER_SUBJECT = 500  # the ledger keeps a subject's first 500 characters (pipeline.MAX_SUBJECT_IN_STATE)
+
+
+def _cut(text: str, limit: int) -> tuple[str, bool]:
+    """Text shortened at a word boundary (never inside a placeholder); whether it was cut."""
+    if len(text) <= limit:
+        return text, False
+    return text[:limit].rsplit(" ", 1)[0], True
+
+
 def pattern_reference(pattern: Pattern) -> str:
-    """What a digest button carries back (Slack signs it): enough to prefill the rule modal without a lookup."""
+    """What a digest button carries back (Slack signs it; at most 2,000 characters): enough to prefill the rule
+    modal without a lookup. Each field is capped, never the JSON itself."""
+    text, cut = _cut(pattern.pattern, MAX_REFERENCE_TEXT)
     return json.dumps(
         {
             "id": pattern.id,
             "kind": pattern.kind,
-            "sender": pattern.sender,
-            "pattern": pattern.pattern[:300],
+            "sender": (pattern.sender or "")[:254] or None,
+            "pattern": text,
+            # The subject regex takes the whole subject unless the pattern (or the ledger's subject) was cut.
+            "whole": not cut and len(pattern.sample_subject) < LEDGER_SUBJECT,
             "count": pattern.count,
-            "sample": pattern.sample_subject[:300],
+            "sample": _cut(pattern.sample_subject, MAX_REFERENCE_TEXT)[0],
         },
         ensure_ascii=False,
-    )[:2000]
+    )
 
 
 # ---- the digest -------------------------------------------------------------------------------------------------
@@ -222,6 +239,7 @@ def digest_message(
     title = t["digest_title"].format(now=when(now))
     if not patterns:
         return f"{title}: {t['all_processed']}", [_section(f"*{title}*\n{t['all_processed']}")]
+    shown = _share(limit, len(unclassified), len(failed))
     summary = t["digest_summary"].format(
         queued=sum(p.count for p in patterns),
         unclassified=sum(p.count for p in unclassified),
@@ -233,20 +251,32 @@ def digest_message(
         {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
         _section(summary),
     ]
-    for heading, none, group in (
-        ("unclassified_heading", "unclassified_none", unclassified),
-        ("failed_heading", "failed_none", failed),
+    for (heading, none, group), count in zip(
+        (
+            ("unclassified_heading", "unclassified_none", unclassified),
+            ("failed_heading", "failed_none", failed),
+        ),
+        shown,
+        strict=True,
     ):
         blocks.append({"type": "divider"})
         if not group:
             blocks.append(_context(t[none]))
             continue
         blocks.append(_section(t[heading]))
-        for pattern in group[:limit]:
+        for pattern in group[:count]:
             blocks.extend(_pattern_blocks(pattern, t))
-        if len(group) > limit:
-            blocks.append(_context(t["more_patterns"].format(more=len(group) - limit)))
+        if len(group) > count:
+            blocks.append(_context(t["more_patterns"].format(more=len(group) - count)))
     return f"{title}: {summary}", blocks
+
+
+def _share(limit: int, unclassified: int, failed: int) -> tuple[int, int]:
+    """How many patterns of each kind a message shows: 3 blocks each, 14 in all (a header, a summary and each
+    section's divider, heading and "more" line leave 36 of Slack's 50 blocks), what one kind leaves to the other."""
+    budget = min(2 * limit, 14)
+    first = min(unclassified, max(budget // 2, budget - failed))
+    return first, min(failed, budget - first)
 
 
 def _pattern_blocks(pattern: Pattern, t: dict[str, str]) -> list[dict[str, Any]]:
@@ -505,7 +535,11 @@ def rule_modal(reference: dict[str, Any], *, channel: str, language: str) -> dic
             _input(
                 "subject",
                 t["field_subject"],
-                _text_input(subject_regex(str(reference.get("pattern") or ""))),
+                _text_input(
+                    subject_regex(
+                        str(reference.get("pattern") or ""), whole=bool(reference.get("whole", True))
+                    )
+                ),
             ),
             _input("priority", t["field_priority"], _text_input("100")),
         ],
@@ -538,7 +572,13 @@ def rule_from_modal(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def rule_saved(
-    rule: dict[str, Any], *, who: str, pattern: str, count: int, language: str
+    rule: dict[str, Any],
+    *,
+    who: str,
+    pattern: str,
+    count: int,
+    language: str,
+    effect: dict[str, Any] | None = None,
 ) -> tuple[str, list[dict[str, Any]]]:
     t = texts(language)
     text = t["rule_saved"].format(
@@ -549,6 +589,11 @@ def rule_saved(
         count=count,
         pattern=pattern,
     )
+    if effect is not None:
+        actions = ", ".join(f"{n} {a}" for a, n in sorted(effect["actions"].items())) or "-"
+        text += " " + t["rule_preview"].format(
+            taken=effect["taken"], sampled=effect["sampled"], actions=actions
+        )
     blocks = [_section(text)]
     if count:
         blocks.append(

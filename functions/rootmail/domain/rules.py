@@ -7,10 +7,17 @@ once, then matches parsed mail with no I/O.
 from __future__ import annotations
 
 import re
+import string
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+# The parser and compiler re itself uses (re._parser and re._compiler since 3.11): the pattern-safety check reads
+# the same parse tree the matcher runs, instead of guessing from the text.
+from re import _compiler as _sre_compiler  # type: ignore[attr-defined]
+from re import _constants as _sre_constants  # type: ignore[attr-defined]
+from re import _parser as _sre_parser  # type: ignore[attr-defined]
 from typing import Any
 
 from rootmail.domain.vocabulary import Action, Category, urgency
@@ -18,7 +25,19 @@ from rootmail.errors import RuleError
 
 _RULE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 _MATCH_KEYS = {"senders", "sender_domains", "subject", "body_any", "body_all"}
-_RULE_KEYS = {"id", "description", "priority", "category", "action", "match"}
+_RULE_KEYS = {"id", "description", "priority", "category", "action", "match", "force"}
+MAX_PATTERN = 1000
+# Subjects any rule that "matches every mail" would take: a rule with no sender and no body marker whose subject
+# pattern takes all of these is refused unless `force = true`.
+_PROBE_SUBJECTS = (
+    "",
+    "x",
+    "Hello",
+    "Your AWS account 123456789012",
+    "[Action Required] Amazon EC2 instance retirement",
+    "ご利用のアカウントについて",
+    "RE: [CASE 1234567890] question",
+)
 
 
 @dataclass(frozen=True)
@@ -31,9 +50,27 @@ class Rule:
     senders: frozenset[str] = frozenset()
     sender_domains: tuple[str, ...] = ()
     subject: re.Pattern[str] | None = None
-    body_any: tuple[str, ...] = ()
+    body_any: tuple[str, ...] = ()  # as written; matched case-insensitively
     body_all: tuple[str, ...] = ()
-    source: str = ""  # where the rule came from: "rules/support.toml" or "table"
+    source: str = ""  # where the rule came from: "rules/support.toml:12" or "table"
+    forced: bool = False  # takes every mail on purpose (`force = true`)
+    folded_any: tuple[str, ...] = field(default=(), repr=False, compare=False)
+    folded_all: tuple[str, ...] = field(default=(), repr=False, compare=False)
+    domain_set: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+
+    def matches_fast(self, sender: str, suffixes: frozenset[str], subject: str, folded_body: str) -> bool:
+        """`matches`, with the sender's domain given as all its suffixes (one set test per rule, in C)."""
+        if (
+            (self.senders or self.domain_set)
+            and sender not in self.senders
+            and self.domain_set.isdisjoint(suffixes)
+        ):
+            return False
+        if self.subject is not None and self.subject.search(subject) is None:
+            return False
+        if self.folded_all and not all(marker in folded_body for marker in self.folded_all):
+            return False
+        return not self.folded_any or any(marker in folded_body for marker in self.folded_any)
 
     def matches(self, sender: str, sender_domain: str, subject: str, folded_body: str) -> bool:
         if (self.senders or self.sender_domains) and not (
@@ -42,9 +79,9 @@ class Rule:
             return False
         if self.subject is not None and self.subject.search(subject) is None:
             return False
-        if self.body_all and not all(marker in folded_body for marker in self.body_all):
+        if self.folded_all and not all(marker in folded_body for marker in self.folded_all):
             return False
-        return not self.body_any or any(marker in folded_body for marker in self.body_any)
+        return not self.folded_any or any(marker in folded_body for marker in self.folded_any)
 
     def to_item(self) -> dict[str, Any]:
         """The rule as plain data, the same shape a rule file holds (without `source`)."""
@@ -59,7 +96,7 @@ class Rule:
             match["body_any"] = list(self.body_any)
         if self.body_all:
             match["body_all"] = list(self.body_all)
-        return {
+        item: dict[str, Any] = {
             "id": self.id,
             "description": self.description,
             "priority": self.priority,
@@ -67,6 +104,19 @@ class Rule:
             "action": str(self.action),
             "match": match,
         }
+        if self.forced:
+            item["force"] = True
+        return item
+
+    def conditions(self) -> tuple[Any, ...]:
+        """What the rule matches on, to find two rules that match exactly the same mail."""
+        return (
+            self.senders,
+            frozenset(self.sender_domains),
+            self.subject.pattern if self.subject is not None else None,
+            frozenset(self.folded_any),
+            frozenset(self.folded_all),
+        )
 
 
 @dataclass(frozen=True)
@@ -88,87 +138,324 @@ class Classification:
         }
 
 
+def domain_suffixes(domain: str) -> frozenset[str]:
+    """`mail.aws.com` → {mail.aws.com, aws.com, com}: a rule's domain matches when it is one of these."""
+    parts = domain.split(".") if domain else []
+    return frozenset(".".join(parts[i:]) for i in range(len(parts)))
+
+
 def _domain_in(domain: str, domains: Sequence[str]) -> bool:
     return any(domain == d or domain.endswith("." + d) for d in domains)
 
 
-def compile_rule(data: dict[str, Any], source: str) -> Rule:
-    """Validate one rule's data and compile it. Errors name the source and the rule."""
+def compile_rule(
+    data: dict[str, Any], source: str, locate: Callable[[str | None], str] | None = None
+) -> Rule:
+    """Validate one rule's data and compile it. Errors name the source (the file and line of the field, when
+    `locate` can tell it) and the rule."""
     rule_id = data.get("id")
-    where = f"{source}: rule {rule_id!r}" if rule_id else f"{source}: a rule without an id"
+    named = f"rule {rule_id!r}" if isinstance(rule_id, str) and rule_id else "a rule without an id"
 
-    def fail(problem: str) -> RuleError:
-        return RuleError(f"{where}: {problem}")
+    def fail(problem: str, key: str | None = None) -> RuleError:
+        return RuleError(f"{locate(key) if locate else source}: {named}: {problem}")
 
     if not isinstance(rule_id, str) or not _RULE_ID.match(rule_id):
-        raise fail("`id` must be lowercase letters, digits and dashes (2-63 characters)")
+        raise fail("`id` must be lowercase letters, digits and dashes (2-63 characters)", "id")
     unknown = set(data) - _RULE_KEYS
     if unknown:
-        raise fail(f"unknown field(s) {sorted(unknown)}; allowed: {sorted(_RULE_KEYS)}")
+        raise fail(f"unknown field(s) {sorted(unknown)}; allowed: {sorted(_RULE_KEYS)}", sorted(unknown)[0])
     try:
         category = Category(str(data.get("category")))
     except ValueError:
         raise fail(
-            f"unknown category {data.get('category')!r}; known: {[str(c) for c in Category]}"
+            f"unknown category {data.get('category')!r}; known: {[str(c) for c in Category]}", "category"
         ) from None
     try:
         action = Action(str(data.get("action")))
     except ValueError:
-        raise fail(f"unknown action {data.get('action')!r}; known: {[str(a) for a in Action]}") from None
+        raise fail(
+            f"unknown action {data.get('action')!r}; known: {[str(a) for a in Action]}", "action"
+        ) from None
     priority = data.get("priority", 100)
     if not isinstance(priority, int) or isinstance(priority, bool) or not 0 <= priority <= 1000:
-        raise fail("`priority` must be a whole number from 0 to 1000")
+        raise fail("`priority` must be a whole number from 0 to 1000", "priority")
+    forced = data.get("force", False)
+    if not isinstance(forced, bool):
+        raise fail("`force` must be true or false", "force")
     match = data.get("match")
     if not isinstance(match, dict) or not match:
-        raise fail("`match` must be a table with at least one condition")
+        raise fail("`match` must be a table with at least one condition", "match")
     unknown = set(match) - _MATCH_KEYS
     if unknown:
-        raise fail(f"unknown match condition(s) {sorted(unknown)}; allowed: {sorted(_MATCH_KEYS)}")
+        raise fail(
+            f"unknown match condition(s) {sorted(unknown)}; allowed: {sorted(_MATCH_KEYS)}",
+            sorted(unknown)[0],
+        )
 
     def strings(key: str) -> tuple[str, ...]:
         value = match.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-            raise fail(f"`match.{key}` must be a list of non-empty strings")
+            raise fail(f"`match.{key}` must be a list of non-empty strings", key)
         return tuple(value)
 
     subject = None
     if "subject" in match:
         if not isinstance(match["subject"], str) or not match["subject"]:
-            raise fail("`match.subject` must be a non-empty regular expression")
-        try:
-            subject = re.compile(match["subject"])
-        except re.error as exc:
-            raise fail(f"`match.subject` does not compile: {exc}") from None
+            raise fail("`match.subject` must be a non-empty regular expression", "subject")
+        problem = pattern_problem(match["subject"])
+        if problem:
+            raise fail(f"`match.subject` {problem}", "subject")
+        subject = re.compile(match["subject"])
     body_any, body_all = strings("body_any"), strings("body_all")
+    senders, domains = strings("senders"), strings("sender_domains")
     if action == Action.FORWARD and subject is None and not body_any and not body_all:
         # A sender-only forward rule would forward every unknown mail from that sender: never a catch-all.
-        raise fail("a forward rule needs a subject pattern or body markers, not only a sender")
+        raise fail("a forward rule needs a subject pattern or body markers, not only a sender", "match")
+    if (
+        not senders
+        and not domains
+        and not body_any
+        and not body_all
+        and (subject is None or all(subject.search(probe) for probe in _PROBE_SUBJECTS))
+        and not forced
+    ):
+        raise fail(
+            "matches every mail (no sender, no body marker, a subject pattern that takes anything): "
+            "narrow it, or set `force = true` if that is really meant",
+            "subject" if subject is not None else "match",
+        )
     return Rule(
         id=rule_id,
         category=category,
         action=action,
         priority=priority,
         description=str(data.get("description", "")),
-        senders=frozenset(s.lower() for s in strings("senders")),
-        sender_domains=tuple(d.lower().lstrip(".") for d in strings("sender_domains")),
+        senders=frozenset(s.lower() for s in senders),
+        sender_domains=tuple(d.lower().lstrip(".") for d in domains),
         subject=subject,
-        body_any=tuple(m.casefold() for m in body_any),
-        body_all=tuple(m.casefold() for m in body_all),
-        source=source,
+        body_any=body_any,
+        body_all=body_all,
+        folded_any=tuple(m.casefold() for m in body_any),
+        folded_all=tuple(m.casefold() for m in body_all),
+        domain_set=frozenset(d.lower().lstrip(".") for d in domains),
+        source=locate(None) if locate else source,
+        forced=forced,
     )
 
 
+def pattern_problem(pattern: str) -> str | None:
+    r"""Why a subject pattern is refused, if it is: it does not compile, it is too long, or it could take
+    catastrophic (exponential) time on a crafted subject. Python's re backtracks; what explodes is a repeat whose
+    iterations can split the same text in many ways: a repeat ending in a repeat of what it starts with (`(a+)+`,
+    `(\w+\s?)*`, `(.*)*`), or a repeated alternation whose branches can start alike (`(a|ab)+`)."""
+    if len(pattern) > MAX_PATTERN:
+        return f"is longer than {MAX_PATTERN} characters"
+    try:
+        parsed = _sre_parser.parse(pattern)
+    except re.error as exc:
+        return f"does not compile: {exc}"
+    found = _ambiguous_repeat(parsed.state, list(parsed))
+    if found:
+        return (
+            f"could take catastrophic time ({found}); rewrite it so each repeat can split a text one way only"
+        )
+    return None
+
+
+_REPEATS = {_sre_constants.MAX_REPEAT, _sre_constants.MIN_REPEAT}
+# The characters a piece of a pattern is checked against (ASCII, and some Japanese and Latin-1).
+_SAMPLE = string.printable + "あア漢é\u3000\u00a0"
+
+
+def _ambiguous_repeat(state: Any, items: list[tuple[Any, Any]]) -> str | None:
+    for op, av in items:
+        children: list[list[tuple[Any, Any]]] = []
+        if op in _REPEATS:
+            _, high, body = av
+            body = list(body)
+            if high == _sre_constants.MAXREPEAT or high > 1:
+                first = _first(state, body)
+                ends_in_repeat, last = _last(state, body)
+                if ends_in_repeat and first & last:
+                    return "a repeat that ends in a repeat of what it starts with"
+                if _overlapping_branches(state, body):
+                    return "a repeated alternation whose branches can start alike"
+                if _repeat_then_alike(state, body):
+                    return "a repeat inside a repeat, followed by what it repeats"
+            children = [body]
+        elif op == _sre_constants.SUBPATTERN:
+            children = [list(av[-1])]
+        elif op == _sre_constants.BRANCH:
+            children = [list(b) for b in av[1]]
+        elif op in (_sre_constants.ASSERT, _sre_constants.ASSERT_NOT):
+            children = [list(av[1])]
+        for child in children:
+            found = _ambiguous_repeat(state, child)
+            if found:
+                return found
+    return None
+
+
+def _chars(state: Any, item: tuple[Any, Any]) -> frozenset[str]:
+    """The sample characters one element can start with."""
+    op, av = item
+    if op in _REPEATS:
+        return _first(state, list(av[2]))
+    if op == _sre_constants.SUBPATTERN:
+        return _first(state, list(av[-1]))
+    if op == _sre_constants.BRANCH:
+        return frozenset().union(*(_first(state, list(b)) for b in av[1]))
+    if op in (_sre_constants.AT, _sre_constants.ASSERT, _sre_constants.ASSERT_NOT):
+        return frozenset()
+    try:
+        single = _sre_compiler.compile(_sre_parser.SubPattern(state, [item]))
+    except (re.error, TypeError, ValueError):
+        return frozenset(_SAMPLE)
+    return frozenset(c for c in _SAMPLE if single.fullmatch(c))
+
+
+def _may_be_empty(item: tuple[Any, Any]) -> bool:
+    op, av = item
+    if op in _REPEATS:
+        return bool(av[0] == 0) or all(_may_be_empty(i) for i in av[2])
+    if op == _sre_constants.SUBPATTERN:
+        return all(_may_be_empty(i) for i in av[-1])
+    if op == _sre_constants.BRANCH:
+        return any(all(_may_be_empty(i) for i in b) for b in av[1])
+    return op in (_sre_constants.AT, _sre_constants.ASSERT, _sre_constants.ASSERT_NOT)
+
+
+def _first(state: Any, items: list[tuple[Any, Any]]) -> frozenset[str]:
+    found: frozenset[str] = frozenset()
+    for item in items:
+        found |= _chars(state, item)
+        if not _may_be_empty(item):
+            break
+    return found
+
+
+def _last(state: Any, items: list[tuple[Any, Any]]) -> tuple[bool, frozenset[str]]:
+    """Whether a sequence can end in an unbounded repeat (only optional parts after it), and what those trailing
+    parts and that repeat can match."""
+    found: frozenset[str] = frozenset()
+    for item in reversed(items):
+        op, av = item
+        if _unbounded(item):
+            return True, found | _chars(state, item)
+        if op == _sre_constants.SUBPATTERN:
+            inner, chars = _last(state, list(av[-1]))
+            if inner:
+                return True, found | chars
+        found |= _chars(state, item)
+        if not _may_be_empty(item):
+            return False, found
+    return False, found
+
+
+def _unbounded(item: tuple[Any, Any]) -> bool:
+    op, av = item
+    return op in _REPEATS and (av[1] == _sre_constants.MAXREPEAT or av[1] > 20)
+
+
+def _repeat_then_alike(state: Any, items: list[tuple[Any, Any]]) -> bool:
+    """An unbounded repeat followed (past optional parts) by something that can take the same characters."""
+    for index, item in enumerate(items):
+        op, av = item
+        if op == _sre_constants.SUBPATTERN and _repeat_then_alike(state, list(av[-1])):
+            return True
+        if not _unbounded(item):
+            continue
+        repeated = _chars(state, item)
+        for following in items[index + 1 :]:
+            if _chars(state, following) & repeated:
+                return True
+            if not _may_be_empty(following):
+                break
+    return False
+
+
+def _overlapping_branches(state: Any, items: list[tuple[Any, Any]]) -> bool:
+    """The body of a repeat is (or holds, in a group) an alternation with an empty branch or two branches that
+    can start with the same character."""
+    for op, av in items:
+        if op == _sre_constants.SUBPATTERN and _overlapping_branches(state, list(av[-1])):
+            return True
+        if op == _sre_constants.BRANCH:
+            starts = [(_first(state, list(b)), not b) for b in av[1]]
+            if any(empty for _, empty in starts):
+                return True
+            for i, (first, _) in enumerate(starts):
+                if any(first & other for other, _ in starts[i + 1 :]):
+                    return True
+    return False
+
+
 def compile_rules(items: Iterable[tuple[dict[str, Any], str]]) -> list[Rule]:
-    """Compile (data, source) pairs; refuse duplicate ids. Returned in matching order."""
+    """Compile (data, source) pairs and check them as a set. Returned in matching order."""
     rules: list[Rule] = []
-    seen: dict[str, str] = {}
+    problems: list[str] = []
     for data, source in items:
-        rule = compile_rule(data, source)
-        if rule.id in seen:
-            raise RuleError(f"{source}: rule {rule.id!r} is defined twice (also in {seen[rule.id]})")
-        seen[rule.id] = source
-        rules.append(rule)
+        try:
+            rules.append(compile_rule(data, source))
+        except RuleError as exc:
+            problems.append(str(exc))
+    problems += set_problems(rules)
+    if problems:
+        raise RuleError("\n".join(problems))
     return sort_rules(rules)
+
+
+def set_problems(rules: Sequence[Rule]) -> list[str]:
+    """What is wrong with rules together: an ID twice, two rules with the same conditions, and two rules that can
+    take the same mail at the same rank (urgency and priority) with different outcomes, where only their IDs would
+    decide."""
+    problems: list[str] = []
+    seen: dict[str, Rule] = {}
+    conditions: dict[tuple[Any, ...], Rule] = {}
+    for rule in rules:
+        if rule.id in seen:
+            problems.append(
+                f"{rule.source}: rule {rule.id!r} is defined twice (also at {seen[rule.id].source})"
+            )
+            continue
+        seen[rule.id] = rule
+        same = conditions.setdefault(rule.conditions(), rule)
+        if same is not rule:
+            problems.append(
+                f"{rule.source}: rule {rule.id!r} matches exactly what rule {same.id!r} ({same.source}) matches: "
+                "merge them or make one narrower"
+            )
+    unique = list(seen.values())
+    for index, rule in enumerate(unique):
+        for other in unique[index + 1 :]:
+            if (
+                urgency(rule.category) == urgency(other.category)
+                and rule.priority == other.priority
+                and (rule.category, rule.action) != (other.category, other.action)
+                and _senders_overlap(rule, other)
+            ):
+                problems.append(
+                    f"{rule.source}: rule {rule.id!r} and rule {other.id!r} ({other.source}) can match the same "
+                    f"mail with the same priority {rule.priority} but give {rule.category}/{rule.action} and "
+                    f"{other.category}/{other.action}: give one a higher priority"
+                )
+    return problems
+
+
+def _senders_overlap(one: Rule, other: Rule) -> bool:
+    """Could one sender pass both rules' sender conditions? (No sender condition: any sender.)"""
+    if not (one.senders or one.sender_domains) or not (other.senders or other.sender_domains):
+        return True
+    if one.senders & other.senders:
+        return True
+    for a, b in ((one, other), (other, one)):
+        if any(_domain_in(s.rpartition("@")[2], b.sender_domains) for s in a.senders):
+            return True
+    return any(
+        _domain_in(d, other.sender_domains) or _domain_in(e, one.sender_domains)
+        for d in one.sender_domains
+        for e in other.sender_domains
+    )
 
 
 def sort_rules(rules: Iterable[Rule]) -> list[Rule]:
@@ -177,21 +464,60 @@ def sort_rules(rules: Iterable[Rule]) -> list[Rule]:
 
 
 def load_rule_files(directory: Path) -> list[Rule]:
-    """Read every *.toml under `directory`: each holds `[[rule]]` tables."""
+    """Read every *.toml under `directory`: each holds `[[rule]]` tables. Every problem in every file is reported
+    at once, each with its file and line."""
     files = sorted(directory.glob("*.toml"))
     if not files:
         raise RuleError(f"{directory}: no rule files (*.toml) found")
-    items: list[tuple[dict[str, Any], str]] = []
+    rules: list[Rule] = []
+    problems: list[str] = []
     for path in files:
+        text = path.read_text(encoding="utf-8")
         try:
-            document = tomllib.loads(path.read_text(encoding="utf-8"))
+            document = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
-            raise RuleError(f"{path}: not valid TOML: {exc}") from None
+            problems.append(f"{path}: not valid TOML: {exc}")
+            continue
         entries = document.get("rule", [])
         if not isinstance(entries, list) or set(document) - {"rule"}:
-            raise RuleError(f"{path}: a rule file holds only [[rule]] tables")
-        items.extend((entry, str(path)) for entry in entries)
-    return compile_rules(items)
+            problems.append(f"{path}:1: a rule file holds only [[rule]] tables")
+            continue
+        for index, entry in enumerate(entries):
+            try:
+                rules.append(compile_rule(entry, str(path), _locator(path, text, index)))
+            except RuleError as exc:
+                problems.append(str(exc))
+    problems += set_problems(rules)
+    if problems:
+        raise RuleError("\n".join(problems))
+    return sort_rules(rules)
+
+
+_TABLE_HEADER = re.compile(r"^\s*\[\[\s*rule\s*\]\]")
+_MATCH_HEADER = re.compile(r"^\s*\[\s*rule\.match\s*\]")
+
+
+def _locator(path: Path, text: str, index: int) -> Callable[[str | None], str]:
+    """`file:line` of the index-th [[rule]] table, or of one of its keys (in [rule.match] for match keys)."""
+    lines = text.splitlines()
+    headers = [number for number, line in enumerate(lines) if _TABLE_HEADER.match(line)]
+    start = headers[index] if index < len(headers) else 0
+    end = headers[index + 1] if index + 1 < len(headers) else len(lines)
+
+    def locate(key: str | None) -> str:
+        if key is not None:
+            in_match = False
+            for number in range(start, end):
+                line = lines[number]
+                if _MATCH_HEADER.match(line):
+                    in_match = True
+                    continue
+                wanted = in_match if key in _MATCH_KEYS else not in_match
+                if wanted and re.match(rf"^\s*{re.escape(key)}\s*=", line):
+                    return f"{path}:{number + 1}"
+        return f"{path}:{start + 1}"
+
+    return locate
 
 
 def classify(
@@ -200,7 +526,8 @@ def classify(
     """The first rule in matching order wins; every match is reported. No match: unclassified, queued."""
     folded = text.casefold()
     sender, domain = (sender or "").lower(), (sender_domain or "").lower()
-    matched = [r for r in rules if r.matches(sender, domain, subject, folded)]
+    suffixes = domain_suffixes(domain)
+    matched = [r for r in rules if r.matches_fast(sender, suffixes, subject, folded)]
     if not matched:
         return Classification(Category.UNCLASSIFIED, Action.QUEUE, None, "no rule matched")
     winner = matched[0]

@@ -403,7 +403,27 @@ class LocalPipeline:
         return self.slack_request(INTERACTIONS_PATH, interaction_body(payload))
 
     def seed_rules(self, rules: Iterable[Rule]) -> int:
-        return RulesTable(self.client("dynamodb"), self.tables["rules"]).put_all(r.to_item() for r in rules)
+        """The rules as `rootmail rules push` puts them: each a new version with its history record."""
+        table = self.rules_table()
+        live = table.live(with_removed=True)
+        count = 0
+        for rule in rules:
+            entry = live.get(rule.id)
+            file = (
+                Path(rule.source.split(":")[0]).name
+                if rule.source.endswith(".toml") or ".toml:" in rule.source
+                else None
+            )
+            table.change(
+                rule.id,
+                rule.to_item(),
+                expected_version=entry.version if entry else 0,
+                by="local emulator",
+                why="seeded",
+                file=file,
+            )
+            count += 1
+        return count
 
     def store_mail(self, key: str, raw: bytes) -> str:
         """What SES's S3 action does: write the raw mail under the prefix; the bucket event starts the rest."""

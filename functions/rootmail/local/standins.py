@@ -630,6 +630,10 @@ class SlackStandIn(_StandIn):
                 return _Answer(200, {"ok": False, "error": "invalid_blocks"})
         if not text and not blocks:
             return _Answer(200, {"ok": False, "error": "no_text"})
+        if blocks is not None and (not isinstance(blocks, list) or len(blocks) > 50):
+            return _Answer(
+                200, {"ok": False, "error": "invalid_blocks"}
+            )  # Slack's limit: 50 blocks a message
         ts = f"1700000000.{next(self._ts):06d}"
         self._messages.append({"channel": channel, "text": text or "", "blocks": blocks, "ts": ts})
         channel_id = "C" + hashlib.sha1(channel.encode()).hexdigest()[:10].upper()

@@ -1,0 +1,329 @@
+"""`rootmail rules …`: the reviewed rule files and the live rules table, kept in step safely.
+
+validate, list, show, diff (files vs live), push [--dry-run] [--prune], pull (live → files), history, rollback,
+and test (what the proposed rules would do to given mails, the queue, or the last N days, before a push).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from rootmail.config import Settings, get_settings
+from rootmail.domain.rules import Rule, compile_rules, load_rule_files
+from rootmail.domain.ruleset import SLACK_FILE, diff_rules, leading_comments, render_rule_file
+from rootmail.errors import RuleConflict, RuleError
+
+DEFAULT_RULES = Path("rules")
+
+
+def _who() -> str:
+    return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def add_commands(commands: Any) -> None:
+    rules = commands.add_parser("rules", help="the rule files and the live rules table")
+    sub = rules.add_subparsers(dest="rules_command", required=True, metavar="SUBCOMMAND")
+
+    def files_option(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--rules", type=Path, default=DEFAULT_RULES, metavar="DIR", help="default: rules/"
+        )
+
+    def table_options(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--table", metavar="NAME", help="live rules table (default: $ROOTMAIL_RULES_TABLE)"
+        )
+        parser.add_argument(
+            "--history-table",
+            metavar="NAME",
+            help="rules history table (default: $ROOTMAIL_RULES_HISTORY_TABLE)",
+        )
+
+    def audit_options(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--why", required=True, help="why (kept in the history with who and when)")
+        parser.add_argument("--by", default=None, metavar="NAME", help="who (default: user@host)")
+
+    validate = sub.add_parser("validate", help="check the rule files (every problem, with file and line)")
+    files_option(validate)
+
+    listing = sub.add_parser("list", help="the rules in matching order")
+    files_option(listing)
+    table_options(listing)
+    listing.add_argument("--live", action="store_true", help="the live rules, with their versions")
+
+    show = sub.add_parser("show", help="one rule")
+    show.add_argument("rule_id", metavar="ID")
+    files_option(show)
+    table_options(show)
+    show.add_argument("--live", action="store_true")
+
+    diff = sub.add_parser("diff", help="the rule files against the live rules (exit 1 when they differ)")
+    files_option(diff)
+    table_options(diff)
+
+    push = sub.add_parser("push", help="make the live rules what the files say")
+    files_option(push)
+    table_options(push)
+    audit_options(push)
+    push.add_argument("--dry-run", action="store_true", help="show what would change; write nothing")
+    push.add_argument("--prune", action="store_true", help="also remove live rules the files do not have")
+
+    pull = sub.add_parser("pull", help="write the live rules into the rule files")
+    files_option(pull)
+    table_options(pull)
+
+    history = sub.add_parser("history", help="every version of a rule: who, when, why, before and after")
+    history.add_argument("rule_id", metavar="ID")
+    table_options(history)
+    history.add_argument("--json", action="store_true")
+
+    rollback = sub.add_parser("rollback", help="put a rule back exactly as it was at a version")
+    rollback.add_argument("rule_id", metavar="ID")
+    rollback.add_argument("version", type=int, metavar="VERSION")
+    table_options(rollback)
+    audit_options(rollback)
+
+    test = sub.add_parser("test", help="what the proposed rules (the files) would do, next to the live rules")
+    test.add_argument("files", nargs="*", type=Path, metavar="FILE", help=".eml files")
+    source = test.add_mutually_exclusive_group()
+    source.add_argument("--queue", action="store_true", help="the queued mail (ledger and stored mail)")
+    source.add_argument("--since", type=float, metavar="DAYS", help="every mail of the last DAYS days")
+    files_option(test)
+    table_options(test)
+    test.add_argument(
+        "--current", type=Path, metavar="DIR", help="compare with these rule files, not the live rules"
+    )
+    test.add_argument("--accounts", type=Path, metavar="FILE", help="for FILEs: ListAccounts JSON")
+    test.add_argument("--json", action="store_true")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {}
+    if getattr(args, "table", None):
+        overrides["rules_table"] = args.table
+    if getattr(args, "history_table", None):
+        overrides["rules_history_table"] = args.history_table
+    return Settings(**overrides) if overrides else get_settings()
+
+
+def _table(args: argparse.Namespace) -> Any:
+    from rootmail.runtime import Runtime
+
+    settings = _settings(args)
+    settings.require("rules_table")
+    return Runtime(settings).rules_table
+
+
+def run(args: argparse.Namespace) -> int:
+    command = args.rules_command
+    if command == "validate":
+        try:
+            rules = load_rule_files(args.rules)
+        except RuleError as exc:
+            problems = str(exc).splitlines()
+            for problem in problems:
+                print(problem, file=sys.stderr)
+            print(
+                f"rootmail rules: {len(problems)} problem(s); nothing is valid until all are fixed",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"{len(rules)} rules in {args.rules}: valid")
+        return 0
+    handlers = {
+        "list": _list,
+        "show": _show,
+        "diff": _diff,
+        "push": _push,
+        "pull": _pull,
+        "history": _history,
+        "rollback": _rollback,
+        "test": _test,
+    }
+    return int(handlers[command](args))
+
+
+def _rule_line(rule: Rule, extra: str = "") -> str:
+    return f"{rule.id:<32} {rule.category!s:<19} {rule.action!s:<11} {rule.priority:>5}  {extra}"
+
+
+def _list(args: argparse.Namespace) -> int:
+    if args.live:
+        live = _table(args).live()
+        rules = compile_rules((r.rule, "table") for r in live.values())
+        for rule in rules:
+            entry = live[rule.id]
+            print(
+                _rule_line(
+                    rule, f"v{entry.version} by {entry.updated_by or '-'} at {entry.updated_at or '-'}"
+                )
+            )
+        return 0
+    for rule in load_rule_files(args.rules):
+        print(_rule_line(rule, rule.source))
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    if args.live:
+        entry = _table(args).get(args.rule_id)
+        if entry is None or not entry.rule:
+            print(f"rootmail rules: no live rule {args.rule_id!r}", file=sys.stderr)
+            return 1
+        print(f"# version {entry.version}, changed by {entry.updated_by} at {entry.updated_at}")
+        print(render_rule_file([entry.rule]), end="")
+        return 0
+    rule = next((r for r in load_rule_files(args.rules) if r.id == args.rule_id), None)
+    if rule is None:
+        print(f"rootmail rules: no rule {args.rule_id!r} in {args.rules}", file=sys.stderr)
+        return 1
+    print(f"# {rule.source}")
+    print(render_rule_file([rule.to_item()]), end="")
+    return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    files = [r.to_item() for r in load_rule_files(args.rules)]
+    live = [entry.rule for entry in _table(args).live().values()]
+    difference = diff_rules(files, live)
+    if not difference:
+        print(f"{args.rules} and the live rules are the same ({len(files)} rules)")
+        return 0
+    print("\n".join(difference.lines()))
+    return 1
+
+
+def _push(args: argparse.Namespace) -> int:
+    rules = load_rule_files(args.rules)
+    table = _table(args)
+    live = table.live(with_removed=True)
+    files = {r.id: r for r in rules}
+    difference = diff_rules([r.to_item() for r in rules], [e.rule for e in live.values() if e.rule])
+    if not difference:
+        print(f"nothing to push: the live rules are the files ({len(rules)} rules)")
+        return 0
+    print("\n".join(difference.lines()))
+    if difference.removed and not args.prune:
+        print(
+            f"({len(difference.removed)} live rule(s) not in the files are kept: `rootmail rules pull` adds them to "
+            "the files; `push --prune` removes them)"
+        )
+    if args.dry_run:
+        print("dry run: nothing written")
+        return 0
+    by, conflicts, written = args.by or _who(), 0, 0
+    changes: list[tuple[str, dict[str, Any] | None]] = [(r["id"], r) for r in difference.added]
+    changes += [(after["id"], after) for _, after in difference.changed]
+    if args.prune:
+        changes += [(r["id"], None) for r in difference.removed]
+    for rule_id, after in changes:
+        entry = live.get(rule_id)
+        source = Path(files[rule_id].source.split(":")[0]).name if rule_id in files else None
+        try:
+            version = table.change(
+                rule_id,
+                after,
+                expected_version=entry.version if entry else 0,
+                by=by,
+                why=args.why,
+                file=source,
+            )
+        except RuleConflict as exc:
+            conflicts += 1
+            print(f"CONFLICT {exc}", file=sys.stderr)
+            continue
+        written += 1
+        print(f"{rule_id}: version {version}")
+    print(
+        f"pushed {written} change(s) to {table.table}"
+        + (f"; {conflicts} conflict(s), not written" if conflicts else "")
+    )
+    return 1 if conflicts else 0
+
+
+def _pull(args: argparse.Namespace) -> int:
+    live = _table(args).live()
+    by_file: dict[str, list[dict[str, Any]]] = {}
+    for entry in live.values():
+        by_file.setdefault(entry.file or SLACK_FILE, []).append(entry.rule)
+    args.rules.mkdir(parents=True, exist_ok=True)
+    for existing in sorted(args.rules.glob("*.toml")):
+        by_file.setdefault(existing.name, [])
+    for name, rules in sorted(by_file.items()):
+        path = args.rules / name
+        header = (
+            leading_comments(path.read_text(encoding="utf-8"))
+            if path.exists()
+            else "# Pulled from the live rules."
+        )
+        path.write_text(render_rule_file(rules, header), encoding="utf-8")
+        print(f"{path}: {len(rules)} rule(s)")
+    load_rule_files(args.rules)  # what was written must load
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    records = _table(args).history(args.rule_id)
+    if not records:
+        print(f"rootmail rules: no history for {args.rule_id!r}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(records, ensure_ascii=False, indent=2))
+        return 0
+    for record in records:
+        print(
+            f"v{record['version']}  {record['at']}  {record['by']}  {record.get('kind', '')}: {record.get('why', '')}"
+        )
+        before, after = record.get("before") or {}, record.get("after") or {}
+        for key in sorted(set(before) | set(after)):
+            if before.get(key) != after.get(key):
+                print(
+                    f"      {key}: {json.dumps(before.get(key), ensure_ascii=False)} → "
+                    f"{json.dumps(after.get(key), ensure_ascii=False)}"
+                )
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    version = _table(args).rollback(args.rule_id, args.version, by=args.by or _who(), why=args.why)
+    print(f"{args.rule_id}: back to version {args.version}'s content, as version {version}")
+    return 0
+
+
+def _test(args: argparse.Namespace) -> int:
+    from rootmail import rules_preview
+    from rootmail.domain.preview import preview
+    from rootmail.offline import AccountDirectory, load_accounts
+    from rootmail.runtime import Runtime
+
+    proposed = load_rule_files(args.rules)
+    if not args.files and not args.queue and args.since is None:
+        print("rootmail rules test: give .eml FILEs, --queue or --since DAYS", file=sys.stderr)
+        return 2
+    settings = _settings(args)
+    rt = Runtime(settings) if (args.queue or args.since is not None or not args.current) else None
+    if args.current:
+        current = load_rule_files(args.current)
+    elif rt is not None and settings.rules_table:
+        current = rt.rules(fresh=True)
+    else:
+        current = proposed
+    if args.files:
+        directory = AccountDirectory.of(load_accounts(args.accounts)) if args.accounts else None
+        mails = rules_preview.files(args.files, directory)
+    else:
+        assert rt is not None
+        settings.require("ledger_table")
+        mails = rules_preview.queued(rt) if args.queue else rules_preview.since(rt, args.since)
+    result = preview(mails, current, proposed, settings.aws_sender_domains)
+    if args.json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print("\n".join(result.lines()))
+    return 0

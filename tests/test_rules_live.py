@@ -1,0 +1,346 @@
+"""Rules operators can change safely: validation that points at file and line, versioned and audited live edits
+with optimistic locking, rollback, files ↔ live, pattern safety, and a preview whose counts are what triage does."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from rootmail.cli import main
+from rootmail.domain.rules import compile_rule, load_rule_files, pattern_problem
+from rootmail.errors import RuleConflict, RuleError
+from rootmail.local.emulator import LocalPipeline
+from rootmail.offline import load_accounts
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "tests" / "corpus"
+RULES = ROOT / "rules"
+
+REMINDER_RULE = """
+[[rule]]
+id = "event-reminders"
+description = "re:Invent session reminders: the customer registered with the root address"
+priority = 100
+category = "account-lifecycle"
+action = "forward"
+[rule.match]
+senders = ["no-reply-aws@amazon.com"]
+subject = '(?i)re:Invent \\d+ session reminder'
+"""
+
+
+def rules_dir(tmp_path: Path, *extra: str) -> Path:
+    target = tmp_path / "rules"
+    shutil.copytree(RULES, target)
+    for number, text in enumerate(extra):
+        (target / f"extra-{number}.toml").write_text(text, encoding="utf-8")
+    return target
+
+
+# ---- validation ---------------------------------------------------------------------------------------------
+
+
+BROKEN = """# two broken rules and a clash
+[[rule]]
+id = "weather"
+priority = 100
+category = "weather"
+action = "forward"
+[rule.match]
+subject = 'storm'
+
+[[rule]]
+id = "slow"
+category = "health"
+action = "forward"
+[rule.match]
+sender_domains = ["aws.com"]
+subject = '(\\w+\\s?)+$'
+
+[[rule]]
+id = "everything"
+category = "health"
+action = "ignore"
+[rule.match]
+subject = '.*'
+"""
+
+
+def test_validate_reports_every_problem_with_its_file_and_line(tmp_path, capsys):
+    directory = tmp_path / "rules"
+    directory.mkdir()
+    (directory / "broken.toml").write_text(BROKEN, encoding="utf-8")
+    assert main(["rules", "validate", "--rules", str(directory)]) == 1
+    err = capsys.readouterr().err
+    path = directory / "broken.toml"
+    assert f"{path}:5: rule 'weather': unknown category 'weather'" in err
+    assert f"{path}:16: rule 'slow': `match.subject` could take catastrophic time" in err
+    assert f"{path}:23: rule 'everything': matches every mail" in err and "force = true" in err
+    assert "3 problem(s)" in err
+
+
+def test_identical_and_ambiguous_rules_are_refused(tmp_path):
+    blocks = (RULES / "notices.toml").read_text(encoding="utf-8").split("[[rule]]")
+    same_as_cost_alert = next(b for b in blocks if 'id = "cost-alert"' in b)
+    clash = same_as_cost_alert.replace('id = "cost-alert"', 'id = "cost-alert-copy"').replace(
+        'category = "cost-alert"', 'category = "billing"'
+    )
+    directory = rules_dir(tmp_path, "[[rule]]" + clash)
+    with pytest.raises(RuleError) as raised:
+        load_rule_files(directory)
+    message = str(raised.value)
+    assert "rule 'cost-alert' matches exactly what rule 'cost-alert-copy'" in message
+    assert f"{directory / 'extra-0.toml'}:1" in message
+    tie = REMINDER_RULE.replace("priority = 100", "priority = 210").replace(
+        'senders = ["no-reply-aws@amazon.com"]', 'sender_domains = ["aws.com"]'
+    )
+    with pytest.raises(RuleError, match=r"same priority 210 .* give one a higher priority"):
+        load_rule_files(rules_dir(tmp_path / "tie", tie))
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [r"(a+)+$", r"(.*)*x", r"(\w+\s?)+$", r"(?i)(pass|password)+", r"^(([a-z])+.)+[A-Z]$", r"(.*a){12}"],
+)
+def test_patterns_that_can_take_catastrophic_time_are_refused(pattern):
+    assert "catastrophic" in (pattern_problem(pattern) or "")
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        r"(?i)^\s*\[(action required|scheduled change)\]",
+        r"\[\s*case\s+\d{10,15}\s*\]",
+        r"(?:\s+\w+)+$",
+        r"(ab|cd)*",
+    ],
+)
+def test_ordinary_patterns_pass(pattern):
+    assert pattern_problem(pattern) is None
+
+
+def test_a_rule_taking_every_mail_needs_force():
+    data = {"id": "all-health", "category": "health", "action": "ignore", "match": {"subject": "(?s).*"}}
+    with pytest.raises(RuleError, match="matches every mail"):
+        compile_rule(data, "t")
+    assert compile_rule({**data, "force": True}, "t").forced
+    assert compile_rule({**data, "force": True}, "t").to_item()["force"] is True
+
+
+# ---- the live table: versions, conflicts, audit, rollback --------------------------------------------------------
+
+
+@pytest.fixture
+def local():
+    with LocalPipeline() as pipeline:
+        pipeline.seed_accounts(load_accounts(CORPUS / "accounts.json", CORPUS / "contacts.json"))
+        pipeline.seed_rules(load_rule_files(RULES))
+        yield pipeline
+
+
+def cli(local, *argv):
+    return main([*argv, "--table", local.tables["rules"], "--history-table", local.tables["rules_history"]])
+
+
+def test_every_change_is_versioned_and_audited_with_before_and_after(local):
+    table = local.rules_table()
+    first = table.get("cost-alert")
+    assert first.version == 1 and first.updated_by == "local emulator"
+    changed = {**first.rule, "priority": 225}
+    assert table.change("cost-alert", changed, expected_version=1, by="alice", why="above health") == 2
+    record = table.history("cost-alert")[-1]
+    assert (record["version"], record["by"], record["why"], record["kind"]) == (
+        2,
+        "alice",
+        "above health",
+        "update",
+    )
+    assert record["before"] == first.rule and record["after"] == changed
+    assert record["at"] >= first.updated_at
+
+
+def test_two_operators_editing_the_same_rule_cannot_overwrite_each_other(local):
+    table = local.rules_table()
+    base = table.get("cost-alert")
+    alice = {**base.rule, "description": "alice's"}
+    bob = {**base.rule, "description": "bob's"}
+    table.change("cost-alert", alice, expected_version=base.version, by="alice", why="wording")
+    with pytest.raises(RuleConflict, match=r"at version 2, last changed by alice"):
+        table.change("cost-alert", bob, expected_version=base.version, by="bob", why="wording")
+    assert table.get("cost-alert").rule["description"] == "alice's"
+    assert [r["by"] for r in table.history("cost-alert")] == ["local emulator", "alice"]
+
+
+def test_concurrent_edits_one_wins_the_other_conflicts(local):
+    table = local.rules_table()
+    base = table.get("health-event")
+    outcomes: list[str] = []
+
+    def edit(who: str) -> None:
+        try:
+            table.change(
+                "health-event",
+                {**base.rule, "description": who},
+                expected_version=base.version,
+                by=who,
+                why="x",
+            )
+            outcomes.append("written")
+        except RuleConflict:
+            outcomes.append("conflict")
+
+    threads = [threading.Thread(target=edit, args=(f"operator-{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["conflict"] * 3 + ["written"]
+    assert table.get("health-event").version == base.version + 1
+
+
+def test_rollback_restores_a_rule_exactly(local):
+    table = local.rules_table()
+    original = table.get("billing-statement").rule
+    table.change(
+        "billing-statement", {**original, "action": "forward"}, expected_version=1, by="a", why="try"
+    )
+    table.change("billing-statement", None, expected_version=2, by="b", why="remove")
+    assert "billing-statement" not in {r["id"] for r in table.load()}
+    assert cli(local, "rules", "rollback", "billing-statement", "1", "--why", "the old policy was right") == 0
+    restored = table.get("billing-statement")
+    assert json.dumps(restored.rule, sort_keys=True) == json.dumps(original, sort_keys=True)
+    assert restored.version == 4
+    last = table.history("billing-statement")[-1]
+    assert last["kind"] == "rollback to 1" and "before" not in last  # it was removed before the rollback
+    assert last["after"] == original
+
+
+def test_diff_push_and_pull_keep_files_and_live_in_step(local, tmp_path, capsys):
+    directory = rules_dir(tmp_path, REMINDER_RULE)
+    assert cli(local, "rules", "diff", "--rules", str(directory)) == 1
+    assert "+ event-reminders: account-lifecycle → forward" in capsys.readouterr().out
+    assert cli(local, "rules", "push", "--rules", str(directory), "--why", "t", "--dry-run") == 0
+    assert "event-reminders" not in {r["id"] for r in local.rules_table().load()}
+    assert cli(local, "rules", "push", "--rules", str(directory), "--why", "reminders", "--by", "carol") == 0
+    assert local.rules_table().get("event-reminders").updated_by == "carol"
+    assert cli(local, "rules", "diff", "--rules", str(directory)) == 0
+
+    # A rule created elsewhere (Slack) is kept by a push without --prune, and pulled into its own file.
+    slack_rule = {
+        **json.loads(json.dumps(local.rules_table().get("event-reminders").rule)),
+        "id": "from-slack-1",
+    }
+    slack_rule["match"] = {"senders": ["no-reply-aws@amazon.com"], "subject": "^Webinar"}
+    local.rules_table().create(slack_rule, by="U0LOCALOPS", why="digest pattern")
+    capsys.readouterr()
+    assert cli(local, "rules", "push", "--rules", str(directory), "--why", "again") == 0
+    assert "kept" in capsys.readouterr().out and local.rules_table().get("from-slack-1").rule
+    pulled = tmp_path / "pulled"
+    shutil.copytree(directory, pulled)
+    assert cli(local, "rules", "pull", "--rules", str(pulled)) == 0
+    assert (pulled / "from-slack.toml").exists()
+    assert (pulled / "notices.toml").read_text(encoding="utf-8").startswith("# Notices that concern")
+    back = {r.id: r.to_item() for r in load_rule_files(pulled)}
+    live = {rule_id: entry.rule for rule_id, entry in local.rules_table().live().items()}
+    assert back == live
+
+
+def test_history_prints_who_when_why_and_the_change(local, capsys):
+    table = local.rules_table()
+    base = table.get("marketplace-offer")
+    table.change(
+        "marketplace-offer", {**base.rule, "action": "ignore"}, expected_version=1, by="dave", why="noise"
+    )
+    assert cli(local, "rules", "history", "marketplace-offer") == 0
+    out = capsys.readouterr().out
+    assert "v2" in out and "dave" in out and "noise" in out and 'action: "forward" → "ignore"' in out
+
+
+# ---- the pipeline and the preview -----------------------------------------------------------------------------
+
+
+def test_the_pipeline_picks_up_a_change_without_redeploying():
+    reminder = (CORPUS / "30-unclassified-reinvent-reminder.eml").read_bytes()
+    with LocalPipeline(settings={"rules_cache_seconds": "1"}) as pipeline:
+        pipeline.seed_accounts(load_accounts(CORPUS / "accounts.json", CORPUS / "contacts.json"))
+        pipeline.seed_rules(load_rule_files(RULES))
+        pipeline.store_mail("before", reminder)
+        pipeline.wait()
+        assert pipeline.ledger().get("before")["state"] == "queued"
+        rule = compile_rule(json.loads(json.dumps(_reminder_item())), "t").to_item()
+        pipeline.rules_table().create(rule, by="erin", why="reminders")
+        time.sleep(1.1)  # the functions' rules cache (ROOTMAIL_RULES_CACHE_SECONDS) runs out
+        pipeline.store_mail("after", reminder.replace(b"c3492aaf", b"d3492aaf"))
+        pipeline.wait()
+        record = pipeline.ledger().get("after")
+        assert (record["state"], record["rule_id"]) == ("forwarded", "event-reminders")
+
+
+def _reminder_item():
+    import tomllib
+
+    return tomllib.loads(REMINDER_RULE)["rule"][0]
+
+
+def test_the_previews_counts_are_what_triage_then_does(local, tmp_path, capsys):
+    names = [
+        "30-unclassified-reinvent-reminder.eml",
+        "15-health-unknown-recipient.eml",
+        "18-cost-alert-free-tier.eml",
+        "11-health-single-account.eml",
+    ]
+    for name in names:
+        local.store_mail(Path(name).stem, (CORPUS / name).read_bytes())
+    local.wait()
+    queued = {r["mail_id"] for r in local.ledger().in_state("queued")}
+    assert len(queued) == 3
+
+    # The proposed rules: the files plus a reminder rule, and the cost alert now ignored.
+    directory = rules_dir(tmp_path, REMINDER_RULE)
+    notices = directory / "notices.toml"
+    text = notices.read_text(encoding="utf-8")
+    cost_alert = text.index('id = "cost-alert"')
+    action_at = text.index('action = "forward"', cost_alert)
+    notices.write_text(text[:action_at] + 'action = "ignore"' + text[action_at + len('action = "forward"') :])
+    capsys.readouterr()  # the pipeline's own logs so far
+    assert cli(local, "rules", "test", "--queue", "--rules", str(directory), "--json") == 0
+    predicted = json.loads(capsys.readouterr().out)
+    assert predicted["mails"] == 3
+    assert predicted["rules"]["event-reminders"] == {"now": 0, "proposed": 1}
+    assert predicted["rules"]["cost-alert"] == {"now": 1, "proposed": 1}
+    changed = {c["mail_id"] for c in predicted["changes"]}
+    assert changed == {"30-unclassified-reinvent-reminder", "18-cost-alert-free-tier"}
+
+    assert cli(local, "rules", "push", "--rules", str(directory), "--why", "preview checked") == 0
+    local.slack_command("retry")
+    local.wait()
+    ledger = local.ledger()
+    for mail_id in queued:
+        record = ledger.get(mail_id)
+        outcome = predicted["outcomes"][mail_id]
+        assert (record["category"], record["action"], record["rule_id"]) == (
+            outcome["category"],
+            outcome["action"],
+            outcome["rule_id"],
+        ), mail_id
+    assert ledger.get("30-unclassified-reinvent-reminder")["state"] == "forwarded"
+    assert ledger.get("18-cost-alert-free-tier")["state"] == "ignored"
+
+
+def test_preview_of_files_offline(tmp_path, capsys):
+    directory = rules_dir(tmp_path, REMINDER_RULE)
+    files = [
+        str(CORPUS / "30-unclassified-reinvent-reminder.eml"),
+        str(CORPUS / "11-health-single-account.eml"),
+    ]
+    argv = ["rules", "test", *files, "--rules", str(directory), "--current", str(RULES)]
+    assert main([*argv, "--accounts", str(CORPUS / "accounts.json")]) == 0
+    out = capsys.readouterr().out
+    assert "2 mail(s) decided" in out
+    assert "1 mail(s) would change category or action" in out
+    assert "unclassified/queue (-) → account-lifecycle/forward (event-reminders)" in out
