@@ -257,7 +257,12 @@ def rules_preview(args: argparse.Namespace) -> Benchmark:
     bench.notes.append(
         f"{result.mails:,} mails previewed; {len(result.changes):,} would change (the generated rules take none)."
     )
-    bench.notes.append("Parsing dominates: the preview costs about the parse plus two rule passes per mail.")
+    rule_passes = preview_seconds - parse_seconds
+    bench.notes.append(
+        f"Of the preview's {preview_seconds:.1f} s, parsing takes {parse_seconds:.1f} s and the two rule passes "
+        f"(the rules in force, the proposed ones) {rule_passes:.1f} s. The mails are read from memory: reading them "
+        "from S3 (one GET each) comes on top, on AWS."
+    )
     return bench
 
 

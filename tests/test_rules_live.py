@@ -105,7 +105,23 @@ def test_identical_and_ambiguous_rules_are_refused(tmp_path):
 
 @pytest.mark.parametrize(
     "pattern",
-    [r"(a+)+$", r"(.*)*x", r"(\w+\s?)+$", r"(?i)(pass|password)+", r"^(([a-z])+.)+[A-Z]$", r"(.*a){12}"],
+    [
+        r"(a+)+$",
+        r"(.*)*x",
+        r"(\w+\s?)+$",
+        r"(?i)(pass|password)+",
+        r"^(([a-z])+.)+[A-Z]$",
+        r"(.*a){12}",
+        r"(\w+\s*)+$",
+        r"(a+b*)+$",
+        r"(?:a+|b)+$",
+        r"(\w+|-)+$",
+        r"((a+)|b)*$",
+        r"(a{1,10})+$",
+        r"(\d{1,3}\.?)+$",
+        r"(a+)(?:b|a+)*c",
+        r"([а-я]+\s?)+$",
+    ],
 )
 def test_patterns_that_can_take_catastrophic_time_are_refused(pattern):
     assert "catastrophic" in (pattern_problem(pattern) or "")
@@ -124,8 +140,9 @@ def test_ordinary_patterns_pass(pattern):
     assert pattern_problem(pattern) is None
 
 
-def test_a_rule_taking_every_mail_needs_force():
-    data = {"id": "all-health", "category": "health", "action": "ignore", "match": {"subject": "(?s).*"}}
+@pytest.mark.parametrize("subject", ["(?s).*", ".+", ".", r"\S", "(?s).+"])
+def test_a_rule_taking_every_mail_needs_force(subject):
+    data = {"id": "all-health", "category": "health", "action": "ignore", "match": {"subject": subject}}
     with pytest.raises(RuleError, match="matches every mail"):
         compile_rule(data, "t")
     assert compile_rule({**data, "force": True}, "t").forced
@@ -344,3 +361,80 @@ def test_preview_of_files_offline(tmp_path, capsys):
     assert "2 mail(s) decided" in out
     assert "1 mail(s) would change category or action" in out
     assert "unclassified/queue (-) → account-lifecycle/forward (event-reminders)" in out
+
+
+def test_a_table_written_before_rules_had_versions_takes_a_push(local, tmp_path):
+    from rootmail.adapters.tables import to_item
+
+    dynamodb = local.client("dynamodb")
+    old = {**local.rules_table().get("cost-alert").rule, "priority": 200}
+    # As rootmail wrote rules before versions: no `version`, no history.
+    dynamodb.delete_item(
+        TableName=local.tables["rules_history"], Key=to_item({"rule_id": "cost-alert", "version": 1})
+    )
+    dynamodb.put_item(
+        TableName=local.tables["rules"],
+        Item=to_item({"rule_id": "cost-alert", "priority": 200, "body": json.dumps(old)}),
+    )
+    assert local.rules_table().get("cost-alert").version == 0
+    assert cli(local, "rules", "push", "--rules", str(rules_dir(tmp_path)), "--why", "upgrade") == 0
+    assert local.rules_table().get("cost-alert").version == 1
+    assert local.rules_table().get("cost-alert").rule["priority"] == 220
+
+
+def test_a_tie_in_the_live_rules_never_stops_triage(local):
+    table = local.rules_table()
+    tie = {**table.get("cost-alert").rule, "id": "cost-alert-twin", "category": "billing"}
+    table.change("cost-alert-twin", tie, expected_version=0, by="someone", why="bypassing validation")
+    name = "11-health-single-account"
+    local.store_mail(name, (CORPUS / f"{name}.eml").read_bytes())
+    local.wait()
+    assert local.ledger().get(name)["state"] == "forwarded"
+
+
+def test_a_push_whose_result_would_tie_with_a_live_rule_is_refused(local, tmp_path, capsys):
+    table = local.rules_table()
+    slack_rule = {
+        "id": "slack-made",
+        "description": "",
+        "priority": 220,
+        "category": "billing",
+        "action": "ignore",
+        "match": {"sender_domains": ["costalerts.amazonaws.com"], "subject": "(?i)invoice"},
+    }
+    table.create(slack_rule, by="U0LOCALOPS", why="from a digest pattern")
+    assert cli(local, "rules", "push", "--rules", str(rules_dir(tmp_path, REMINDER_RULE)), "--why", "x") == 2
+    assert "rule 'cost-alert' and rule 'slack-made'" in capsys.readouterr().err
+    assert table.get("event-reminders") is None  # nothing written
+
+
+def test_stale_files_cannot_overwrite_a_newer_live_change(local, tmp_path, capsys):
+    alice, bob = tmp_path / "alice", tmp_path / "bob"
+    for directory in (alice, bob):
+        shutil.copytree(RULES, directory)
+        assert cli(local, "rules", "pull", "--rules", str(directory), "--force") == 0
+    edit = alice / "notices.toml"
+    edit.write_text(
+        edit.read_text(encoding="utf-8").replace("priority = 220", "priority = 225"), encoding="utf-8"
+    )
+    assert (
+        cli(local, "rules", "push", "--rules", str(alice), "--why", "cost alerts first", "--by", "alice") == 0
+    )
+    (bob / "extra.toml").write_text(REMINDER_RULE, encoding="utf-8")
+    capsys.readouterr()
+    assert cli(local, "rules", "push", "--rules", str(bob), "--why", "reminders", "--by", "bob") == 1
+    err = capsys.readouterr().err
+    assert (
+        "CONFLICT rule 'cost-alert' changed since version 1: it is at version 2, last changed by alice" in err
+    )
+    assert local.rules_table().get("cost-alert").rule["priority"] == 225  # alice's change stands
+    assert local.rules_table().get("event-reminders").updated_by == "bob"  # bob's own change went in
+
+
+def test_pull_never_loses_changes_that_are_not_live(local, tmp_path, capsys):
+    directory = rules_dir(tmp_path, REMINDER_RULE)
+    assert cli(local, "rules", "pull", "--rules", str(directory)) == 1
+    assert "not live: event-reminders" in capsys.readouterr().err
+    assert "event-reminders" in (directory / "extra-0.toml").read_text(encoding="utf-8")
+    assert cli(local, "rules", "pull", "--rules", str(directory), "--force") == 0
+    assert "event-reminders" not in (directory / "extra-0.toml").read_text(encoding="utf-8")

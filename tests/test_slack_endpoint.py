@@ -342,6 +342,8 @@ def test_a_rule_that_does_not_validate_is_shown_in_the_modal_and_not_stored(pipe
     bad = modal_values(view, category="health", action="forward", subject="(unclosed")
     errors = answer(submit(pipeline, view, bad))
     assert errors["response_action"] == "errors" and "does not compile" in errors["errors"]["subject"]
+    tie = modal_values(view, category="account-lifecycle", action="forward", priority="210")
+    assert "same priority 210" in answer(submit(pipeline, view, tie))["errors"]["priority"]
     same_id = modal_values(view, category="health", action="forward", rule_id="health-event")
     assert "already exists" in answer(submit(pipeline, view, same_id))["errors"]["rule_id"]
     assert [r["by"] for r in pipeline.rules_table().history("health-event")] == ["local emulator"]

@@ -89,7 +89,13 @@ def test_ids_in_the_mail_stand_in_for_an_unknown_envelope():
 def test_forward_and_ticket_without_a_known_account_are_queued():
     m = mail(envelope_recipient="root+new@p.example", text="x")
     for action in ("forward", "ticket"):
-        rule = {"id": "any-subject", "category": "health", "action": action, "match": {"subject": "."}}
+        rule = {
+            "id": "any-subject",
+            "category": "health",
+            "action": action,
+            "match": {"subject": "."},
+            "force": True,
+        }
         decision = decide(m, AUTHENTIC, resolution_for(m), compile_rules([(rule, "t")]))
         assert decision.action == Action.QUEUE and "no known account" in decision.reason
 

@@ -77,6 +77,7 @@ def add_commands(commands: Any) -> None:
     pull = sub.add_parser("pull", help="write the live rules into the rule files")
     files_option(pull)
     table_options(pull)
+    pull.add_argument("--force", action="store_true", help="replace changes in the files that are not live")
 
     history = sub.add_parser("history", help="every version of a rule: who, when, why, before and after")
     history.add_argument("rule_id", metavar="ID")
@@ -100,6 +101,7 @@ def add_commands(commands: Any) -> None:
         "--current", type=Path, metavar="DIR", help="compare with these rule files, not the live rules"
     )
     test.add_argument("--accounts", type=Path, metavar="FILE", help="for FILEs: ListAccounts JSON")
+    test.add_argument("--prune", action="store_true", help="as a push --prune would leave the live rules")
     test.add_argument("--json", action="store_true")
 
 
@@ -199,6 +201,31 @@ def _diff(args: argparse.Namespace) -> int:
     return 1
 
 
+VERSIONS_FILE = ".versions.json"  # beside the rule files: the live version each rule was pulled or pushed at
+
+
+def _base_versions(directory: Path) -> dict[str, int]:
+    path = directory / VERSIONS_FILE
+    if not path.exists():
+        return {}
+    return {str(k): int(v) for k, v in json.loads(path.read_text(encoding="utf-8")).items()}
+
+
+def _save_base_versions(directory: Path, live: dict[str, Any]) -> None:
+    versions = {rule_id: entry.version for rule_id, entry in sorted(live.items()) if entry.rule}
+    (directory / VERSIONS_FILE).write_text(json.dumps(versions, indent=1) + "\n", encoding="utf-8")
+
+
+def resulting_set(files: list[Rule], live: dict[str, Any], *, prune: bool) -> list[Rule]:
+    """The live rules after a push of the files: the files' rules, and the live-only ones unless pruned; checked
+    as a set (ties and duplicates across files and live included). Raises RuleError with every problem."""
+    items: list[tuple[dict[str, Any], str]] = [(r.to_item(), r.source) for r in files]
+    in_files = {r.id for r in files}
+    if not prune:
+        items += [(e.rule, f"live rule {i}") for i, e in live.items() if e.rule and i not in in_files]
+    return compile_rules(items)
+
+
 def _push(args: argparse.Namespace) -> int:
     rules = load_rule_files(args.rules)
     table = _table(args)
@@ -207,6 +234,7 @@ def _push(args: argparse.Namespace) -> int:
     difference = diff_rules([r.to_item() for r in rules], [e.rule for e in live.values() if e.rule])
     if not difference:
         print(f"nothing to push: the live rules are the files ({len(rules)} rules)")
+        _save_base_versions(args.rules, live)
         return 0
     print("\n".join(difference.lines()))
     if difference.removed and not args.prune:
@@ -214,9 +242,11 @@ def _push(args: argparse.Namespace) -> int:
             f"({len(difference.removed)} live rule(s) not in the files are kept: `rootmail rules pull` adds them to "
             "the files; `push --prune` removes them)"
         )
+    resulting_set(rules, live, prune=args.prune)  # refuse a push whose result is not a valid rule set
     if args.dry_run:
         print("dry run: nothing written")
         return 0
+    base = _base_versions(args.rules)
     by, conflicts, written = args.by or _who(), 0, 0
     changes: list[tuple[str, dict[str, Any] | None]] = [(r["id"], r) for r in difference.added]
     changes += [(after["id"], after) for _, after in difference.changed]
@@ -224,15 +254,16 @@ def _push(args: argparse.Namespace) -> int:
         changes += [(r["id"], None) for r in difference.removed]
     for rule_id, after in changes:
         entry = live.get(rule_id)
+        # The version these files were edited from (pulled or pushed): a rule changed live since then conflicts.
+        expected = base.get(rule_id, entry.version if entry else 0)
+        if rule_id not in base and entry is not None and entry.rule:
+            print(
+                f"note: no base version recorded for {rule_id} (pull first): editing live version {entry.version}"
+            )
         source = Path(files[rule_id].source.split(":")[0]).name if rule_id in files else None
         try:
             version = table.change(
-                rule_id,
-                after,
-                expected_version=entry.version if entry else 0,
-                by=by,
-                why=args.why,
-                file=source,
+                rule_id, after, expected_version=expected, by=by, why=args.why, file=source
             )
         except RuleConflict as exc:
             conflicts += 1
@@ -240,18 +271,36 @@ def _push(args: argparse.Namespace) -> int:
             continue
         written += 1
         print(f"{rule_id}: version {version}")
-    print(
-        f"pushed {written} change(s) to {table.table}"
-        + (f"; {conflicts} conflict(s), not written" if conflicts else "")
-    )
+    _save_base_versions(args.rules, table.live())
+    summary = f"pushed {written} change(s) to {table.table}"
+    print(summary + (f"; {conflicts} conflict(s), not written" if conflicts else ""))
     return 1 if conflicts else 0
 
 
 def _pull(args: argparse.Namespace) -> int:
     live = _table(args).live()
+    local = load_rule_files(args.rules) if any(args.rules.glob("*.toml")) else []
+    base = _base_versions(args.rules)
+    difference = diff_rules([r.to_item() for r in local], [e.rule for e in live.values()])
+    # Work in the files that is not live: rules only in the files, and edits of rules that did not change live
+    # since they were pulled (or whose base is unknown). A pull would lose them.
+    unpushed = [r["id"] for r in difference.added]
+    unpushed += [
+        after["id"]
+        for _, after in difference.changed
+        if after["id"] not in base or base[after["id"]] >= live[after["id"]].version
+    ]
+    if unpushed and not args.force:
+        print(
+            f"rootmail rules pull: the files hold changes that are not live: {', '.join(unpushed)}. Push them, or "
+            "pull --force to replace them with the live rules",
+            file=sys.stderr,
+        )
+        return 1
+    home = {r.id: Path(r.source.split(":")[0]).name for r in local}
     by_file: dict[str, list[dict[str, Any]]] = {}
-    for entry in live.values():
-        by_file.setdefault(entry.file or SLACK_FILE, []).append(entry.rule)
+    for rule_id, entry in live.items():
+        by_file.setdefault(entry.file or home.get(rule_id) or SLACK_FILE, []).append(entry.rule)
     args.rules.mkdir(parents=True, exist_ok=True)
     for existing in sorted(args.rules.glob("*.toml")):
         by_file.setdefault(existing.name, [])
@@ -264,7 +313,15 @@ def _pull(args: argparse.Namespace) -> int:
         )
         path.write_text(render_rule_file(rules, header), encoding="utf-8")
         print(f"{path}: {len(rules)} rule(s)")
-    load_rule_files(args.rules)  # what was written must load
+    _save_base_versions(args.rules, live)
+    try:
+        load_rule_files(args.rules)
+    except RuleError as exc:  # the live set itself has problems: the files show them, to be fixed and pushed
+        print(
+            f"rootmail rules pull: the live rules have problems to fix before the next push:\n{exc}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -291,7 +348,14 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    version = _table(args).rollback(args.rule_id, args.version, by=args.by or _who(), why=args.why)
+    table = _table(args)
+    restored = {int(r["version"]): r for r in table.history(args.rule_id)}.get(args.version, {}).get("after")
+    items = [(e.rule, f"live rule {i}") for i, e in table.live().items() if i != args.rule_id]
+    if restored is not None:
+        compile_rules(
+            [*items, (restored, f"{args.rule_id} version {args.version}")]
+        )  # still valid, as a set too
+    version = table.rollback(args.rule_id, args.version, by=args.by or _who(), why=args.why)
     print(f"{args.rule_id}: back to version {args.version}'s content, as version {version}")
     return 0
 
@@ -302,18 +366,21 @@ def _test(args: argparse.Namespace) -> int:
     from rootmail.offline import AccountDirectory, load_accounts
     from rootmail.runtime import Runtime
 
-    proposed = load_rule_files(args.rules)
+    files_rules = load_rule_files(args.rules)
     if not args.files and not args.queue and args.since is None:
         print("rootmail rules test: give .eml FILEs, --queue or --since DAYS", file=sys.stderr)
         return 2
     settings = _settings(args)
     rt = Runtime(settings) if (args.queue or args.since is not None or not args.current) else None
+    proposed = files_rules
     if args.current:
         current = load_rule_files(args.current)
     elif rt is not None and settings.rules_table:
         current = rt.rules(fresh=True)
+        # What a push would leave live: the files' rules and the live-only ones (kept unless --prune).
+        proposed = resulting_set(files_rules, rt.rules_table.live(), prune=args.prune)
     else:
-        current = proposed
+        current = files_rules
     if args.files:
         directory = AccountDirectory.of(load_accounts(args.accounts)) if args.accounts else None
         mails = rules_preview.files(args.files, directory)

@@ -31,8 +31,8 @@ from rootmail.domain.operator_messages import (
     rule_saved,
     texts,
 )
-from rootmail.domain.rules import compile_rule
-from rootmail.errors import CommandError, RuleError, SlackRejected, SlackUnavailable
+from rootmail.domain.rules import compile_rule, compile_rules
+from rootmail.errors import CommandError, RootmailError, RuleError, SlackRejected, SlackUnavailable
 from rootmail.observability import logger
 from rootmail.runtime import Runtime
 
@@ -192,6 +192,9 @@ def _save_rule(
     data = rule_from_modal((view.get("state") or {}).get("values") or {})
     try:
         rule = compile_rule(data, "slack").to_item()
+        # With the live rules, as a set: no tie with a rule that can take the same mail, no twin.
+        live = [(r, "live") for r in rt.rules_table.load() if r.get("id") != rule["id"]]
+        compile_rules([*live, (rule, "this rule")])
     except RuleError as exc:
         return {"response_action": "errors", "errors": {_field_of(str(exc)): str(exc)[:150]}}
     if not _first_time(rt, request, f"rule {rule['id']}"):
@@ -202,7 +205,11 @@ def _save_rule(
         return {"response_action": "errors", "errors": {"rule_id": texts(language)["rule_exists"]}}
     logger.info("rule created in Slack", extra={"rule": rule["id"], "user": request.user_id})
     found = find_pattern(current_patterns(rt), pattern) if pattern else None
-    effect = _preview_pattern(rt, found, rule) if found else None
+    try:
+        effect = _preview_pattern(rt, found, rule) if found else None
+    except RootmailError as exc:  # the rule is saved: say so without the preview rather than fail
+        logger.warning("rule preview failed", extra={"rule": rule["id"], "error": str(exc)})
+        effect = None
     text, blocks = rule_saved(
         rule,
         who=request.who,

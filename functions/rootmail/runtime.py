@@ -19,8 +19,9 @@ from rootmail.adapters.secrets import read_secret
 from rootmail.adapters.suppressions import SuppressionList
 from rootmail.adapters.tables import AccountsTable, DeliveryGuard, Ledger, RulesTable, SlackRequests
 from rootmail.config import Settings, get_settings
-from rootmail.domain.rules import Rule, compile_rules
+from rootmail.domain.rules import Rule, usable_rules
 from rootmail.errors import OrganizationsUnavailable, RulesUnavailable
+from rootmail.observability import logger
 
 if TYPE_CHECKING:
     from rootmail.adapters.organizations import Organization
@@ -176,7 +177,15 @@ class Runtime:
                     raise RulesUnavailable(
                         f"the rules table {self.rules_table.table} is empty: push the rules"
                     )
-                self._rules = (now, compile_rules((item, "table") for item in items))
+                rules, problems = usable_rules((item, "table") for item in items)
+                if problems:
+                    # Triage goes on with the valid rules; operators see why in the logs (and `rules validate`).
+                    logger.warning("live rules have problems", extra={"problems": problems[:20]})
+                if not rules:
+                    raise RulesUnavailable(
+                        f"no valid rule in {self.rules_table.table}: {'; '.join(problems[:3])}"
+                    )
+                self._rules = (now, rules)
             return self._rules[1]
 
 

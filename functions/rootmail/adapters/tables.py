@@ -481,8 +481,11 @@ class RulesTable:
         if after is not None:
             history["after"] = live["body"]
         if expected_version == 0:
+            # New, removed at version 0, or written before rules had versions (rootmail before the history table).
             condition: dict[str, Any] = {
-                "ConditionExpression": "attribute_not_exists(rule_id) OR version = :zero"
+                "ConditionExpression": (
+                    "attribute_not_exists(rule_id) OR attribute_not_exists(version) OR version = :zero"
+                )
             }
             values = {":zero": 0}
         else:

@@ -58,6 +58,12 @@ class Rule:
     folded_all: tuple[str, ...] = field(default=(), repr=False, compare=False)
     domain_set: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        # What matching uses, derived from the rule's conditions however the Rule was made.
+        object.__setattr__(self, "folded_any", tuple(m.casefold() for m in self.body_any))
+        object.__setattr__(self, "folded_all", tuple(m.casefold() for m in self.body_all))
+        object.__setattr__(self, "domain_set", frozenset(self.sender_domains))
+
     def matches_fast(self, sender: str, suffixes: frozenset[str], subject: str, folded_body: str) -> bool:
         """`matches`, with the sender's domain given as all its suffixes (one set test per rule, in C)."""
         if (
@@ -208,6 +214,13 @@ def compile_rule(
         subject = re.compile(match["subject"])
     body_any, body_all = strings("body_any"), strings("body_all")
     senders, domains = strings("senders"), strings("sender_domains")
+    if any("." not in d.strip(".") for d in domains):
+        raise fail(
+            "`match.sender_domains` holds domains like aws.com, not a top-level name or a dot",
+            "sender_domains",
+        )
+    if any("@" not in s for s in senders):
+        raise fail("`match.senders` holds whole addresses (name@domain)", "senders")
     if action == Action.FORWARD and subject is None and not body_any and not body_all:
         # A sender-only forward rule would forward every unknown mail from that sender: never a catch-all.
         raise fail("a forward rule needs a subject pattern or body markers, not only a sender", "match")
@@ -216,7 +229,7 @@ def compile_rule(
         and not domains
         and not body_any
         and not body_all
-        and (subject is None or all(subject.search(probe) for probe in _PROBE_SUBJECTS))
+        and (subject is None or all(subject.search(probe) for probe in _PROBE_SUBJECTS if probe))
         and not forced
     ):
         raise fail(
@@ -235,9 +248,6 @@ def compile_rule(
         subject=subject,
         body_any=body_any,
         body_all=body_all,
-        folded_any=tuple(m.casefold() for m in body_any),
-        folded_all=tuple(m.casefold() for m in body_all),
-        domain_set=frozenset(d.lower().lstrip(".") for d in domains),
         source=locate(None) if locate else source,
         forced=forced,
     )
@@ -264,7 +274,7 @@ def pattern_problem(pattern: str) -> str | None:
 
 _REPEATS = {_sre_constants.MAX_REPEAT, _sre_constants.MIN_REPEAT}
 # The characters a piece of a pattern is checked against (ASCII, and some Japanese and Latin-1).
-_SAMPLE = string.printable + "あア漢é\u3000\u00a0"
+_SAMPLE = string.printable + "あア漢éßяЖΩ€\u3000\u00a0\u200b"
 
 
 def _ambiguous_repeat(state: Any, items: list[tuple[Any, Any]]) -> str | None:
@@ -338,23 +348,32 @@ def _last(state: Any, items: list[tuple[Any, Any]]) -> tuple[bool, frozenset[str
     """Whether a sequence can end in an unbounded repeat (only optional parts after it), and what those trailing
     parts and that repeat can match."""
     found: frozenset[str] = frozenset()
+    repeated = False
     for item in reversed(items):
         op, av = item
-        if _unbounded(item):
-            return True, found | _chars(state, item)
-        if op == _sre_constants.SUBPATTERN:
+        if op in _REPEATS and av[1] > 1:
+            found |= _chars(state, item)
+            repeated = True
+        elif op == _sre_constants.SUBPATTERN:
             inner, chars = _last(state, list(av[-1]))
-            if inner:
-                return True, found | chars
-        found |= _chars(state, item)
+            found |= chars
+            repeated = repeated or inner
+        elif op == _sre_constants.BRANCH:
+            for branch in av[1]:
+                inner, chars = _last(state, list(branch))
+                found |= chars
+                repeated = repeated or inner
+        else:
+            found |= _chars(state, item)
         if not _may_be_empty(item):
-            return False, found
-    return False, found
+            return repeated, found
+    return repeated, found
 
 
 def _unbounded(item: tuple[Any, Any]) -> bool:
+    """A repeat that can take more than one character's worth (`a+`, `a*`, `a{1,10}`)."""
     op, av = item
-    return op in _REPEATS and (av[1] == _sre_constants.MAXREPEAT or av[1] > 20)
+    return op in _REPEATS and av[1] > 1
 
 
 def _repeat_then_alike(state: Any, items: list[tuple[Any, Any]]) -> bool:
@@ -403,6 +422,26 @@ def compile_rules(items: Iterable[tuple[dict[str, Any], str]]) -> list[Rule]:
     if problems:
         raise RuleError("\n".join(problems))
     return sort_rules(rules)
+
+
+def usable_rules(items: Iterable[tuple[dict[str, Any], str]]) -> tuple[list[Rule], list[str]]:
+    """The live rules as the pipeline uses them: a rule invalid on its own is left out (and said), but problems of
+    the set (a tie, two rules alike) never stop triage: the order is still deterministic (urgency, priority, ID).
+    Writes are validated as a set before they happen (`rootmail rules push`, the Slack modal, rollback)."""
+    rules: list[Rule] = []
+    problems: list[str] = []
+    for data, source in items:
+        try:
+            rules.append(compile_rule(data, source))
+        except RuleError as exc:
+            problems.append(str(exc))
+    ids: set[str] = set()
+    unique = []
+    for rule in rules:
+        if rule.id not in ids:
+            ids.add(rule.id)
+            unique.append(rule)
+    return sort_rules(unique), problems + set_problems(rules)
 
 
 def set_problems(rules: Sequence[Rule]) -> list[str]:
@@ -483,6 +522,9 @@ def load_rule_files(directory: Path) -> list[Rule]:
             problems.append(f"{path}:1: a rule file holds only [[rule]] tables")
             continue
         for index, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                problems.append(f"{path}: `rule` entries must be [[rule]] tables, not {type(entry).__name__}")
+                continue
             try:
                 rules.append(compile_rule(entry, str(path), _locator(path, text, index)))
             except RuleError as exc:
@@ -512,8 +554,7 @@ def _locator(path: Path, text: str, index: int) -> Callable[[str | None], str]:
                 if _MATCH_HEADER.match(line):
                     in_match = True
                     continue
-                wanted = in_match if key in _MATCH_KEYS else not in_match
-                if wanted and re.match(rf"^\s*{re.escape(key)}\s*=", line):
+                if re.match(rf"^\s*{re.escape(key)}\s*=", line) and (in_match or key not in _MATCH_KEYS):
                     return f"{path}:{number + 1}"
         return f"{path}:{start + 1}"
 
