@@ -266,7 +266,79 @@ def rules_preview(args: argparse.Namespace) -> Benchmark:
     return bench
 
 
+def pipeline_burst(args: argparse.Namespace) -> Benchmark:
+    """N mails stored at once into the local pipeline (the real state machine, the real handlers): every one must
+    reach a terminal state; throughput and the slowest mail."""
+    import threading
+
+    from rootmail.domain.rules import load_rule_files
+    from rootmail.local.demo import quiet_logs
+    from rootmail.local.emulator import LocalPipeline
+    from rootmail.offline import load_accounts
+
+    corpus = [(p.stem, p.read_bytes()) for p in sorted((ROOT / "tests" / "corpus").glob("*.eml"))]
+    count = args.burst
+    terminal = {"forwarded", "ticketed", "escalated", "restricted", "quarantined", "ignored", "queued"}
+    bench = Benchmark(
+        "pipeline-burst",
+        f"{count:,} mails dropped into the local pipeline at once (the {len(corpus)} corpus mails, each copy with its "
+        "own Message-ID), through moto's Step Functions interpreter running statemachine/triage.asl.json.",
+        {"mails": count},
+    )
+    with open(os.devnull, "w") as sink, quiet_logs(sink), LocalPipeline() as pipeline:
+        pipeline.seed_accounts(
+            load_accounts(ROOT / "tests/corpus/accounts.json", ROOT / "tests/corpus/contacts.json")
+        )
+        pipeline.seed_rules(load_rule_files(ROOT / "rules"))
+        mails = []
+        for number in range(count):
+            name, raw = corpus[number % len(corpus)]
+            mails.append(
+                (
+                    f"burst-{number:05d}-{name}",
+                    raw.replace(b"Message-ID: <", f"Message-ID: <b{number}-".encode(), 1),
+                )
+            )
+        started = time.perf_counter()
+        writers = [
+            threading.Thread(target=lambda part=mails[i::4]: [pipeline.store_mail(k, r) for k, r in part])
+            for i in range(4)
+        ]
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            writer.join()
+        stored = time.perf_counter() - started
+        executions = pipeline.wait(timeout=600 + count)
+        seconds = time.perf_counter() - started
+        ledger = pipeline.ledger()
+        states = Counter(str((ledger.get(key) or {}).get("state", "missing")) for key, _ in mails)
+        durations = sorted(
+            (e["stopDate"] - e["startDate"]).total_seconds() for e in executions if e.get("stopDate")
+        )
+    bench.rows.append(
+        {
+            "mails": count,
+            "executions": len(executions),
+            "all_terminal": sum(n for s, n in states.items() if s in terminal) == count,
+            "seconds": round(seconds, 1),
+            "mails_per_second": round(count / seconds, 1),
+            "slowest_mail_seconds": round(durations[-1], 2) if durations else None,
+            "median_mail_seconds": round(durations[len(durations) // 2], 2) if durations else None,
+            "states": dict(states),
+        }
+    )
+    bench.notes.append(
+        f"storing the {count:,} mails took {stored:.1f} s (4 writers); the rest is the pipeline."
+    )
+    bench.notes.append(
+        "One process and 2 cores for moto, the functions and the stand-ins: AWS runs each function alone."
+    )
+    return bench
+
+
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], Benchmark]] = {
+    "pipeline-burst": pipeline_burst,
     "rules-preview": rules_preview,
     "accounts-sync": accounts_sync,
 }
@@ -305,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--mails", type=int, default=100_000, help="stored mails for rules-preview (default 100,000)"
     )
+    parser.add_argument("--burst", type=int, default=2_000, help="mails for pipeline-burst (default 2,000)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT / "functions"))

@@ -66,3 +66,28 @@ def test_the_bench_reports_the_rules_preview_next_to_parsing_the_same_mails(tmp_
     assert full["mails_per_second"] > 0 and decide["mails_per_second"] > 0  # recorded, never judged
     assert "450 mails previewed" in bench["notes"][0]
     assert "| preview (parse + decide with both rule sets) | 450 |" in (tmp_path / "report.md").read_text()
+
+
+def test_the_burst_reports_every_mail_terminal_with_throughput_and_the_slowest(tmp_path):
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "bench.py"),
+            "--only",
+            "pipeline-burst",
+            "--burst",
+            "20",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    (bench,) = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))["benchmarks"]
+    (row,) = bench["rows"]
+    assert (row["mails"], row["executions"], row["all_terminal"]) == (20, 20, True)
+    assert row["slowest_mail_seconds"] >= row["median_mail_seconds"] > 0
+    assert sum(row["states"].values()) == 20 and "missing" not in row["states"]

@@ -16,6 +16,7 @@ import tomllib
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -45,9 +46,11 @@ FUNCTIONS = (
     "retry_select",
     "retriage",
     "retry_report",
+    "reconcile",
 )
-# The tasks of each state machine (ingest starts the triage, the schedules run sync and digest, SES's events reach
-# bounces, Slack's requests reach slack; the retry workflow's tasks start triage executions themselves).
+# The tasks of each state machine (ingest starts the triage, the schedules run sync, digest and reconcile, SES's
+# events reach bounces, Slack's requests reach slack; the retry workflow's tasks and reconcile start triage
+# executions themselves).
 STATE_MACHINES = {
     "TriageStateMachine": (
         "triage",
@@ -59,6 +62,7 @@ STAGE = "ci"
 
 # What the ci stage's names render to once the pseudo parameters are replaced by placeholders (see _target).
 MAIL_OBJECTS = f"arn:aws:s3:::rootmail-ACCOUNT-REGION-{STAGE}-mail/incoming/*"
+MAIL_BUCKET = MAIL_OBJECTS.removesuffix("/incoming/*")
 ZENDESK_TOKEN = f"arn:aws:ssm:REGION:ACCOUNT:parameter/rootmail/{STAGE}/zendesk-api-token"
 SLACK_TOKEN = f"arn:aws:ssm:REGION:ACCOUNT:parameter/rootmail/{STAGE}/slack-bot-token"
 SLACK_SIGNING_SECRET = f"arn:aws:ssm:REGION:ACCOUNT:parameter/rootmail/{STAGE}/slack-signing-secret"
@@ -116,8 +120,17 @@ READ_ORGANIZATION = _grants(
 # Every (action, resource) each function's role allows, and nothing more. Resources are logical IDs of the stack's
 # own resources, or ARNs with REGION/ACCOUNT for the pseudo parameters.
 EXPECTED_GRANTS = {
-    "ingest": _grants((LOGS, "IngestLogGroup"), ("states:StartExecution", "TriageStateMachine")),
-    "parse": _grants((LOGS, "ParseLogGroup"), ("s3:GetObject", MAIL_OBJECTS), (LEDGER_WRITE, "LedgerTable")),
+    "ingest": _grants(
+        (LOGS, "IngestLogGroup"),
+        ("states:StartExecution", "TriageStateMachine"),
+        ("sqs:SendMessage", "IngestFailuresQueue"),  # its on-failure destination, sent as its role
+    ),
+    "parse": _grants(
+        (LOGS, "ParseLogGroup"),
+        ("s3:GetObject", MAIL_OBJECTS),
+        (LEDGER_WRITE, "LedgerTable"),
+        (("dynamodb:GetItem", "dynamodb:PutItem"), "DeliveriesTable"),  # a mail stored twice: its first copy
+    ),
     "resolve": _grants(
         (LOGS, "ResolveLogGroup"),
         (("dynamodb:GetItem", "dynamodb:Query"), {"AccountsTable", "AccountsTable/index/by-email"}),
@@ -212,6 +225,14 @@ EXPECTED_GRANTS = {
         ("ssm:GetParameter", SLACK_TOKEN),
         ("kms:Decrypt", ANY_KMS_KEY),
     ),
+    # Every stored mail's key (only under incoming/, see test_reconcile_lists_only_incoming_and_scans_the_overview),
+    # the ledger's records, and the triage of what it finds again.
+    "reconcile": _grants(
+        (LOGS, "ReconcileLogGroup"),
+        ("s3:ListBucket", MAIL_BUCKET),
+        ("dynamodb:Scan", "LedgerTable"),
+        ("states:StartExecution", "TriageStateMachine"),
+    ),
 }
 ACCOUNTS_ENV = {
     "ROOTMAIL_ACCOUNTS_TABLE",
@@ -223,7 +244,7 @@ ACCOUNTS_ENV = {
 # The ROOTMAIL_* variables each function gets (the contract's names; only what its code reads).
 EXPECTED_ENV = {
     "ingest": {"ROOTMAIL_STATE_MACHINE_ARN"},
-    "parse": {"ROOTMAIL_MAIL_BUCKET", "ROOTMAIL_LEDGER_TABLE"},
+    "parse": {"ROOTMAIL_MAIL_BUCKET", "ROOTMAIL_LEDGER_TABLE", "ROOTMAIL_DELIVERIES_TABLE"},
     "resolve": {"ROOTMAIL_ACCOUNTS_TABLE"},
     "classify": {"ROOTMAIL_MAIL_BUCKET", "ROOTMAIL_RULES_TABLE"},
     "forward": {
@@ -293,6 +314,13 @@ EXPECTED_ENV = {
         "ROOTMAIL_SLACK_CHANNEL",
         "ROOTMAIL_OPERATOR_LANGUAGE",
     },
+    "reconcile": {
+        "ROOTMAIL_MAIL_BUCKET",
+        "ROOTMAIL_LEDGER_TABLE",
+        "ROOTMAIL_STATE_MACHINE_ARN",
+        "ROOTMAIL_RECONCILE_GRACE_MINUTES",
+        "ROOTMAIL_RECONCILE_STUCK_MINUTES",
+    },
 }
 
 TABLE_ENV = {
@@ -318,6 +346,63 @@ EXPECTED_TABLES = {
 }
 # Tables whose items expire (table: TTL attribute): nothing in them is worth a point-in-time restore.
 EXPIRING_TABLES = {"SlackRequestsTable": "expires_at"}
+
+# The reconcile function's metrics (rootmail/handlers/reconcile.py writes them as EMF records): the namespace and
+# the dimensions Powertools' single_metric gives them (service=POWERTOOLS_SERVICE_NAME).
+RECONCILE_METRICS_NAMESPACE = "rootmail"
+RECONCILE_METRIC_DIMENSIONS = {"service": "rootmail"}
+# alarm: (namespace, metric, {dimension: value}, statistic, period in seconds, threshold). Each fires once its
+# statistic over one period is above the threshold, and tells the AlarmsTopic.
+EXPECTED_ALARMS: dict[str, tuple[str, str, dict[str, Any], str, int, int]] = {
+    "TriageExecutionsFailedAlarm": (
+        "AWS/States",
+        "ExecutionsFailed",
+        {"StateMachineArn": {"Ref": "TriageStateMachine"}},
+        "Sum",
+        300,
+        0,
+    ),
+    "RetryExecutionsFailedAlarm": (
+        "AWS/States",
+        "ExecutionsFailed",
+        {"StateMachineArn": {"Ref": "RetryStateMachine"}},
+        "Sum",
+        300,
+        0,
+    ),
+    "IngestFailuresAlarm": (
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        {"QueueName": {"Fn::GetAtt": ["IngestFailuresQueue", "QueueName"]}},
+        "Maximum",
+        300,
+        0,
+    ),
+    "MailNotTriagedAlarm": (
+        RECONCILE_METRICS_NAMESPACE,
+        "MailNotTriaged",
+        RECONCILE_METRIC_DIMENSIONS,
+        "Maximum",
+        3600,
+        0,
+    ),
+    "MailStuckInFlightAlarm": (
+        RECONCILE_METRICS_NAMESPACE,
+        "MailStuckInFlight",
+        RECONCILE_METRIC_DIMENSIONS,
+        "Maximum",
+        3600,
+        0,
+    ),
+    "OldestQueuedMailAlarm": (
+        RECONCILE_METRICS_NAMESPACE,
+        "OldestQueuedMailAge",
+        RECONCILE_METRIC_DIMENSIONS,
+        "Maximum",
+        3600,
+        24 * 3600,  # queuedAlarmSeconds
+    ),
+}
 
 
 # ---- serverless.yml itself (no packaging) -------------------------------------------------------------------
@@ -669,6 +754,10 @@ def test_each_function_role_grants_exactly_its_own_needs(template: dict[str, Any
         ("retriage", ("dynamodb:GetItem", "LedgerTable")),
         ("retry_report", ("ssm:GetParameter", SLACK_SIGNING_SECRET)),
         ("record", ("dynamodb:Query", "LedgerTable/index/by-state")),
+        ("ingest", ("s3:ListBucket", MAIL_BUCKET)),
+        ("reconcile", ("s3:GetObject", MAIL_OBJECTS)),  # the keys and dates only, never the mail
+        ("reconcile", ("dynamodb:UpdateItem", "LedgerTable")),  # the re-driven triage writes the ledger
+        ("reconcile", ("states:StartExecution", "RetryStateMachine")),
     ],
 )
 def test_a_function_cannot_do_what_another_needs(
@@ -728,6 +817,10 @@ def test_each_function_gets_only_its_configuration(template: dict[str, Any], nam
             assert value == "C0CIOPS1"
         elif key == "ROOTMAIL_OPERATOR_LANGUAGE":
             assert value == "en"
+        elif key in ("ROOTMAIL_RECONCILE_GRACE_MINUTES", "ROOTMAIL_RECONCILE_STUCK_MINUTES"):
+            from rootmail.config import Settings  # the deployed default is the code's
+
+            assert value == str(Settings.model_fields[key.removeprefix("ROOTMAIL_").lower()].default), key
 
 
 @pytest.mark.infra
@@ -746,14 +839,180 @@ def test_with_a_management_role_the_accounts_functions_may_only_assume_it(templa
 
 
 @pytest.mark.infra
-def test_the_accounts_sync_and_the_digest_run_every_hour(template: dict[str, Any]) -> None:
+def test_the_accounts_sync_the_digest_and_the_reconcile_run_every_hour(template: dict[str, Any]) -> None:
     schedules = {}
     for rule in _resources(template, "AWS::Events::Rule").values():
         assert rule["Properties"]["State"] == "ENABLED"
         (target,) = rule["Properties"]["Targets"]
         schedules[_target(target["Arn"])] = rule["Properties"]["ScheduleExpression"]
-    assert schedules == {"SyncLambdaFunction": "rate(1 hour)", "DigestLambdaFunction": "rate(1 hour)"}
+    assert schedules == {
+        "SyncLambdaFunction": "rate(1 hour)",
+        "DigestLambdaFunction": "rate(1 hour)",
+        "ReconcileLambdaFunction": "rate(1 hour)",
+    }
     assert _function(template, "sync")["Properties"]["Timeout"] == 900  # accounts_sync plans by the time left
+    # The whole mail store and the ledger in one run (the same timeout as in rootmail/local/emulator.py).
+    assert _function(template, "reconcile")["Properties"]["Timeout"] == 300
+
+
+def _statements_granting(template: dict[str, Any], role: str, action: str) -> list[dict[str, Any]]:
+    return [
+        statement
+        for key, statement in _policy_statements(template)
+        if key == role and action in _as_list(statement["Action"])
+    ]
+
+
+@pytest.mark.infra
+def test_reconcile_lists_only_incoming_and_scans_only_the_overview(template: dict[str, Any]) -> None:
+    from rootmail.adapters.tables import Ledger
+
+    (listing,) = _statements_granting(template, "ReconcileRole", "s3:ListBucket")
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["incoming/*"]}}
+    # The projection audit.py scans with (Ledger.OVERVIEW): a field added there must be allowed here too, or the
+    # hourly scan is refused.
+    (scan,) = _statements_granting(template, "ReconcileRole", "dynamodb:Scan")
+    assert scan["Condition"] == {
+        "ForAllValues:StringEquals": {"dynamodb:Attributes": list(Ledger.OVERVIEW)},
+        "StringEqualsIfExists": {"dynamodb:Select": "SPECIFIC_ATTRIBUTES"},
+    }
+    audit_source = (ROOT / "functions" / "rootmail" / "audit.py").read_text(encoding="utf-8")
+    assert "ledger.scan(fields=Ledger.OVERVIEW)" in audit_source
+
+
+@pytest.mark.infra
+def test_ingest_keeps_the_events_it_failed_in_an_encrypted_queue(template: dict[str, Any]) -> None:
+    (config,) = [
+        c["Properties"]
+        for c in _resources(template, "AWS::Lambda::EventInvokeConfig").values()
+        if c["Properties"]["FunctionName"] == {"Ref": "IngestLambdaFunction"}
+    ]
+    assert config["Qualifier"] == "$LATEST"
+    assert config["MaximumRetryAttempts"] == 2
+    assert config["DestinationConfig"] == {
+        "OnFailure": {"Destination": {"Fn::GetAtt": ["IngestFailuresQueue", "Arn"]}}
+    }
+    queue = template["Resources"]["IngestFailuresQueue"]
+    assert queue["Type"] == "AWS::SQS::Queue"
+    assert queue["Properties"] == {
+        "QueueName": f"rootmail-{STAGE}-ingest-failures",
+        "MessageRetentionPeriod": 14 * 24 * 3600,
+        "SqsManagedSseEnabled": True,
+    }
+    # Only ingest may send there (Lambda sends the failed invocation with the function's role).
+    senders = {key for key, statement in _policy_statements(template) if "sqs:" in str(statement["Action"])}
+    assert senders == {"IngestRole"}
+    assert template["Outputs"]["IngestFailuresQueueUrl"]["Value"] == {"Ref": "IngestFailuresQueue"}
+
+
+@pytest.mark.infra
+def test_every_alarm_watches_its_metric_and_tells_the_alarms_topic(template: dict[str, Any]) -> None:
+    alarms = _resources(template, "AWS::CloudWatch::Alarm")
+    assert set(alarms) == set(EXPECTED_ALARMS)
+    key_policy = template["Resources"]["AlarmsKey"]["Properties"]["KeyPolicy"]["Statement"]
+    (cloudwatch,) = [s for s in key_policy if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}]
+    alarm_arns = _target(cloudwatch["Condition"]["ArnLike"]["aws:SourceArn"])
+    assert alarm_arns == f"arn:aws:cloudwatch:REGION:ACCOUNT:alarm:rootmail-{STAGE}-*"
+    for alarm_id, (namespace, metric, dimensions, statistic, period, threshold) in EXPECTED_ALARMS.items():
+        properties = alarms[alarm_id]["Properties"]
+        assert properties["Namespace"] == namespace, alarm_id
+        assert properties["MetricName"] == metric, alarm_id
+        # CloudWatch matches a metric by its exact dimension set: one more or one less and the alarm sees nothing.
+        assert properties["Dimensions"] == [{"Name": n, "Value": v} for n, v in dimensions.items()], alarm_id
+        assert properties["Statistic"] == statistic, alarm_id
+        assert properties["Period"] == period, alarm_id
+        assert properties["EvaluationPeriods"] == 1, alarm_id
+        assert float(properties["Threshold"]) == threshold, alarm_id
+        assert properties["ComparisonOperator"] == "GreaterThanThreshold", alarm_id
+        assert properties["TreatMissingData"] == "notBreaching", alarm_id  # no data: nothing happened
+        assert properties["AlarmActions"] == [{"Ref": "AlarmsTopic"}], alarm_id
+        assert "rootmail audit" in properties["AlarmDescription"], alarm_id  # what the operator does next
+        # CloudWatch may use the topic's key only for alarms named like these; another name's notice is dropped.
+        assert properties["AlarmName"].startswith(alarm_arns.rsplit(":", 1)[1].removesuffix("*")), alarm_id
+    topic = template["Resources"]["AlarmsTopic"]["Properties"]
+    assert topic["TopicName"] == f"rootmail-{STAGE}-alarms"
+    assert topic["KmsMasterKeyId"] == {"Ref": "AlarmsKey"}
+    assert _target(cloudwatch["Condition"]["StringEquals"]["kms:EncryptionContext:aws:sns:topicArn"]) == (
+        f"arn:aws:sns:REGION:ACCOUNT:{topic['TopicName']}"
+    )
+    assert set(cloudwatch["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+    assert template["Resources"]["AlarmsKey"]["Properties"]["EnableKeyRotation"] is True
+    assert template["Outputs"]["AlarmsTopicArn"]["Value"] == {"Ref": "AlarmsTopic"}
+
+
+@pytest.mark.infra
+def test_ses_can_publish_its_events_to_their_encrypted_topic(template: dict[str, Any]) -> None:
+    # SES cannot use the AWS-managed SNS key (its policy cannot let SES in): the topic needs a key that does.
+    topic = template["Resources"]["SesEventsTopic"]["Properties"]
+    assert topic["KmsMasterKeyId"] == {"Ref": "SesEventsKey"}
+    statements = template["Resources"]["SesEventsKey"]["Properties"]["KeyPolicy"]["Statement"]
+    (ses,) = [s for s in statements if s["Principal"] == {"Service": "ses.amazonaws.com"}]
+    assert set(ses["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+    assert _target(ses["Condition"]["StringEquals"]["kms:EncryptionContext:aws:sns:topicArn"]) == (
+        f"arn:aws:sns:REGION:ACCOUNT:{topic['TopicName']}"
+    )
+    assert template["Resources"]["SesEventsKey"]["Properties"]["EnableKeyRotation"] is True
+
+
+def _emf_records(text: str) -> list[dict[str, Any]]:
+    records = []
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and "_aws" in record:
+            records.append(record)
+    return records
+
+
+@pytest.mark.infra
+def test_the_reconcile_alarms_watch_exactly_the_metrics_its_handler_writes(
+    template: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rootmail.audit import NOT_TRIAGED, STUCK
+    from rootmail.handlers import reconcile
+
+    # The handler as deployed (its Powertools variables from the template), on a stand-in for the audit.
+    variables = _function(template, "reconcile")["Properties"]["Environment"]["Variables"]
+    for name in ("POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"):
+        monkeypatch.setenv(name, variables[name])
+    found = {
+        "at": "2024-05-01T10:00:00.000Z",
+        "findings": [{"problem": NOT_TRIAGED}, {"problem": STUCK}],
+        "oldest_queued": "2024-05-01T09:00:00.000Z",
+    }
+    monkeypatch.setattr(reconcile, "runtime", lambda: None)
+    monkeypatch.setattr(reconcile, "reconcile", lambda rt: found)
+    context: Any = SimpleNamespace(  # what Powertools' Logger reads of a LambdaContext
+        function_name=f"rootmail-{STAGE}-reconcile",
+        memory_limit_in_mb=512,
+        invoked_function_arn=f"arn:aws:lambda:us-east-1:123456789012:function:rootmail-{STAGE}-reconcile",
+        aws_request_id="test",
+    )
+    capsys.readouterr()
+    reconcile.handler({}, context)
+    written = {}
+    for record in _emf_records(capsys.readouterr().out):
+        for directive in record["_aws"]["CloudWatchMetrics"]:
+            (dimension_set,) = directive["Dimensions"]
+            for metric in directive["Metrics"]:
+                written[metric["Name"]] = (
+                    directive["Namespace"],
+                    {name: record[name] for name in dimension_set},
+                )
+    assert written.keys() == {"MailNotTriaged", "MailStuckInFlight", "OldestQueuedMailAge"}
+    alarms = _resources(template, "AWS::CloudWatch::Alarm")
+    watched = {
+        alarm["Properties"]["MetricName"]: (
+            alarm["Properties"]["Namespace"],
+            {d["Name"]: d["Value"] for d in alarm["Properties"]["Dimensions"]},
+        )
+        for alarm in alarms.values()
+        if alarm["Properties"]["Namespace"] not in ("AWS/States", "AWS/SQS")
+    }
+    assert watched == written
+    assert written["MailNotTriaged"] == (RECONCILE_METRICS_NAMESPACE, RECONCILE_METRIC_DIMENSIONS)
 
 
 @pytest.mark.infra

@@ -52,6 +52,17 @@ def _parser() -> argparse.ArgumentParser:
 
     add_rules_commands(commands)
     add_accounts_commands(commands)
+
+    audit = commands.add_parser("audit", help="every stored mail against the ledger: what is unprocessed")
+    audit.add_argument(
+        "--grace", type=int, default=15, metavar="MIN", help="newer mail may be on its way (15)"
+    )
+    audit.add_argument("--stuck", type=int, default=60, metavar="MIN", help="in flight longer is stuck (60)")
+    audit.add_argument("--redrive", action="store_true", help="start the triage of what it finds again")
+    audit.add_argument("--json", action="store_true")
+    replay = commands.add_parser("replay", help="re-run stored mail through the state machine (idempotent)")
+    replay.add_argument("keys", nargs="*", metavar="KEY", help="stored mail keys (incoming/...)")
+    replay.add_argument("--since", type=float, metavar="DAYS", help="every mail stored in the last DAYS days")
     add_slack_commands(commands)
 
     contacts = commands.add_parser("contacts", help="customer contacts held after bounces or complaints")
@@ -82,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_accounts(args)
         if args.command == "contacts":
             return _contacts(args)
+        if args.command in ("audit", "replay"):
+            return _audit(args)
         if args.command in ("digest", "slack"):
             from rootmail.cli_slack import run as run_slack
 
@@ -92,6 +105,44 @@ def main(argv: list[str] | None = None) -> int:
     except (RootmailError, ValueError) as exc:
         print(f"rootmail: {exc}", file=sys.stderr)
         return 2
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime, timedelta
+
+    from rootmail import audit
+    from rootmail.config import get_settings
+    from rootmail.runtime import Runtime
+
+    rt = Runtime(get_settings())
+    run = f"{args.command}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}"
+    if args.command == "replay":
+        if bool(args.keys) == (args.since is not None):
+            print("rootmail replay: give KEYs or --since DAYS", file=sys.stderr)
+            return 2
+        keys = args.keys or audit.stored_since(rt, args.since)
+        started = audit.replay(rt, keys, run=run)
+        print(
+            f"{len(started)} of {len(keys)} stored mail(s) re-run (run {run}); deliveries already made are not repeated"
+        )
+        return 0
+    report = audit.audit(rt, grace=timedelta(minutes=args.grace), stuck_after=timedelta(minutes=args.stuck))
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        states = ", ".join(f"{n} {s}" for s, n in sorted(report.states.items()))
+        print(f"{report.stored} stored mail(s): {states or 'none'}")
+        for finding in report.findings:
+            print(f"  {finding.mail_id}: {finding.problem} since {finding.since} → {finding.command}")
+        print(
+            f"{len(report.findings)} mail(s) need attention"
+            if report.findings
+            else "every stored mail is accounted for"
+        )
+    if args.redrive and report.findings:
+        started = audit.redrive(rt, report.findings, run=run)
+        print(f"re-driven: {len(started)} execution(s) started (run {run})")
+    return 1 if report.findings and not args.redrive else 0
 
 
 def _contacts(args: argparse.Namespace) -> int:

@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     # The pipeline's refresh for an unknown root address: one per window; a mail finding one running waits this long.
     accounts_refresh_seconds: int = Field(default=300, ge=0, le=86400)
     accounts_refresh_wait_seconds: int = Field(default=30, ge=1, le=600)
+    # Log lines show e-mail addresses as ***@domain (customer contacts are personal data in many jurisdictions).
+    redact_addresses: bool = False
     # Operators in Slack: the digest, the /rootmail command, the rule modal and the retry workflow.
     retry_state_machine_arn: str | None = None
     rules_history_table: str | None = None
@@ -74,6 +76,10 @@ class Settings(BaseSettings):
     retry_poll_seconds: int = Field(default=5, ge=1, le=60)
     retry_max_polls: int = Field(default=15, ge=1, le=20)
     queue_page_size: int = Field(default=10, ge=1, le=50)
+    # The hourly reconciliation: a stored mail with no ledger record after grace minutes was never triaged (a lost
+    # event); one in flight for stuck minutes stopped half-way (a Step Functions execution lasts minutes at most).
+    reconcile_grace_minutes: int = Field(default=15, ge=0, le=1440)
+    reconcile_stuck_minutes: int = Field(default=60, ge=5, le=10080)
 
     @field_validator("aws_sender_domains", "multi_account_senders", mode="before")
     @classmethod

@@ -47,6 +47,11 @@ class NoContacts(DeliveryRejected):
     """An account has no customer contact for a mail that must be forwarded."""
 
 
+class DeliveryUnconfirmed(RootmailError):
+    """A delivery was made but its record could not be written: never retried automatically (that could deliver
+    twice); the mail ends queued with what was sent, for an operator to check."""
+
+
 class DeliveryInProgress(RootmailError):
     """Another execution holds this delivery's claim and has not settled it yet (transient: retried)."""
 

@@ -24,7 +24,7 @@ from rootmail.domain.render import (
 )
 from rootmail.domain.triage import Decision, decide
 from rootmail.domain.vocabulary import STATE_FOR_ACTION, Action, State
-from rootmail.errors import DeliveryRejected
+from rootmail.errors import DeliveryRejected, DeliveryUnconfirmed
 from rootmail.observability import logger
 from rootmail.runtime import Runtime
 
@@ -80,6 +80,12 @@ def parse_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     summary["problems"] = summary["problems"][:20]
     summary["authentic"] = authenticity.authentic
     summary["authenticity_reasons"] = authenticity.reasons
+    identity = mail.identity()
+    if identity is not None:
+        # The same mail stored again under another key is recorded, and delivered only through its first copy.
+        first = rt.guard.first_copy(identity, event["mail_id"])
+        if first != event["mail_id"]:
+            summary["duplicate_of"] = first
     rt.ledger.open(
         event["mail_id"],
         bucket=event["bucket"],
@@ -167,6 +173,12 @@ def classify_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     authenticity = assess(mail, rt.settings.aws_sender_domains)
     # A retry an operator asked for runs with the rules as they are now, not as a warm container cached them.
     decision = decide(mail, authenticity, resolution, rt.rules(fresh="retry" in event)).to_dict()
+    duplicate_of = (event.get("mail") or {}).get("duplicate_of")
+    if duplicate_of:
+        decision["action"] = str(Action.IGNORE)
+        decision["reason"] = (
+            f"a copy of {duplicate_of} (the same Message-ID and content): delivered once, through it"
+        )
     logger.info("classified", extra=decision)
     return decision
 
@@ -186,7 +198,15 @@ def _guarded(rt: Runtime, delivery_id: str, owner: str, send: Any, base: dict[st
         logger.warning("delivery failed", extra={"delivery": delivery_id, "error": type(exc).__name__})
         rt.guard.settle(delivery_id, "failed", {"error": f"{type(exc).__name__}: {exc}"})
         raise
-    rt.guard.settle(delivery_id, "sent", proof)
+    try:
+        rt.guard.settle(delivery_id, "sent", proof)
+    except Exception as exc:
+        # Sent, but not recorded: a retry of this step would send again. Stop here, visibly.
+        logger.error("delivery sent but not recorded", extra={"delivery": delivery_id, "proof": proof})
+        raise DeliveryUnconfirmed(
+            f"{delivery_id} was sent ({json.dumps(proof)}) but could not be recorded ({type(exc).__name__}): "
+            "check that it arrived before retrying this mail"
+        ) from None
     return {**base, **proof, "status": "sent"}
 
 

@@ -21,7 +21,7 @@ from rootmail.adapters.tables import AccountsTable, DeliveryGuard, Ledger, Rules
 from rootmail.config import Settings, get_settings
 from rootmail.domain.rules import Rule, usable_rules
 from rootmail.errors import OrganizationsUnavailable, RulesUnavailable
-from rootmail.observability import logger
+from rootmail.observability import logger, redact_addresses
 
 if TYPE_CHECKING:
     from rootmail.adapters.organizations import Organization
@@ -38,6 +38,7 @@ _ORGANIZATIONS_MAX_ATTEMPTS = 10
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        redact_addresses(settings.redact_addresses)
         self._rules: tuple[float, list[Rule]] | None = None
         self._rules_lock = threading.Lock()
 

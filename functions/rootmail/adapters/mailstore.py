@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import UTC
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -26,6 +28,16 @@ class MailStore:
             raise MailNotFound(f"s3://{self.bucket}/{key} cannot be read: {describe(exc)}") from None
         except BotoCoreError as exc:
             raise MailStoreUnavailable(f"s3://{self.bucket}/{key}: {describe(exc)}") from None
+
+    def list(self, prefix: str = "incoming/") -> Iterator[tuple[str, str]]:
+        """Every stored mail: (key, when S3 stored it, as an ISO timestamp in UTC)."""
+        try:
+            for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    stored = item["LastModified"].astimezone(UTC)
+                    yield item["Key"], stored.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        except (ClientError, BotoCoreError) as exc:
+            raise MailStoreUnavailable(f"s3://{self.bucket}/{prefix}: {describe(exc)}") from None
 
     def put(self, key: str, raw: bytes) -> None:
         self._s3.put_object(Bucket=self.bucket, Key=key, Body=raw)

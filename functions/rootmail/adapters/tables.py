@@ -109,10 +109,18 @@ class Ledger:
             raise LedgerUnavailable(f"ledger read of {mail_id}: {describe(exc)}") from None
         return from_item(item["Item"]) if "Item" in item else None
 
-    def scan(self) -> Iterator[dict[str, Any]]:
-        for page in self._db.get_paginator("scan").paginate(TableName=self.table):
-            for item in page["Items"]:
-                yield from_item(item)
+    def scan(self, *, fields: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
+        """Every record (only `fields` of each, when given)."""
+        kwargs: dict[str, Any] = {"TableName": self.table}
+        if fields:
+            names = {f"#p{i}": name for i, name in enumerate(fields)}
+            kwargs.update(ProjectionExpression=", ".join(names), ExpressionAttributeNames=names)
+        try:
+            for page in self._db.get_paginator("scan").paginate(**kwargs):
+                for item in page["Items"]:
+                    yield from_item(item)
+        except (ClientError, BotoCoreError) as exc:
+            raise LedgerUnavailable(f"ledger scan: {describe(exc)}") from None
 
     # What the operators' views read of a record: not the mail's summary or its deliveries (the bulk of it).
     OVERVIEW = (
@@ -646,6 +654,25 @@ class DeliveryGuard:
         except BotoCoreError as exc:
             raise LedgerUnavailable(f"delivery guard {delivery_id}: {describe(exc)}") from None
         return True
+
+    def first_copy(self, identity: str, mail_id: str) -> str:
+        """Claim a mail's identity for this stored mail; the mail ID that holds it (this one, if first)."""
+        key = f"identity#{identity}"
+        try:
+            self._db.put_item(
+                TableName=self.table,
+                Item=to_item({"delivery_id": key, "status": "identity", "owner": mail_id, "at": now_iso()}),
+                ConditionExpression="attribute_not_exists(delivery_id) OR #o = :mine",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues=to_item({":mine": mail_id}),
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return str((self.get(key) or {}).get("owner") or mail_id)
+            raise LedgerUnavailable(f"delivery guard {key}: {describe(exc)}") from None
+        except BotoCoreError as exc:
+            raise LedgerUnavailable(f"delivery guard {key}: {describe(exc)}") from None
+        return mail_id
 
     def settle(self, delivery_id: str, status: str, detail: dict[str, Any]) -> None:
         """Mark a claimed delivery `sent` (with what proves it) or `failed` (so a later attempt may claim it)."""

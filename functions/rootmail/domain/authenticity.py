@@ -46,6 +46,10 @@ def assess(mail: ParsedMail, allowed_domains: Sequence[str] = DEFAULT_AWS_SENDER
         reasons.append(f"{len(mail.from_addresses)} From addresses, expected exactly one")
     if not domain_allowed(mail.sender_domain, allowed_domains):
         reasons.append(f"sender domain {mail.sender_domain or '(none)'} is not an allowed AWS sender domain")
+    for other in mail.other_senders:
+        # Sent on behalf of, or relayed by, someone else: only an AWS sender may stand behind an AWS From.
+        if not domain_allowed(other.rpartition("@")[2], allowed_domains):
+            reasons.append(f"Sender/Resent-From {other} is not an allowed AWS sender")
     if not mail.ses_received:
         reasons.append("no SES receipt block on top of the message")
     v = mail.verdicts

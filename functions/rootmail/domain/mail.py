@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -36,6 +37,8 @@ class ParsedMail:
     sender_name: str | None = None  # the From: display name
     sender_domain: str | None = None  # lowercased domain of `sender`
     from_addresses: list[str] = field(default_factory=list)  # every address in every From: header
+    # Every address in Sender:, Resent-From: and Resent-Sender: (a mail relayed or sent on someone's behalf).
+    other_senders: list[str] = field(default_factory=list)
     subject: str = ""  # RFC 2047 decoded, "" when missing
     date: str | None = None  # ISO 8601 in UTC
     envelope_recipient: str | None = None  # from SES's own `Received: ... for <addr>;` line, lowercased
@@ -48,6 +51,15 @@ class ParsedMail:
     size: int = 0  # bytes of the raw message
     problems: list[str] = field(default_factory=list)  # human-readable, empty when none
 
+    def identity(self) -> str | None:
+        """The same mail stored twice (SES writing it again under another key) has the same identity: its
+        Message-ID, sender, envelope recipient, subject and text. None without a Message-ID: such a mail is only
+        known by its stored object."""
+        if not self.message_id:
+            return None
+        parts = (self.message_id, self.sender or "", self.envelope_recipient or "", self.subject, self.text)
+        return hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+
     def to_summary(self) -> dict[str, Any]:
         """Every field but the body text, JSON-serialisable (small enough for a Step Functions payload)."""
         return {
@@ -56,6 +68,7 @@ class ParsedMail:
             "sender_name": self.sender_name,
             "sender_domain": self.sender_domain,
             "from_addresses": list(self.from_addresses),
+            "other_senders": list(self.other_senders),
             "subject": self.subject,
             "date": self.date,
             "envelope_recipient": self.envelope_recipient,
@@ -77,6 +90,7 @@ class ParsedMail:
             sender_name=_str_or_none(summary.get("sender_name")),
             sender_domain=_str_or_none(summary.get("sender_domain")),
             from_addresses=[str(a) for a in summary.get("from_addresses") or []],
+            other_senders=[str(a) for a in summary.get("other_senders") or []],
             subject=str(summary.get("subject") or ""),
             date=_str_or_none(summary.get("date")),
             envelope_recipient=_str_or_none(summary.get("envelope_recipient")),

@@ -45,6 +45,9 @@ class _CachingHeaderRegistry(HeaderRegistry):
 
 _PARSER = BytesParser(policy=email.policy.default.clone(header_factory=_CachingHeaderRegistry()))
 _MAX_PARTS = 500  # a mail with more MIME parts than this is hostile; stop walking
+# SES stores mail of up to 40 MB; parsing costs several times a mail's size in memory. What triage needs (the
+# headers, the text parts) comes first in every notice AWS sends: past this, only attachments follow.
+MAX_PARSED_BYTES = 8 * 1024 * 1024
 
 # ----------------------------------------------------------------------------------------------------
 # Charsets
@@ -729,6 +732,13 @@ def parse_mail(raw: bytes) -> ParsedMail:
     if not raw:
         problems.append("empty message")
         return mail
+    if len(raw) > MAX_PARSED_BYTES:
+        cut = bytes(raw).rfind(b"\n", 0, MAX_PARSED_BYTES) + 1 or MAX_PARSED_BYTES
+        problems.append(
+            f"{len(raw):,} bytes: only the first {MAX_PARSED_BYTES // (1024 * 1024)} MB were read "
+            "(the rest is attachments, not needed to triage; the stored mail is kept whole)"
+        )
+        raw = bytes(raw)[:cut]
     try:
         msg: Message = _PARSER.parsebytes(bytes(raw))
     except Exception as exc:  # not seen in practice; belt and braces for the "never raises" promise
@@ -760,6 +770,7 @@ def _parse_headers(mail: ParsedMail, headers: list[tuple[str, str]], problems: l
     first: dict[str, str] = {}
     raw_from: list[str] = []
     raw_recipients: list[str] = []
+    raw_other_senders: list[str] = []
     for name, value in headers:
         lname = name.lower()
         first.setdefault(lname, value)
@@ -767,6 +778,8 @@ def _parse_headers(mail: ParsedMail, headers: list[tuple[str, str]], problems: l
             raw_from.append(value)
         elif lname in ("to", "cc"):
             raw_recipients.append(value)
+        elif lname in ("sender", "resent-from", "resent-sender"):
+            raw_other_senders.append(value)
     if "message-id" in first:
         mail.message_id = _message_id(first["message-id"], problems)
     else:
@@ -781,6 +794,7 @@ def _parse_headers(mail: ParsedMail, headers: list[tuple[str, str]], problems: l
         problems.append("missing header: Date")
     _parse_from(mail, raw_from, problems)
     mail.recipients = _recipients(raw_recipients)
+    mail.other_senders = _recipients(raw_other_senders)
 
 
 def _parse_identifiers(mail: ParsedMail) -> None:

@@ -23,6 +23,16 @@ CREDENTIAL_MARKERS = (
     "verification code",
     "確認コード",
     "パスワードのリセット",
+    # The other languages AWS writes account mail in: de, fr, es, it, pt, ko, zh, id.
+    "bestätigungscode",
+    "code de vérification",
+    "código de verificación",
+    "codice di verifica",
+    "código de verificação",
+    "인증 코드",
+    "验证码",
+    "驗證碼",
+    "kode verifikasi",
 )
 # Actions that deliver to a customer's account and so need a known account; urgent mail goes on without one
 # (the operators are alerted and the ticket has no requester) rather than wait in the queue.

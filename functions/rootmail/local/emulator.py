@@ -12,12 +12,15 @@ import json
 import os
 import time
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_plus
 
 import boto3
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from rootmail import runtime as runtime_module
@@ -71,10 +74,11 @@ FUNCTIONS: dict[str, str] = {
         "retry_select",
         "retriage",
         "retry_report",
+        "reconcile",
     )
 }
 # Timeouts that differ from the default, as in serverless.yml (the handlers plan their work by the time left).
-TIMEOUTS: dict[str, int] = {"sync": 900, "refresh": 300, "slack": 10}
+TIMEOUTS: dict[str, int] = {"sync": 900, "refresh": 300, "slack": 10, "reconcile": 300}
 
 
 def resolve_resources(node: Any, arns: dict[str, str]) -> Any:
@@ -425,6 +429,60 @@ class LocalPipeline:
             count += 1
         return count
 
+    @contextmanager
+    def aws_fault(
+        self,
+        service: str,
+        operation: str,
+        *,
+        error: str | type[Exception] = "InternalFailure",
+        times: int = 1,
+        when: Callable[[dict[str, Any]], bool] = lambda params: True,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Make the functions' calls of one AWS operation fail: with an AWS error code (a ClientError, as the
+        service would answer) or an exception class (a crash), `times` times, for the calls `when` picks. Yields
+        the parameters of the calls it failed. Through botocore's public event hooks on the default session, which
+        the functions' clients are made from (they are made anew on entering and leaving)."""
+        if boto3.DEFAULT_SESSION is None:
+            boto3.setup_default_session()
+        session = boto3.DEFAULT_SESSION
+        assert session is not None
+        failed: list[dict[str, Any]] = []
+        event = f"before-parameter-build.{service}.{operation}"
+        unique = f"rootmail-fault-{id(failed)}"
+
+        def fail(params: dict[str, Any], **_: Any) -> None:
+            if len(failed) >= times or not when(params):
+                return
+            failed.append(dict(params))
+            if isinstance(error, str):
+                raise ClientError(
+                    {"Error": {"Code": error, "Message": "injected by the emulator"}, "ResponseMetadata": {}},
+                    operation,
+                )
+            raise error(f"injected by the emulator in {service}.{operation}")
+
+        session.events.register(event, fail, unique_id=unique)
+        runtime_module.reset()
+        try:
+            yield failed
+        finally:
+            session.events.unregister(event, unique_id=unique)
+            runtime_module.reset()
+
+    def s3_event(self, *keys: str) -> dict[str, Any]:
+        """The ObjectCreated event S3 sends for stored mail (keys URL-encoded, as S3 does)."""
+        return {
+            "Records": [
+                {
+                    "eventSource": "aws:s3",
+                    "eventName": "ObjectCreated:Put",
+                    "s3": {"bucket": {"name": self.bucket}, "object": {"key": quote_plus(key, safe="/")}},
+                }
+                for key in keys
+            ]
+        }
+
     def store_mail(self, key: str, raw: bytes) -> str:
         """What SES's S3 action does: write the raw mail under the prefix; the bucket event starts the rest."""
         full_key = key if key.startswith(PREFIX) else PREFIX + key
@@ -444,24 +502,22 @@ class LocalPipeline:
 
     def wait(self, timeout: float = 120.0) -> list[dict[str, Any]]:
         """Wait until no execution of either workflow is running; return every triage execution's description
-        (the retry workflow's come from `retry_executions`)."""
+        (the retry workflow's come from `retry_executions`). Polls the listings (which carry each status) rather
+        than describing every execution each time: a burst of thousands stays cheap to watch."""
         sfn = self.client("stepfunctions")
         deadline = time.monotonic() + timeout
         while True:
-            retries = [
-                sfn.describe_execution(executionArn=e["executionArn"]) for e in self.retry_executions()
-            ]
-            described = [sfn.describe_execution(executionArn=e["executionArn"]) for e in self.executions()]
-            if any(r["status"] == "RUNNING" for r in retries):
-                described = [*described, *(r for r in retries if r["status"] == "RUNNING")]
-            if all(d["status"] != "RUNNING" for d in described):
-                return described
+            # The retry workflow first: while one runs it may still start triage executions.
+            retrying = [e for e in self.retry_executions() if e["status"] == "RUNNING"]
+            running = [e for e in self.executions() if e["status"] == "RUNNING"]
+            if not retrying and not running:
+                return [sfn.describe_execution(executionArn=e["executionArn"]) for e in self.executions()]
             if time.monotonic() > deadline:
-                running = [d["name"] for d in described if d["status"] == "RUNNING"]
+                names = [e["name"] for e in [*running, *retrying]]
                 raise TimeoutError(
-                    f"{len(running)} execution(s) still running after {timeout:.0f} s: {running[:5]}"
+                    f"{len(names)} execution(s) still running after {timeout:.0f} s: {names[:5]}"
                 )
-            time.sleep(0.05)
+            time.sleep(0.05 if len(running) < 50 else 0.5)
 
     def rules_table(self) -> RulesTable:
         return RulesTable(self.client("dynamodb"), self.tables["rules"], self.tables["rules_history"])

@@ -127,6 +127,11 @@ class _StandIn:
         with self._lock:
             self._faults.extend([(status, retry_after, method)] * times)
 
+    def heal(self) -> None:
+        """Forget the faults not yet used: the service is back."""
+        with self._lock:
+            self._faults.clear()
+
     def _serve(self, request: _Request) -> _Answer:
         with self._lock:
             fault = next((f for f in self._faults if f[2] in (None, request.method)), None)
