@@ -794,7 +794,11 @@ def test_each_function_gets_only_its_configuration(template: dict[str, Any], nam
     assert variables["POWERTOOLS_SERVICE_NAME"] == "rootmail"
     assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "rootmail"
     assert variables["LOG_LEVEL"] == "INFO"
-    assert {key for key in variables if key.startswith("ROOTMAIL_")} == EXPECTED_ENV[name]
+    # Every function's logs follow one redaction switch (provider-wide), off unless the stage's parameter says so.
+    assert variables["ROOTMAIL_REDACT_ADDRESSES"] == "false"
+    assert {key for key in variables if key.startswith("ROOTMAIL_")} - {
+        "ROOTMAIL_REDACT_ADDRESSES"
+    } == EXPECTED_ENV[name]
     bucket_name = template["Resources"]["MailBucket"]["Properties"]["BucketName"]
     for key, value in variables.items():
         if key in TABLE_ENV:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import quopri
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -502,10 +503,12 @@ def assert_valid(mail: ParsedMail) -> None:
     mail.text.encode("utf-8")
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(st.binary(max_size=2000))
 def test_arbitrary_bytes_never_raise(raw):
-    assert_valid(parse_mail(raw))
+    mail = parse_mail(raw)
+    assert_valid(mail)
+    assert mail.problems  # junk is never taken for a well-formed mail: it says what is wrong
 
 
 HEADER_NAMES = st.sampled_from(
@@ -543,9 +546,27 @@ HEADER_VALUES = st.sampled_from(
 ) | st.text(max_size=80)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(st.lists(st.tuples(HEADER_NAMES, HEADER_VALUES), max_size=12), st.binary(max_size=300), st.booleans())
 def test_arbitrary_header_soup_never_raises(headers, body, crlf):
     eol = b"\r\n" if crlf else b"\n"
     head = b"".join(f"{n}: {v}".encode("utf-8", "surrogatepass") + eol for n, v in headers)
     assert_valid(parse_mail(head + eol + body + eol + b"--X" + eol + head + eol + body + eol + b"--X--"))
+
+
+CORPUS_MAILS = [
+    p.read_bytes() for p in sorted((Path(__file__).parent / "corpus").glob("*.eml")) if p.stat().st_size
+]
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.sampled_from(CORPUS_MAILS),
+    st.lists(st.tuples(st.floats(0, 1), st.binary(min_size=0, max_size=8)), min_size=1, max_size=6),
+)
+def test_real_mail_with_bytes_cut_and_spliced_never_raises(raw, edits):
+    """Real AWS mail damaged the way transport and storage damage mail: bytes cut out or spliced in anywhere."""
+    for where, splice in edits:
+        at = int(where * len(raw))
+        raw = raw[:at] + splice + raw[at + len(splice) // 2 :]
+    assert_valid(parse_mail(raw))

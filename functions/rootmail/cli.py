@@ -115,7 +115,7 @@ def _audit(args: argparse.Namespace) -> int:
     from rootmail.runtime import Runtime
 
     rt = Runtime(get_settings())
-    run = f"{args.command}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}"
+    run = f"{args.command}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}"
     if args.command == "replay":
         if bool(args.keys) == (args.since is not None):
             print("rootmail replay: give KEYs or --since DAYS", file=sys.stderr)
