@@ -10,25 +10,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_the_bench_reports_api_calls_items_written_and_time_for_both_runs(tmp_path):
+def run_bench(out, *args: str) -> dict:
+    """Run `scripts/bench.py ARGS --out OUT` as `make bench` does; its JSON report."""
     done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "bench.py"),
-            "--only",
-            "accounts-sync",
-            "--accounts",
-            "150",
-            "--out",
-            str(tmp_path),
-        ],
+        [sys.executable, str(ROOT / "scripts" / "bench.py"), *args, "--out", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    return json.loads((out / "report.json").read_text(encoding="utf-8"))
+
+
+def test_the_bench_reports_api_calls_items_written_and_time_for_both_runs(tmp_path):
+    report = run_bench(tmp_path, "--only", "accounts-sync", "--accounts", "150")
     (bench,) = report["benchmarks"]
     assert bench["name"] == "accounts-sync" and bench["parameters"]["accounts"] == 150
     first, second = bench["rows"]
@@ -42,24 +38,8 @@ def test_the_bench_reports_api_calls_items_written_and_time_for_both_runs(tmp_pa
 
 
 def test_the_bench_reports_the_rules_preview_next_to_parsing_the_same_mails(tmp_path):
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "bench.py"),
-            "--only",
-            "rules-preview",
-            "--mails",
-            "450",
-            "--out",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    (bench,) = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))["benchmarks"]
+    report = run_bench(tmp_path, "--only", "rules-preview", "--mails", "450")
+    (bench,) = report["benchmarks"]
     assert bench["name"] == "rules-preview" and bench["parameters"] == {"mails": 450, "rules": 318}
     parse, full, decide = bench["rows"]
     assert parse["ratio_to_parse"] == 1.0 and all(row["mails"] == 450 for row in bench["rows"])
@@ -69,24 +49,8 @@ def test_the_bench_reports_the_rules_preview_next_to_parsing_the_same_mails(tmp_
 
 
 def test_the_burst_reports_every_mail_terminal_with_throughput_and_the_slowest(tmp_path):
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "bench.py"),
-            "--only",
-            "pipeline-burst",
-            "--burst",
-            "20",
-            "--out",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    (bench,) = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))["benchmarks"]
+    report = run_bench(tmp_path, "--only", "pipeline-burst", "--burst", "20")
+    (bench,) = report["benchmarks"]
     (row,) = bench["rows"]
     assert (row["mails"], row["executions"], row["all_terminal"]) == (20, 20, True)
     assert row["slowest_mail_seconds"] >= row["median_mail_seconds"] > 0

@@ -15,10 +15,9 @@ from pathlib import Path
 import pytest
 
 from rootmail.cli import main
-from rootmail.domain.rules import load_rule_files
 from rootmail.domain.vocabulary import STATE_FOR_ACTION, Action
 from rootmail.local.emulator import LocalPipeline
-from rootmail.offline import load_accounts
+from samples import sample_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "corpus"
@@ -39,9 +38,7 @@ def expected_state(name: str) -> str:
 
 @pytest.fixture
 def pipeline(no_retry_sleep, no_sdk_retry_sleep):
-    with LocalPipeline() as local:
-        local.seed_accounts(load_accounts(CORPUS / "accounts.json", CORPUS / "contacts.json"))
-        local.seed_rules(load_rule_files(ROOT / "rules"))
+    with sample_pipeline() as local:
         yield local
 
 

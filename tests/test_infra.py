@@ -129,7 +129,9 @@ EXPECTED_GRANTS = {
         (LOGS, "ParseLogGroup"),
         ("s3:GetObject", MAIL_OBJECTS),
         (LEDGER_WRITE, "LedgerTable"),
-        (("dynamodb:GetItem", "dynamodb:PutItem"), "DeliveriesTable"),  # a mail stored twice: its first copy
+        # A mail stored twice: its first copy (and taking over from one not delivered), and that copy's state.
+        (("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"), "DeliveriesTable"),
+        ("dynamodb:GetItem", "LedgerTable"),
     ),
     "resolve": _grants(
         (LOGS, "ResolveLogGroup"),
@@ -230,8 +232,10 @@ EXPECTED_GRANTS = {
     "reconcile": _grants(
         (LOGS, "ReconcileLogGroup"),
         ("s3:ListBucket", MAIL_BUCKET),
-        ("dynamodb:Scan", "LedgerTable"),
+        ("dynamodb:Query", "LedgerTable/index/by-state"),
+        ("dynamodb:BatchGetItem", "LedgerTable"),
         ("states:StartExecution", "TriageStateMachine"),
+        ("states:DescribeExecution", TRIAGE_EXECUTIONS),
     ),
 }
 ACCOUNTS_ENV = {
@@ -376,6 +380,14 @@ EXPECTED_ALARMS: dict[str, tuple[str, str, dict[str, Any], str, int, int]] = {
         {"QueueName": {"Fn::GetAtt": ["IngestFailuresQueue", "QueueName"]}},
         "Maximum",
         300,
+        0,
+    ),
+    "ReconcileErrorsAlarm": (
+        "AWS/Lambda",
+        "Errors",
+        {"FunctionName": {"Ref": "ReconcileLambdaFunction"}},
+        "Sum",
+        3600,
         0,
     ),
     "MailNotTriagedAlarm": (
@@ -875,13 +887,14 @@ def test_reconcile_lists_only_incoming_and_scans_only_the_overview(template: dic
     assert listing["Condition"] == {"StringLike": {"s3:prefix": ["incoming/*"]}}
     # The projection audit.py scans with (Ledger.OVERVIEW): a field added there must be allowed here too, or the
     # hourly scan is refused.
-    (scan,) = _statements_granting(template, "ReconcileRole", "dynamodb:Scan")
-    assert scan["Condition"] == {
+    (read,) = _statements_granting(template, "ReconcileRole", "dynamodb:BatchGetItem")
+    assert read["Condition"] == {
         "ForAllValues:StringEquals": {"dynamodb:Attributes": list(Ledger.OVERVIEW)},
         "StringEqualsIfExists": {"dynamodb:Select": "SPECIFIC_ATTRIBUTES"},
     }
     audit_source = (ROOT / "functions" / "rootmail" / "audit.py").read_text(encoding="utf-8")
-    assert "ledger.scan(fields=Ledger.OVERVIEW)" in audit_source
+    assert "fields=Ledger.OVERVIEW" in audit_source
+    assert not _statements_granting(template, "ReconcileRole", "dynamodb:Scan")  # never the whole ledger
 
 
 @pytest.mark.infra
@@ -1013,7 +1026,7 @@ def test_the_reconcile_alarms_watch_exactly_the_metrics_its_handler_writes(
             {d["Name"]: d["Value"] for d in alarm["Properties"]["Dimensions"]},
         )
         for alarm in alarms.values()
-        if alarm["Properties"]["Namespace"] not in ("AWS/States", "AWS/SQS")
+        if not alarm["Properties"]["Namespace"].startswith("AWS/")
     }
     assert watched == written
     assert written["MailNotTriaged"] == (RECONCILE_METRICS_NAMESPACE, RECONCILE_METRIC_DIMENSIONS)

@@ -14,8 +14,7 @@ import pytest
 
 from rootmail.domain.parsing import MAX_PARSED_BYTES, parse_mail
 from rootmail.domain.rules import load_rule_files
-from rootmail.local.emulator import LocalPipeline
-from rootmail.offline import load_accounts
+from samples import sample_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "corpus"
@@ -31,7 +30,8 @@ def with_attachment(raw: bytes, size: int) -> bytes:
         for line in headers.split(b"\n")
         if not line.lower().startswith((b"content-type", b"mime-version"))
     )
-    filler = base64.encodebytes(os.urandom(max(0, (size - len(raw) - 400) * 3 // 4)))
+    # base64 takes 4 bytes for 3, and a newline every 76.
+    filler = base64.encodebytes(os.urandom(max(0, (size - len(raw) - 400) * 3 // 4 * 76 // 77)))
     return (
         kept
         + b'\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="rootmail-limit"\n\n'
@@ -60,9 +60,7 @@ def test_a_40_mb_mail_is_parsed_within_a_fraction_of_lambda_memory():
 
 @pytest.fixture
 def pipeline():
-    with LocalPipeline() as local:
-        local.seed_accounts(load_accounts(CORPUS / "accounts.json", CORPUS / "contacts.json"))
-        local.seed_rules(load_rule_files(ROOT / "rules"))
+    with sample_pipeline() as local:
         yield local
 
 
@@ -79,3 +77,54 @@ def test_a_40_mb_notice_is_forwarded_without_its_original_and_binary_junk_is_rec
     assert "MB" in message.get_body(preferencelist=("plain",)).get_content()
     junk = ledger.get("junk")
     assert junk["state"] == "quarantined" and junk["problems"]
+
+
+def test_a_large_mail_whose_text_comes_after_its_attachment_is_queued_for_an_operator():
+    from rootmail.domain.accounts import Account, resolve_accounts
+    from rootmail.domain.authenticity import assess
+    from rootmail.domain.triage import decide
+
+    headers, _, _body = HEALTH.partition(b"\n\n")
+    kept = b"\n".join(
+        line
+        for line in headers.split(b"\n")
+        if not line.lower().startswith((b"content-type", b"mime-version"))
+    )
+    filler = base64.encodebytes(os.urandom(10 * 1024 * 1024))
+    raw = (
+        kept
+        + b'\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="L"\n\n--L\n'
+        + b"Content-Type: application/pdf\nContent-Transfer-Encoding: base64\n\n"
+        + filler
+        + b"\n--L\nContent-Type: text/plain\n\nAWS Health Event\n--L--\n"
+    )
+    mail = parse_mail(raw)
+    assert mail.truncated and not mail.text
+    account = Account("123456789012", "aws-root+acme-prod@cloudprovider.example")
+    resolution = resolve_accounts(account.email, [], lambda _: account, lambda _: account)
+    decision = decide(mail, assess(mail), resolution, load_rule_files(ROOT / "rules"))
+    assert decision.action == "queue" and "for an operator to read" in decision.reason
+
+
+def test_the_largest_original_attached_keeps_the_forward_within_ses_limit():
+    from rootmail.domain.accounts import Account
+    from rootmail.domain.render import MAX_ATTACHED_ORIGINAL, render_forward
+
+    raw = with_attachment(HEALTH, MAX_ATTACHED_ORIGINAL - 64 * 1024)
+    assert len(raw) <= MAX_ATTACHED_ORIGINAL
+    account = Account.from_dict(
+        {"account_id": "123456789012", "email": "r@x.example", "contacts": ["ops@acme.example"]}
+    )
+    rendered = render_forward(
+        parse_mail(raw),
+        raw,
+        account,
+        sender="s@x.example",
+        reply_to="r@x.example",
+        mail_id="m",
+        other_account_ids=[],
+        kind="operations",
+        suppressed=set(),
+    )
+    assert len(rendered.data) < SES_MAXIMUM  # attached, base64 and all, and still within what SES sends
+    assert b"original.eml" in rendered.data

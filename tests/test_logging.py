@@ -56,6 +56,21 @@ def test_addresses_are_redacted_from_every_log_line_when_configured(log):
     assert line["contacts"] == ["***@sakura.example.jp"]
 
 
+def test_exceptions_and_arguments_are_redacted_too(log):
+    Runtime(Settings(redact_addresses=True))
+    try:
+        try:
+            raise RuntimeError("SES rejected ops@acme.example")
+        except RuntimeError:
+            logger.exception("delivery to %s failed", "cloud@acme.example")
+    finally:
+        redact_addresses(False)
+    (line,) = logged(log)
+    assert "ops@" not in json.dumps(line) and "cloud@" not in json.dumps(line)
+    assert line["message"] == "delivery to ***@acme.example failed"
+    assert "SES rejected ***@acme.example" in line["exception"] and line["exception_name"] == "RuntimeError"
+
+
 def test_addresses_stay_readable_unless_configured(log):
     Runtime(Settings())
     logger.info("forwarded", extra={"recipient": "ops@acme.example"})

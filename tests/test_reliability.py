@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from rootmail.domain.rules import load_rule_files
 from rootmail.local.emulator import LocalPipeline
 from rootmail.offline import load_accounts
+from samples import sample_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "corpus"
@@ -20,9 +20,7 @@ FORWARDED = "11-health-single-account"
 
 @pytest.fixture
 def pipeline():
-    with LocalPipeline() as local:
-        local.seed_accounts(load_accounts(CORPUS / "accounts.json", CORPUS / "contacts.json"))
-        local.seed_rules(load_rule_files(ROOT / "rules"))
+    with sample_pipeline() as local:
         yield local
 
 
@@ -103,9 +101,7 @@ def store_without_event(pipeline: LocalPipeline, key: str, body: bytes) -> str:
 @pytest.fixture
 def reconciling():
     """The reconciler with no grace (the test's mail is seconds old) and the shortest stuck threshold."""
-    with LocalPipeline(settings={"reconcile_grace_minutes": "0", "reconcile_stuck_minutes": "5"}) as local:
-        local.seed_accounts(load_accounts(CORPUS / "accounts.json", CORPUS / "contacts.json"))
-        local.seed_rules(load_rule_files(ROOT / "rules"))
+    with sample_pipeline(reconcile_grace_minutes="0", reconcile_stuck_minutes="5") as local:
         yield local
 
 
@@ -159,30 +155,34 @@ def test_a_mail_stuck_in_flight_is_found_with_its_command_and_re_driven(reconcil
     assert "every stored mail is accounted for" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("later", ["2 hours", "1 day", "91 days"])
-def test_late_duplicates_deliver_nothing_twice(pipeline, later):
-    """A late duplicate is, to the pipeline, one of two things: the same stored object run again under a new
-    execution (a replay, or the same name reused after Step Functions' 90 days), or the same mail stored again under
-    another key. Neither depends on time: the delivery guard and the identity records never expire."""
+@pytest.mark.parametrize("kind", ["run again under a new execution", "stored again under another key"])
+def test_late_duplicates_deliver_nothing_twice(pipeline, kind):
+    """A duplicate arriving hours, days or 91 days later (past any idempotency record's expiry and Step Functions'
+    90-day name reuse) is, to the pipeline, the same stored object run again under a new execution (what a reused
+    name amounts to), or the same mail stored again under another key. What stops both is the delivery guard and
+    the identity records, which never expire (no TTL): so no clock needs to move for the test to hold."""
     names = [FORWARDED, "01-support-case-new", "08-abuse-report-ec2"]
     keys = [pipeline.store_mail(name, raw(name)) for name in names]
     pipeline.wait()
     evidence = (len(pipeline.sent_mail()), len(pipeline.zendesk.tickets), len(pipeline.slack.messages))
-    from rootmail import audit
-    from rootmail.runtime import runtime
+    if kind.startswith("run again"):
+        from rootmail import audit
+        from rootmail.runtime import runtime
 
-    audit.replay(runtime(), keys, run=f"late-{later.replace(' ', '-')}")
-    for name in names:
-        pipeline.store_mail(f"{name}-again-after-{later.replace(' ', '-')}", raw(name))
+        audit.replay(runtime(), keys, run="ninety-one-days-later")
+    else:
+        for name in names:
+            pipeline.store_mail(f"{name}-stored-again", raw(name))
     pipeline.wait()
     assert (
         len(pipeline.sent_mail()),
         len(pipeline.zendesk.tickets),
         len(pipeline.slack.messages),
     ) == evidence
-    guard = pipeline.client("dynamodb").scan(TableName=pipeline.tables["deliveries"])["Items"]
+    dynamodb = pipeline.client("dynamodb")
+    guard = dynamodb.scan(TableName=pipeline.tables["deliveries"])["Items"]
     assert guard and not any("expires_at" in item or "ttl" in item for item in guard)
-    ttl = pipeline.client("dynamodb").describe_time_to_live(TableName=pipeline.tables["deliveries"])
+    ttl = dynamodb.describe_time_to_live(TableName=pipeline.tables["deliveries"])
     assert ttl["TimeToLiveDescription"]["TimeToLiveStatus"] == "DISABLED"
 
 
@@ -200,3 +200,64 @@ def test_replay_re_runs_stored_mail_idempotently(pipeline, capsys):
     assert record["state"] == "forwarded" and record["attempts"] == 3
     assert len(pipeline.sent_mail()) == 1
     assert main(["replay"]) == 2
+
+
+def test_a_mail_whose_execution_failed_before_any_record_is_re_driven(reconciling, no_retry_sleep):
+    name = FORWARDED
+    with reconciling.aws_fault(
+        "dynamodb",
+        "UpdateItem",
+        error="InternalServerError",
+        times=1000,
+        when=lambda params: params["TableName"].endswith("-ledger"),
+    ):
+        reconciling.store_mail(name, raw(name))
+        reconciling.wait()
+    assert reconciling.ledger().get(name) is None
+    assert [e["status"] for e in reconciling.executions()] == ["FAILED"]
+    result = reconciling.invoke("reconcile", {})
+    assert result["findings"] == 1 and len(result["redriven"]) == 1
+    reconciling.wait()
+    assert reconciling.ledger().get(name)["state"] == "forwarded"
+    assert len(reconciling.sent_mail()) == 1
+
+
+def test_a_copy_of_mail_that_was_not_delivered_is_delivered(pipeline):
+    # The first copy arrived scanned as a failed virus check (inauthentic: quarantined, it holds no identity) ...
+    failed_scan = raw(FORWARDED).replace(
+        b"X-SES-Virus-Verdict: PASS", b"X-SES-Virus-Verdict: PROCESSING_FAILED"
+    )
+    pipeline.store_mail("scan-failed", failed_scan)
+    pipeline.wait()
+    assert pipeline.ledger().get("scan-failed")["state"] == "quarantined"
+    # ... then the sender's retransmission, scanned clean: delivered, not taken for a copy.
+    pipeline.store_mail("scan-clean", raw(FORWARDED))
+    pipeline.wait()
+    assert pipeline.ledger().get("scan-clean")["state"] == "forwarded"
+    assert len(pipeline.sent_mail()) == 1
+
+
+def test_a_copy_takes_over_from_a_first_copy_left_queued(pipeline):
+    from rootmail.adapters.suppressions import SuppressionList
+    from rootmail.domain.ses_events import Suppression
+
+    name = FORWARDED
+    record = pipeline.ledger()
+    contacts = load_accounts(CORPUS / "accounts.json", CORPUS / "contacts.json")
+    account = next(a for a in contacts if a.account_id == "123456789012")
+    suppressions = SuppressionList(pipeline.client("dynamodb"), pipeline.tables["suppressions"])
+    for contact in account.contacts.of("operations"):
+        suppressions.suppress(Suppression(contact, "bounce", "mailbox full", "m", None))
+    pipeline.store_mail("first", raw(name))
+    pipeline.wait()
+    assert record.get("first")["state"] == "queued"
+    for contact in account.contacts.of("operations"):
+        suppressions.clear(contact, "operator")
+    pipeline.store_mail("again", raw(name))
+    pipeline.wait()
+    assert record.get("again")["state"] == "forwarded"
+    # The first copy, retried now, is the copy: nothing is sent twice.
+    pipeline.slack_command("retry")
+    pipeline.wait()
+    assert record.get("first")["state"] == "ignored" and "a copy of again" in record.get("first")["reason"]
+    assert len(pipeline.sent_mail()) == 1

@@ -16,6 +16,7 @@ from rootmail.domain.rules import compile_rule, load_rule_files, pattern_problem
 from rootmail.errors import RuleConflict, RuleError
 from rootmail.local.emulator import LocalPipeline
 from rootmail.offline import load_accounts
+from samples import sample_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "corpus"
@@ -154,9 +155,7 @@ def test_a_rule_taking_every_mail_needs_force(subject):
 
 @pytest.fixture
 def local():
-    with LocalPipeline() as pipeline:
-        pipeline.seed_accounts(load_accounts(CORPUS / "accounts.json", CORPUS / "contacts.json"))
-        pipeline.seed_rules(load_rule_files(RULES))
+    with sample_pipeline() as pipeline:
         yield pipeline
 
 

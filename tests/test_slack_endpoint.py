@@ -21,7 +21,7 @@ from rootmail.local.slack_requests import (
     signed,
     view_submission,
 )
-from rootmail.offline import load_accounts
+from samples import sample_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "corpus"
@@ -40,9 +40,7 @@ def reminder(number: int, *, year: int, account_address: str = "aws-root+globex"
 
 @pytest.fixture
 def pipeline():
-    with LocalPipeline() as local:
-        local.seed_accounts(load_accounts(CORPUS / "accounts.json", CORPUS / "contacts.json"))
-        local.seed_rules(load_rule_files(ROOT / "rules"))
+    with sample_pipeline() as local:
         yield local
 
 

@@ -64,54 +64,72 @@ def _stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def audit(rt: Runtime, *, now: datetime | None = None, grace: timedelta, stuck_after: timedelta) -> Audit:
-    """Every stored mail: a ledger record in a terminal state, or one of the findings. A mail stored less than
-    `grace` ago may still be on its way; one in flight for less than `stuck_after` may still be running."""
+def audit(
+    rt: Runtime,
+    *,
+    now: datetime | None = None,
+    grace: timedelta,
+    stuck_after: timedelta,
+    lookback: timedelta | None = None,
+) -> Audit:
+    """Stored mail against the ledger. Mail in flight for longer than `stuck_after` (read from the ledger's state
+    index), and mail stored in the last `lookback` (None: ever) but more than `grace` ago (it may still be on its
+    way) that has no ledger record. Only the window's records are read, by key: the hourly run stays small as the
+    ledger grows; `rootmail audit --all` checks every stored mail."""
     now = now or datetime.now(UTC)
     report = Audit(_stamp(now))
-    records = {str(r["mail_id"]): r for r in rt.ledger.scan(fields=Ledger.OVERVIEW)}
-    for key, stored_at in rt.mail_store.list():
-        mail_id = mail_id_for(key)
-        if mail_id == SES_SETUP_NOTIFICATION:
-            continue
-        report.stored += 1
-        record = records.get(mail_id)
-        if record is None:
-            report.states["none"] += 1
-            if stored_at < _stamp(now - grace):
-                report.findings.append(Finding(mail_id, key, rt.mail_store.bucket, NOT_TRIAGED, stored_at))
-            continue
-        state = str(record.get("state"))
-        report.states[state] += 1
+    for record in rt.ledger.in_state(Ledger.IN_FLIGHT):
         updated = str(record.get("updated_at") or "")
-        if state == Ledger.IN_FLIGHT and updated < _stamp(now - stuck_after):
-            report.findings.append(Finding(mail_id, key, rt.mail_store.bucket, STUCK, updated))
-        if state == "queued":
-            received = str(record.get("received_at") or updated)
-            if report.oldest_queued is None or received < report.oldest_queued:
-                report.oldest_queued = received
+        if updated < _stamp(now - stuck_after) and record.get("object_key"):
+            key, bucket = str(record["object_key"]), str(record.get("bucket") or rt.mail_store.bucket)
+            report.findings.append(Finding(str(record["mail_id"]), key, bucket, STUCK, updated))
+    oldest = next(rt.ledger.in_state("queued", oldest_first=True), None)
+    if oldest is not None:
+        report.oldest_queued = str(oldest.get("received_at") or oldest.get("updated_at"))
+    since = _stamp(now - lookback) if lookback is not None else ""
+    settled = _stamp(now - grace)
+    candidates = [
+        (key, stored_at)
+        for key, stored_at in rt.mail_store.list()
+        if since <= stored_at and mail_id_for(key) != SES_SETUP_NOTIFICATION
+    ]
+    records = rt.ledger.get_many([mail_id_for(key) for key, _ in candidates], fields=Ledger.OVERVIEW)
+    for key, stored_at in candidates:
+        report.stored += 1
+        found = records.get(mail_id_for(key))
+        if found is None:
+            report.states["none"] += 1
+            if stored_at < settled:
+                report.findings.append(
+                    Finding(mail_id_for(key), key, rt.mail_store.bucket, NOT_TRIAGED, stored_at)
+                )
+            continue
+        report.states[str(found.get("state"))] += 1
     return report
 
 
 def redrive(rt: Runtime, findings: Iterable[Finding], *, run: str) -> list[str]:
     """Start the triage of each finding again. A mail never triaged gets the execution its S3 event would have
-    started (a late event then finds it there); one that stopped half-way gets a new execution named for this run.
+    started (a late event then finds it there), or, if that one exists and has ended (it failed before Parse
+    could open a record), one named for this run; a mail that stopped half-way gets one named for this run.
     Every delivery is guarded by its key, so a re-run delivers nothing twice."""
     started = []
     for finding in findings:
-        name = (
-            execution_name(finding.key)
-            if finding.problem == NOT_TRIAGED
-            else execution_name(finding.key, run)
-        )
-        payload = {
-            "bucket": finding.bucket,
-            "key": finding.key,
-            "mail_id": finding.mail_id,
-            "execution": name,
-        }
-        if rt.starter.start(name, payload):
-            started.append(name)
+        names = [execution_name(finding.key, run)]
+        if finding.problem == NOT_TRIAGED:
+            names.insert(0, execution_name(finding.key))
+        for name in names:
+            payload = {
+                "bucket": finding.bucket,
+                "key": finding.key,
+                "mail_id": finding.mail_id,
+                "execution": name,
+            }
+            if rt.starter.start(name, payload):
+                started.append(name)
+                break
+            if rt.starter.status(name) == "RUNNING":
+                break  # on its way after all
     return started
 
 
@@ -140,6 +158,7 @@ def reconcile(rt: Runtime, *, now: datetime | None = None) -> dict[str, Any]:
         now=now,
         grace=timedelta(minutes=rt.settings.reconcile_grace_minutes),
         stuck_after=timedelta(minutes=rt.settings.reconcile_stuck_minutes),
+        lookback=timedelta(hours=rt.settings.reconcile_lookback_hours),
     )
     run = f"reconcile-{now.strftime('%Y%m%dT%H')}"
     started = redrive(rt, report.findings, run=run)

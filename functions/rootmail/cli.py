@@ -53,11 +53,32 @@ def _parser() -> argparse.ArgumentParser:
     add_rules_commands(commands)
     add_accounts_commands(commands)
 
+    deliveries = commands.add_parser("deliveries", help="one delivery's record; settle one left unconfirmed")
+    deliveries_commands = deliveries.add_subparsers(
+        dest="deliveries_command", required=True, metavar="SUBCOMMAND"
+    )
+    for name, text in (
+        ("show", "what the delivery guard holds for it"),
+        ("confirm", "it arrived: record it as sent (a retry of the mail then skips it)"),
+        ("resend", "it did not arrive: release it (a retry of the mail then sends it)"),
+    ):
+        sub = deliveries_commands.add_parser(name, help=text)
+        sub.add_argument("delivery_id", metavar="ID", help="as the mail's queue reason names it")
+        sub.add_argument(
+            "--table", metavar="NAME", help="deliveries table (default: $ROOTMAIL_DELIVERIES_TABLE)"
+        )
+        if name != "show":
+            sub.add_argument("--by", required=True, metavar="NAME", help="who (kept with the record)")
+
     audit = commands.add_parser("audit", help="every stored mail against the ledger: what is unprocessed")
     audit.add_argument(
         "--grace", type=int, default=15, metavar="MIN", help="newer mail may be on its way (15)"
     )
     audit.add_argument("--stuck", type=int, default=60, metavar="MIN", help="in flight longer is stuck (60)")
+    audit.add_argument(
+        "--lookback", type=int, default=48, metavar="HOURS", help="stored mail of the last HOURS (48)"
+    )
+    audit.add_argument("--all", action="store_true", help="every stored mail, however old")
     audit.add_argument("--redrive", action="store_true", help="start the triage of what it finds again")
     audit.add_argument("--json", action="store_true")
     replay = commands.add_parser("replay", help="re-run stored mail through the state machine (idempotent)")
@@ -95,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             return _contacts(args)
         if args.command in ("audit", "replay"):
             return _audit(args)
+        if args.command == "deliveries":
+            return _deliveries(args)
         if args.command in ("digest", "slack"):
             from rootmail.cli_slack import run as run_slack
 
@@ -105,6 +128,34 @@ def main(argv: list[str] | None = None) -> int:
     except (RootmailError, ValueError) as exc:
         print(f"rootmail: {exc}", file=sys.stderr)
         return 2
+
+
+def _deliveries(args: argparse.Namespace) -> int:
+    import boto3
+
+    from rootmail.adapters.tables import DeliveryGuard
+    from rootmail.config import get_settings
+
+    guard = DeliveryGuard(boto3.client("dynamodb"), args.table or get_settings().require("deliveries_table"))
+    held = guard.get(args.delivery_id)
+    if held is None:
+        print(f"rootmail deliveries: no delivery {args.delivery_id}", file=sys.stderr)
+        return 1
+    if args.deliveries_command == "show":
+        print(json.dumps(held, indent=2, ensure_ascii=False))
+        return 0
+    if held.get("status") not in ("sending", "claimed", "failed"):
+        print(
+            f"rootmail deliveries: {args.delivery_id} is {held.get('status')}: nothing to settle",
+            file=sys.stderr,
+        )
+        return 1
+    status = "sent" if args.deliveries_command == "confirm" else "failed"
+    who = "confirmed_by" if status == "sent" else "released_by"
+    guard.settle(args.delivery_id, status, {**(held.get("detail") or {}), who: args.by})
+    then = "a retry skips it" if status == "sent" else "a retry sends it"
+    print(f"{args.delivery_id}: {status} (by {args.by}); {then}: /rootmail retry or rootmail replay")
+    return 0
 
 
 def _audit(args: argparse.Namespace) -> int:
@@ -126,7 +177,12 @@ def _audit(args: argparse.Namespace) -> int:
             f"{len(started)} of {len(keys)} stored mail(s) re-run (run {run}); deliveries already made are not repeated"
         )
         return 0
-    report = audit.audit(rt, grace=timedelta(minutes=args.grace), stuck_after=timedelta(minutes=args.stuck))
+    report = audit.audit(
+        rt,
+        grace=timedelta(minutes=args.grace),
+        stuck_after=timedelta(minutes=args.stuck),
+        lookback=None if args.all else timedelta(hours=args.lookback),
+    )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:

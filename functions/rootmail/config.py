@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     # event); one in flight for stuck minutes stopped half-way (a Step Functions execution lasts minutes at most).
     reconcile_grace_minutes: int = Field(default=15, ge=0, le=1440)
     reconcile_stuck_minutes: int = Field(default=60, ge=5, le=10080)
+    # How far back the hourly run looks for stored mail without a record (`rootmail audit --all`: all of it).
+    reconcile_lookback_hours: int = Field(default=48, ge=1, le=24 * 90)
 
     @field_validator("aws_sender_domains", "multi_account_senders", mode="before")
     @classmethod

@@ -32,10 +32,18 @@ def redact(value: Any) -> Any:
 
 class RedactAddresses(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:  # %-style arguments, merged first so they are redacted too
+            record.msg, record.args = record.getMessage(), None
         record.msg = redact(record.msg)
         for key, value in list(vars(record).items()):
             if key not in _STANDARD:
                 setattr(record, key, redact(value))
+        if record.exc_info:
+            # The exception's text (messages quote recipients), redacted, in the fields Powertools would write.
+            name = record.exc_info[0].__name__ if record.exc_info[0] else "Exception"
+            record.exception = redact(logging.Formatter().formatException(record.exc_info))
+            record.exception_name = name
+            record.exc_info, record.exc_text = None, None
         return True
 
 

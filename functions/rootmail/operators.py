@@ -370,7 +370,8 @@ def report_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
         "unfinished": len(selected.get("items", [])) - len(done),
     }
     delivery = f"{event['run']}#slack#report"
-    if rt.guard.claim(delivery, event["run"]):
+    if rt.guard.claim(delivery, event["run"], resend_safe=True):  # a report posted twice is harmless
+        rt.guard.sending(delivery, event["run"])
         try:
             where = _post_outcome(rt, event, text, blocks)
         except Exception as exc:

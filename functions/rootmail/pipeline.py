@@ -11,6 +11,7 @@ from typing import Any
 
 from rootmail.accounts_sync import deadline_for, options_from_settings, sync_accounts
 from rootmail.adapters.executions import execution_name
+from rootmail.adapters.tables import Ledger
 from rootmail.domain.accounts import Account, Resolution, contact_kind, resolve_accounts
 from rootmail.domain.authenticity import assess
 from rootmail.domain.mail import ParsedMail
@@ -80,12 +81,20 @@ def parse_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     summary["problems"] = summary["problems"][:20]
     summary["authentic"] = authenticity.authentic
     summary["authenticity_reasons"] = authenticity.reasons
-    identity = mail.identity()
+    identity = mail.identity() if authenticity.authentic else None
     if identity is not None:
-        # The same mail stored again under another key is recorded, and delivered only through its first copy.
+        # The same (authentic) mail stored again under another key is recorded, and delivered only through its
+        # first copy, unless that copy's triage did not deliver it (queued, quarantined): then this copy does.
         first = rt.guard.first_copy(identity, event["mail_id"])
         if first != event["mail_id"]:
-            summary["duplicate_of"] = first
+            held = (rt.ledger.get(first) or {}).get("state")
+            if held in (State.QUEUED, State.QUARANTINED) and rt.guard.take_over(
+                identity, first, event["mail_id"]
+            ):
+                summary["copy_of"] = first
+            else:
+                summary["duplicate_of"] = first
+                summary["duplicate_state"] = held or Ledger.IN_FLIGHT
     rt.ledger.open(
         event["mail_id"],
         bucket=event["bucket"],
@@ -176,8 +185,10 @@ def classify_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     duplicate_of = (event.get("mail") or {}).get("duplicate_of")
     if duplicate_of:
         decision["action"] = str(Action.IGNORE)
+        state = (event.get("mail") or {}).get("duplicate_state")
         decision["reason"] = (
-            f"a copy of {duplicate_of} (the same Message-ID and content): delivered once, through it"
+            f"a copy of {duplicate_of} (the same Message-ID and content; that one is {state}): one mail is "
+            "triaged once"
         )
     logger.info("classified", extra=decision)
     return decision
@@ -188,10 +199,12 @@ def classify_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
 
 def _guarded(rt: Runtime, delivery_id: str, owner: str, send: Any, base: dict[str, Any]) -> dict[str, Any]:
     """Run one side effect at most once per delivery key; settle the key with what proves it was done."""
-    if not rt.guard.claim(delivery_id, owner):
+    # Zendesk recognises a repeat (external_id, the idempotency key, the mail's marker); SES and Slack do not.
+    if not rt.guard.claim(delivery_id, owner, resend_safe="#zendesk#" in delivery_id):
         # Delivered by an earlier execution: keep its proof (message ID, ticket) in this record too.
         earlier = (rt.guard.get(delivery_id) or {}).get("detail", {})
         return {**base, **earlier, "status": "already-delivered"}
+    rt.guard.sending(delivery_id, owner)
     try:
         proof = send()
     except Exception as exc:
@@ -204,8 +217,8 @@ def _guarded(rt: Runtime, delivery_id: str, owner: str, send: Any, base: dict[st
         # Sent, but not recorded: a retry of this step would send again. Stop here, visibly.
         logger.error("delivery sent but not recorded", extra={"delivery": delivery_id, "proof": proof})
         raise DeliveryUnconfirmed(
-            f"{delivery_id} was sent ({json.dumps(proof)}) but could not be recorded ({type(exc).__name__}): "
-            "check that it arrived before retrying this mail"
+            f"{delivery_id} was sent ({json.dumps(proof)}) but could not be recorded ({type(exc).__name__}): check "
+            f"that it arrived, then `rootmail deliveries confirm {delivery_id}` (or `resend`), and retry this mail"
         ) from None
     return {**base, **proof, "status": "sent"}
 

@@ -20,6 +20,7 @@ from rootmail.domain.accounts import Account, ContactOverride
 from rootmail.errors import (
     AccountsUnavailable,
     DeliveryInProgress,
+    DeliveryUnconfirmed,
     LedgerUnavailable,
     RuleConflict,
     RuleError,
@@ -138,6 +139,35 @@ class Ledger:
         "object_key",
         "attempts",
     )
+
+    def get_many(self, mail_ids: Sequence[str], *, fields: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The records of these mails that exist (only `fields` of each), by mail ID, 100 keys a request."""
+        names = {f"#p{i}": name for i, name in enumerate(fields)}
+        found: dict[str, dict[str, Any]] = {}
+        unique = list(dict.fromkeys(mail_ids))
+        for start in range(0, len(unique), 100):
+            request: dict[str, Any] = {
+                self.table: {
+                    "Keys": [to_item({"mail_id": m}) for m in unique[start : start + 100]],
+                    "ProjectionExpression": ", ".join(names),
+                    "ExpressionAttributeNames": names,
+                    "ConsistentRead": True,
+                }
+            }
+            for _ in range(5):  # what DynamoDB leaves unprocessed, asked for again
+                try:
+                    answer = self._db.batch_get_item(RequestItems=request)
+                except (ClientError, BotoCoreError) as exc:
+                    raise LedgerUnavailable(f"ledger read: {describe(exc)}") from None
+                for item in answer["Responses"].get(self.table, []):
+                    record = from_item(item)
+                    found[str(record["mail_id"])] = record
+                request = answer.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+            else:
+                raise LedgerUnavailable("ledger read: keys left unprocessed after 5 requests")
+        return found
 
     def in_state(self, state: str, *, oldest_first: bool = False) -> Iterator[dict[str, Any]]:
         """Records in one state (their overview fields), the most recently updated first unless `oldest_first`
@@ -614,10 +644,13 @@ class SlackRequests:
 class DeliveryGuard:
     """One item per (mail, channel, recipient): a delivery is sent at most once, whatever replays the mail.
 
-    A claim succeeds when nobody holds the key, when an earlier attempt failed, when this same execution holds it
-    (its own retry after a crash), or when another holder's claim is older than the lease (it crashed or timed
-    out between claim and settle). Only a key marked `sent` counts as delivered; a live claim of another execution
-    is `DeliveryInProgress`, which the state machine retries.
+    The item goes `claimed` → `sending` (just before the call to SES, Zendesk or Slack) → `sent` (with what proves
+    it) or `failed`. A claim succeeds when nobody holds the key, when an earlier attempt failed, or when a `claimed`
+    item is this execution's own (its retry) or older than the lease (its holder died before sending). A `sending`
+    item whose holder died may or may not have been delivered: for SES and Slack, which cannot tell a repeat, it is
+    never taken over (`DeliveryUnconfirmed`, until an operator confirms or releases it with `rootmail deliveries`);
+    a Zendesk delivery (idempotent by its key and marker) is taken over like a claim. Only `sent` counts as
+    delivered; a live claim of another execution is `DeliveryInProgress`, which the state machine retries.
     """
 
     LEASE = timedelta(minutes=5)  # longer than any delivery function's timeout
@@ -626,8 +659,9 @@ class DeliveryGuard:
         self._db = dynamodb
         self.table = table
 
-    def claim(self, delivery_id: str, owner: str) -> bool:
-        """True: ours to deliver now. False: already delivered. Raises DeliveryInProgress."""
+    def claim(self, delivery_id: str, owner: str, *, resend_safe: bool = False) -> bool:
+        """True: ours to deliver now. False: already delivered. Raises DeliveryInProgress or DeliveryUnconfirmed."""
+        takeover = "#s = :claimed OR #s = :sending" if resend_safe else "#s = :claimed"
         try:
             self._db.put_item(
                 TableName=self.table,
@@ -635,11 +669,17 @@ class DeliveryGuard:
                     {"delivery_id": delivery_id, "status": "claimed", "owner": owner, "at": now_iso()}
                 ),
                 ConditionExpression=(
-                    "attribute_not_exists(delivery_id) OR #s = :failed OR (#s <> :sent AND (#o = :owner OR #at < :stale))"
+                    f"attribute_not_exists(delivery_id) OR #s = :failed OR (({takeover}) AND (#o = :owner OR #at < :stale))"
                 ),
                 ExpressionAttributeNames={"#s": "status", "#o": "owner", "#at": "at"},
                 ExpressionAttributeValues=to_item(
-                    {":failed": "failed", ":owner": owner, ":sent": "sent", ":stale": now_iso(-self.LEASE)}
+                    {
+                        ":failed": "failed",
+                        ":claimed": "claimed",
+                        ":owner": owner,
+                        ":stale": now_iso(-self.LEASE),
+                        **({":sending": "sending"} if resend_safe else {}),
+                    }
                 ),
             )
         except ClientError as exc:
@@ -647,6 +687,13 @@ class DeliveryGuard:
                 held = self.get(delivery_id) or {}
                 if held.get("status") == "sent":
                     return False
+                stale = str(held.get("at") or "") < now_iso(-self.LEASE)
+                if held.get("status") == "sending" and (held.get("owner") == owner or stale):
+                    raise DeliveryUnconfirmed(
+                        f"{delivery_id} may have been delivered: its sender stopped between sending and recording "
+                        f"it (at {held.get('at')}). Check, then `rootmail deliveries confirm {delivery_id}` (it "
+                        f"arrived) or `rootmail deliveries resend {delivery_id}` (it did not), and retry the mail"
+                    ) from None
                 raise DeliveryInProgress(
                     f"{delivery_id} is claimed by {held.get('owner')} since {held.get('at')}"
                 ) from None
@@ -654,6 +701,26 @@ class DeliveryGuard:
         except BotoCoreError as exc:
             raise LedgerUnavailable(f"delivery guard {delivery_id}: {describe(exc)}") from None
         return True
+
+    def sending(self, delivery_id: str, owner: str) -> None:
+        """Mark our claim as being sent, just before the call that delivers (if this fails, nothing was sent)."""
+        try:
+            self._db.update_item(
+                TableName=self.table,
+                Key=to_item({"delivery_id": delivery_id}),
+                UpdateExpression="SET #s = :sending, #at = :now",
+                ConditionExpression="#o = :owner AND #s = :claimed",
+                ExpressionAttributeNames={"#s": "status", "#o": "owner", "#at": "at"},
+                ExpressionAttributeValues=to_item(
+                    {":sending": "sending", ":claimed": "claimed", ":owner": owner, ":now": now_iso()}
+                ),
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                raise DeliveryInProgress(f"{delivery_id}: the claim was taken over before sending") from None
+            raise LedgerUnavailable(f"delivery guard {delivery_id}: {describe(exc)}") from None
+        except BotoCoreError as exc:
+            raise LedgerUnavailable(f"delivery guard {delivery_id}: {describe(exc)}") from None
 
     def first_copy(self, identity: str, mail_id: str) -> str:
         """Claim a mail's identity for this stored mail; the mail ID that holds it (this one, if first)."""
@@ -673,6 +740,27 @@ class DeliveryGuard:
         except BotoCoreError as exc:
             raise LedgerUnavailable(f"delivery guard {key}: {describe(exc)}") from None
         return mail_id
+
+    def take_over(self, identity: str, previous: str, mail_id: str) -> bool:
+        """Make this stored mail the identity's holder instead of `previous` (whose triage did not deliver it)."""
+        try:
+            self._db.update_item(
+                TableName=self.table,
+                Key=to_item({"delivery_id": f"identity#{identity}"}),
+                UpdateExpression="SET #o = :mine, #at = :now",
+                ConditionExpression="#o = :previous",
+                ExpressionAttributeNames={"#o": "owner", "#at": "at"},
+                ExpressionAttributeValues=to_item(
+                    {":mine": mail_id, ":previous": previous, ":now": now_iso()}
+                ),
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise LedgerUnavailable(f"delivery guard identity#{identity}: {describe(exc)}") from None
+        except BotoCoreError as exc:
+            raise LedgerUnavailable(f"delivery guard identity#{identity}: {describe(exc)}") from None
+        return True
 
     def settle(self, delivery_id: str, status: str, detail: dict[str, Any]) -> None:
         """Mark a claimed delivery `sent` (with what proves it) or `failed` (so a later attempt may claim it)."""

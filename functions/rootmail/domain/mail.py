@@ -49,13 +49,14 @@ class ParsedMail:
     verdicts: Verdicts = field(default_factory=Verdicts)
     ses_received: bool = False  # SES's receipt block was found on top
     size: int = 0  # bytes of the raw message
+    truncated: bool = False  # only the first MAX_PARSED_BYTES were read (a very large mail)
     problems: list[str] = field(default_factory=list)  # human-readable, empty when none
 
     def identity(self) -> str | None:
         """The same mail stored twice (SES writing it again under another key) has the same identity: its
-        Message-ID, sender, envelope recipient, subject and text. None without a Message-ID: such a mail is only
-        known by its stored object."""
-        if not self.message_id:
+        Message-ID, sender, envelope recipient, subject and text. None without a Message-ID or an envelope
+        recipient: such a mail is only known by its stored object."""
+        if not self.message_id or not self.envelope_recipient:
             return None
         parts = (self.message_id, self.sender or "", self.envelope_recipient or "", self.subject, self.text)
         return hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
@@ -78,6 +79,7 @@ class ParsedMail:
             "verdicts": self.verdicts.to_dict(),
             "ses_received": self.ses_received,
             "size": self.size,
+            "truncated": self.truncated,
             "problems": list(self.problems),
         }
 
@@ -101,6 +103,7 @@ class ParsedMail:
             verdicts=Verdicts.from_dict(summary.get("verdicts")),
             ses_received=bool(summary.get("ses_received", False)),
             size=int(summary.get("size") or 0),
+            truncated=bool(summary.get("truncated")),
             problems=[str(p) for p in summary.get("problems") or []],
         )
 

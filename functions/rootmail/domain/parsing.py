@@ -739,6 +739,7 @@ def parse_mail(raw: bytes) -> ParsedMail:
             "(the rest is attachments, not needed to triage; the stored mail is kept whole)"
         )
         raw = bytes(raw)[:cut]
+        mail.truncated = True
     try:
         msg: Message = _PARSER.parsebytes(bytes(raw))
     except Exception as exc:  # not seen in practice; belt and braces for the "never raises" promise

@@ -21,7 +21,8 @@ from rootmail.domain.notice import notice_facts
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")
 MAX_SUBJECT = 200
 # SES v2 takes messages up to 40 MB; an original larger than this (with room for our own part) is not attached.
-MAX_ATTACHED_ORIGINAL = 38 * 1024 * 1024
+# SES sends at most 40 MB, and the original goes base64-encoded (4/3 of its size, plus line breaks).
+MAX_ATTACHED_ORIGINAL = 28 * 1024 * 1024
 
 
 def header_text(value: str, limit: int = MAX_SUBJECT) -> str:

@@ -409,8 +409,8 @@ def _overlapping_branches(state: Any, items: list[tuple[Any, Any]]) -> bool:
     return False
 
 
-def compile_rules(items: Iterable[tuple[dict[str, Any], str]]) -> list[Rule]:
-    """Compile (data, source) pairs and check them as a set. Returned in matching order."""
+def _compile_each(items: Iterable[tuple[dict[str, Any], str]]) -> tuple[list[Rule], list[str]]:
+    """Every rule that compiles, and what is wrong with the others."""
     rules: list[Rule] = []
     problems: list[str] = []
     for data, source in items:
@@ -418,6 +418,12 @@ def compile_rules(items: Iterable[tuple[dict[str, Any], str]]) -> list[Rule]:
             rules.append(compile_rule(data, source))
         except RuleError as exc:
             problems.append(str(exc))
+    return rules, problems
+
+
+def compile_rules(items: Iterable[tuple[dict[str, Any], str]]) -> list[Rule]:
+    """Compile (data, source) pairs and check them as a set. Returned in matching order."""
+    rules, problems = _compile_each(items)
     problems += set_problems(rules)
     if problems:
         raise RuleError("\n".join(problems))
@@ -428,13 +434,7 @@ def usable_rules(items: Iterable[tuple[dict[str, Any], str]]) -> tuple[list[Rule
     """The live rules as the pipeline uses them: a rule invalid on its own is left out (and said), but problems of
     the set (a tie, two rules alike) never stop triage: the order is still deterministic (urgency, priority, ID).
     Writes are validated as a set before they happen (`rootmail rules push`, the Slack modal, rollback)."""
-    rules: list[Rule] = []
-    problems: list[str] = []
-    for data, source in items:
-        try:
-            rules.append(compile_rule(data, source))
-        except RuleError as exc:
-            problems.append(str(exc))
+    rules, problems = _compile_each(items)
     ids: set[str] = set()
     unique = []
     for rule in rules:

@@ -86,6 +86,10 @@ def decide(
         # Whatever it claims to be, mail that fails the sender allowlist or SES's verdicts stays with operators.
         reasons = "; ".join(authenticity.reasons) or "not authentic"
         return Decision(category, Action.QUARANTINE, rule_id, f"inauthentic: {reasons}", False)
+    if mail.truncated and not mail.text.strip():
+        # A very large mail whose text was not among what was read: never decided on its subject alone.
+        reason = "a large mail whose text was not in the part that was read: for an operator to read"
+        return Decision(category, Action.QUEUE, rule_id, reason, True)
     if action == Action.FORWARD and Category.CREDENTIALS in classification.matched_categories | {category}:
         return Decision(
             Category.CREDENTIALS, Action.RESTRICTED, rule_id, "a credentials rule matched too", True

@@ -28,7 +28,7 @@ from rootmail.adapters.tables import AccountsTable, Ledger, RulesTable
 from rootmail.config import Settings
 from rootmail.domain.accounts import Account
 from rootmail.domain.rules import Rule
-from rootmail.local.moto_lambda import check_function, lambdas_in_process
+from rootmail.local.moto_lambda import atomic_dynamodb_writes, check_function, lambdas_in_process
 from rootmail.local.organization import LocalOrganization, seed_of
 from rootmail.local.slack_requests import (
     COMMANDS_PATH,
@@ -146,6 +146,8 @@ class LocalPipeline:
         self._mock.start()
         self._in_process = lambdas_in_process()
         self._in_process.__enter__()
+        self._atomic = atomic_dynamodb_writes()
+        self._atomic.__enter__()
         self.zendesk.start()
         self.slack.start()
         self.environment = self._environment()
@@ -158,6 +160,7 @@ class LocalPipeline:
         runtime_module.reset()
         self.slack.stop()
         self.zendesk.stop()
+        self._atomic.__exit__(None, None, None)
         self._in_process.__exit__(None, None, None)
         self._mock.stop()
         for name, value in self._saved_env.items():

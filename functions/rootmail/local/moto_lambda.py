@@ -1,4 +1,5 @@
-"""The one moto adapter: run Lambda functions in this process instead of in Docker.
+"""The moto adapters, in one place: run Lambda functions in this process instead of in Docker, and make moto's
+DynamoDB writes atomic as DynamoDB's are.
 
 moto's Lambda backend invokes functions through `LambdaFunction._invoke_lambda(self, event) -> (payload, errored,
 logs)`, which needs a Docker engine. Replacing that one private method with an in-process call is what lets the
@@ -6,12 +7,19 @@ real state machine definition (moto's ASL interpreter) and the S3 → Lambda not
 Errors come back as Lambda reports them, `{"errorMessage", "errorType", "stackTrace"}`, so the state machine's
 Retry and Catch match on the exception's class name as they do on AWS. `tests/test_moto_adapter.py` fails loudly
 if a moto upgrade moves any of this.
+
+moto's DynamoDB backend checks a write's condition and then writes, with no lock: two threads (two executions of
+the local state machine) can both pass `attribute_not_exists(...)`. DynamoDB never allows that, and the delivery
+guard, the identity records and the rules' versions rely on it; `atomic_dynamodb_writes` serialises the backend's
+write operations.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
+import threading
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from moto.awslambda.models import LambdaFunction
+from moto.dynamodb.models import DynamoDBBackend
 
 # What the adapter relies on in moto's LambdaFunction; checked at install time.
 REQUIRED_ATTRIBUTES = ("handler", "function_name", "function_arn", "memory_size", "timeout")
@@ -95,3 +104,33 @@ def check_function(function: LambdaFunction) -> None:
     missing = [name for name in REQUIRED_ATTRIBUTES if not hasattr(function, name)]
     if missing:
         raise RuntimeError(f"moto's LambdaFunction lacks {missing}: update rootmail/local/moto_lambda.py")
+
+
+# The backend's operations that check a condition and write.
+DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
+_WRITE_LOCK = threading.RLock()
+
+
+@contextmanager
+def atomic_dynamodb_writes() -> Iterator[None]:
+    """Serialise moto's DynamoDB writes for the duration of the block (each condition and its write as one)."""
+    originals = {name: DynamoDBBackend.__dict__.get(name) for name in DYNAMODB_WRITES}
+    missing = [name for name, method in originals.items() if method is None]
+    if missing:
+        raise RuntimeError(f"moto's DynamoDBBackend lacks {missing}: update rootmail/local/moto_lambda.py")
+
+    def atomic(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            with _WRITE_LOCK:
+                return method(*args, **kwargs)
+
+        return locked
+
+    for name, method in originals.items():
+        setattr(DynamoDBBackend, name, atomic(method))  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        for name, method in originals.items():
+            setattr(DynamoDBBackend, name, method)
