@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import email
 import email.policy
+import html
 import json
 import logging
 import re
@@ -127,7 +128,10 @@ def _retry(pipeline: LocalPipeline, text: str) -> dict[str, str]:
     reply = json.loads(pipeline.slack_command(text)["body"])
     pipeline.wait()
     outcome = pipeline.slack.responses[-1]
-    why = [b["text"]["text"] for b in outcome.get("blocks") or [] if b.get("type") == "section"][1:]
+    # Slack's mrkdwn escapes &, < and >; the terminal shows the text as Slack would.
+    why = [
+        html.unescape(b["text"]["text"]) for b in outcome.get("blocks") or [] if b.get("type") == "section"
+    ][1:]
     return {
         "command": f"/rootmail {text}",
         "reply": reply["text"],
