@@ -76,6 +76,14 @@ def values_id(values):
     return values["rule_id"]["value"]["value"]
 
 
+def open_rule_modal(pipeline):
+    """The hourly digest, then "Create a rule" on its first pattern: the modal Slack opens."""
+    pipeline.invoke("digest", {})
+    create, _ = digest_actions(pipeline.slack.messages[-1])[0]["elements"]
+    click(pipeline, create["action_id"], create["value"])
+    return pipeline.slack.views[-1]["view"]
+
+
 def states(pipeline, mail_ids):
     ledger = pipeline.ledger()
     return {mail_id: ledger.get(mail_id)["state"] for mail_id in mail_ids}
@@ -270,10 +278,7 @@ def test_unauthorised_commands_and_buttons_are_refused(pipeline, unknown_mail, u
 
 
 def test_an_unauthorised_modal_submission_stores_no_rule(pipeline, unknown_mail):
-    pipeline.invoke("digest", {})
-    create, _ = digest_actions(pipeline.slack.messages[-1])[0]["elements"]
-    click(pipeline, create["action_id"], create["value"])
-    view = pipeline.slack.views[-1]["view"]
+    view = open_rule_modal(pipeline)
     values = modal_values(view, category="health", action="forward", rule_id="sneaky")
     refused = answer(submit(pipeline, view, values, user="U0STRANGER"))
     assert (
@@ -296,10 +301,7 @@ def test_a_request_from_the_future_is_refused(pipeline):
 
 
 def test_a_replayed_rule_submission_stores_and_announces_once(pipeline, unknown_mail):
-    pipeline.invoke("digest", {})
-    create, _ = digest_actions(pipeline.slack.messages[-1])[0]["elements"]
-    click(pipeline, create["action_id"], create["value"])
-    view = pipeline.slack.views[-1]["view"]
+    view = open_rule_modal(pipeline)
     body = interaction_body(
         view_submission(
             view, modal_values(view, category="health", action="ignore", rule_id="once"), user=OPERATOR
@@ -333,10 +335,7 @@ def test_a_tampered_or_replayed_interaction_is_refused(pipeline, unknown_mail):
 
 
 def test_a_rule_that_does_not_validate_is_shown_in_the_modal_and_not_stored(pipeline, unknown_mail):
-    pipeline.invoke("digest", {})
-    create, _ = digest_actions(pipeline.slack.messages[-1])[0]["elements"]
-    click(pipeline, create["action_id"], create["value"])
-    view = pipeline.slack.views[-1]["view"]
+    view = open_rule_modal(pipeline)
     bad = modal_values(view, category="health", action="forward", subject="(unclosed")
     errors = answer(submit(pipeline, view, bad))
     assert errors["response_action"] == "errors" and "does not compile" in errors["errors"]["subject"]

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rootmail.adapters.executions import execution_name
-from rootmail.adapters.tables import Ledger
+from rootmail.adapters.tables import Ledger, stamp
 from rootmail.pipeline import SES_SETUP_NOTIFICATION, mail_id_for
 from rootmail.runtime import Runtime
 
@@ -60,10 +60,6 @@ class Audit:
         }
 
 
-def _stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def audit(
     rt: Runtime,
     *,
@@ -77,17 +73,17 @@ def audit(
     way) that has no ledger record. Only the window's records are read, by key: the hourly run stays small as the
     ledger grows; `rootmail audit --all` checks every stored mail."""
     now = now or datetime.now(UTC)
-    report = Audit(_stamp(now))
+    report = Audit(stamp(now))
     for record in rt.ledger.in_state(Ledger.IN_FLIGHT):
         updated = str(record.get("updated_at") or "")
-        if updated < _stamp(now - stuck_after) and record.get("object_key"):
+        if updated < stamp(now - stuck_after) and record.get("object_key"):
             key, bucket = str(record["object_key"]), str(record.get("bucket") or rt.mail_store.bucket)
             report.findings.append(Finding(str(record["mail_id"]), key, bucket, STUCK, updated))
     oldest = next(rt.ledger.in_state("queued", oldest_first=True), None)
     if oldest is not None:
         report.oldest_queued = str(oldest.get("received_at") or oldest.get("updated_at"))
-    since = _stamp(now - lookback) if lookback is not None else ""
-    settled = _stamp(now - grace)
+    since = stamp(now - lookback) if lookback is not None else ""
+    settled = stamp(now - grace)
     candidates = [
         (key, stored_at)
         for key, stored_at in rt.mail_store.list()
@@ -146,7 +142,7 @@ def replay(rt: Runtime, keys: Iterable[str], *, run: str) -> list[str]:
 
 
 def stored_since(rt: Runtime, days: float, *, now: datetime | None = None) -> list[str]:
-    cutoff = _stamp((now or datetime.now(UTC)) - timedelta(days=days))
+    cutoff = stamp((now or datetime.now(UTC)) - timedelta(days=days))
     return [key for key, stored_at in rt.mail_store.list() if stored_at >= cutoff]
 
 

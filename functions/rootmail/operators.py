@@ -252,18 +252,33 @@ def _field_of(message: str) -> str:
     return "subject"
 
 
+def _answer_where_asked(
+    rt: Runtime,
+    response_url: str | None,
+    channel: str | None,
+    text: str,
+    blocks: list[dict[str, Any]] | None = None,
+    *,
+    ephemeral: bool = False,
+) -> str | None:
+    """Through the request's response_url; once that is refused (expired after 30 minutes or 5 uses, or not
+    Slack's), in the channel, unless the answer is for the operator alone. Where it went; Slack errors raise."""
+    if response_url:
+        try:
+            rt.slack.respond(response_url, text, blocks, ephemeral=ephemeral)
+            return "response_url"
+        except SlackRejected as exc:
+            logger.warning("response_url refused", extra={"error": str(exc)})
+    if ephemeral:
+        return None
+    return rt.slack.post(text, blocks, channel=channel or None)
+
+
 def _tell(rt: Runtime, request: SlackRequest, text: str, *, ephemeral: bool = False) -> None:
-    """Answer where the operator asked: through the response_url, or in the channel. Never raises: what it says
-    has already happened (a retry started), and a failure to say it must not make the operator try again."""
+    """Answer where the operator asked. Never raises: what it says has already happened (a retry started), and a
+    failure to say it must not make the operator try again."""
     try:
-        if request.response_url:
-            try:
-                rt.slack.respond(request.response_url, text, ephemeral=ephemeral)
-                return
-            except SlackRejected as exc:  # expired (30 minutes, 5 uses) or not Slack's
-                logger.warning("response_url refused", extra={"error": str(exc)})
-        if not ephemeral:
-            rt.slack.post(text, channel=request.channel_id or None)
+        _answer_where_asked(rt, request.response_url, request.channel_id, text, ephemeral=ephemeral)
     except (SlackRejected, SlackUnavailable) as exc:
         logger.warning("could not tell the operator", extra={"error": str(exc)})
 
@@ -373,22 +388,10 @@ def report_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     if rt.guard.claim(delivery, event["run"], resend_safe=True):  # a report posted twice is harmless
         rt.guard.sending(delivery, event["run"])
         try:
-            where = _post_outcome(rt, event, text, blocks)
+            where = _answer_where_asked(rt, event.get("response_url"), event.get("channel"), text, blocks)
         except Exception as exc:
             rt.guard.settle(delivery, "failed", {"error": f"{type(exc).__name__}: {exc}"})
             raise
         rt.guard.settle(delivery, "sent", {"where": where})
     logger.info("retry done", extra=outcome)
     return {**outcome, "text": text}
-
-
-def _post_outcome(rt: Runtime, event: dict[str, Any], text: str, blocks: list[dict[str, Any]]) -> str:
-    response_url = event.get("response_url")
-    if response_url:
-        try:
-            rt.slack.respond(response_url, text, blocks)
-            return "response_url"
-        except SlackRejected as exc:  # expired after 30 minutes: the channel still hears
-            logger.warning("response_url refused", extra={"error": str(exc)})
-    channel = event.get("channel") or None
-    return rt.slack.post(text, blocks, channel=channel)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from rootmail.adapters.tables import stamp
 from rootmail.domain.accounts import Account, Resolution, resolve_accounts
 from rootmail.domain.mail import ParsedMail
 from rootmail.domain.parsing import parse_mail
@@ -45,9 +46,7 @@ def queued(rt: Runtime, mail_ids: Iterable[str] | None = None) -> Iterator[Previ
 
 def since(rt: Runtime, days: float) -> Iterator[PreviewMail]:
     """Every mail received in the last `days` days, whatever became of it."""
-    cutoff = (
-        (datetime.now(UTC) - timedelta(days=days)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    )
+    cutoff = stamp(datetime.now(UTC) - timedelta(days=days))
     return stored(rt, (r for r in rt.ledger.scan() if str(r.get("received_at") or "") >= cutoff))
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from rootmail.adapters.aws import describe, error_code, is_transient
+from rootmail.adapters.tables import stamp
 from rootmail.errors import MailNotFound, MailStoreUnavailable
 
 
@@ -34,8 +34,7 @@ class MailStore:
         try:
             for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
                 for item in page.get("Contents", []):
-                    stored = item["LastModified"].astimezone(UTC)
-                    yield item["Key"], stored.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+                    yield item["Key"], stamp(item["LastModified"])
         except (ClientError, BotoCoreError) as exc:
             raise MailStoreUnavailable(f"s3://{self.bucket}/{prefix}: {describe(exc)}") from None
 

@@ -31,8 +31,13 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
+def stamp(moment: datetime) -> str:
+    """A moment as every record holds it: ISO 8601 in UTC, milliseconds, `Z`."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def now_iso(delta: timedelta = timedelta(0)) -> str:
-    return (datetime.now(UTC) + delta).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return stamp(datetime.now(UTC) + delta)
 
 
 def to_item(data: dict[str, Any]) -> dict[str, Any]:
@@ -351,13 +356,13 @@ class AccountsTable:
     def claim_refresh(self, now: datetime, window: timedelta) -> RefreshClaim:
         """Claim the refresh if none started within `window` (a claim older than that counts as crashed).
         Otherwise say what the last one is doing."""
-        stamp = _stamp(now)
+        started = stamp(now)
         try:
             self._db.put_item(
                 TableName=self.table,
-                Item=to_item({"account_id": self.REFRESH_MARKER, "state": "running", "started_at": stamp}),
+                Item=to_item({"account_id": self.REFRESH_MARKER, "state": "running", "started_at": started}),
                 ConditionExpression="attribute_not_exists(account_id) OR started_at < :cutoff",
-                ExpressionAttributeValues=to_item({":cutoff": _stamp(now - window)}),
+                ExpressionAttributeValues=to_item({":cutoff": stamp(now - window)}),
             )
         except ClientError as exc:
             if error_code(exc) != "ConditionalCheckFailedException":
@@ -371,7 +376,7 @@ class AccountsTable:
             )
         except BotoCoreError as exc:
             raise AccountsUnavailable(f"accounts refresh marker: {describe(exc)}") from None
-        return RefreshClaim(True, stamp)
+        return RefreshClaim(True, started)
 
     def finish_refresh(self, claim: RefreshClaim, now: datetime, summary: dict[str, Any]) -> None:
         """Mark our refresh done (only if the marker is still ours)."""
@@ -385,7 +390,7 @@ class AccountsTable:
                 ExpressionAttributeValues=to_item(
                     {
                         ":done": "done",
-                        ":now": _stamp(now),
+                        ":now": stamp(now),
                         ":summary": json.dumps(summary),
                         ":mine": claim.started_at,
                     }
@@ -407,10 +412,6 @@ class AccountsTable:
 
 def _override(item: dict[str, Any]) -> ContactOverride:
     return ContactOverride.from_entry(str(item["override_for"]), json.loads(item.get("override") or "{}"))
-
-
-def _stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
