@@ -11,7 +11,7 @@ from typing import Any
 from rootmail.cli_accounts import add_commands as add_accounts_commands
 from rootmail.cli_rules import add_commands as add_rules_commands
 from rootmail.cli_slack import add_commands as add_slack_commands
-from rootmail.domain.rules import load_rule_files
+from rootmail.domain.rules import RuleSet, load_rule_files
 from rootmail.errors import RootmailError
 
 DEFAULT_RULES = Path("rules")
@@ -227,7 +227,7 @@ def _contacts(args: argparse.Namespace) -> int:
 def _triage(args: argparse.Namespace) -> int:
     from rootmail.offline import AccountDirectory, load_accounts, triage_file
 
-    rules = load_rule_files(args.rules)
+    rules = RuleSet(load_rule_files(args.rules))
     directory = AccountDirectory.of(load_accounts(args.accounts)) if args.accounts else None
     status = 0
     for path in args.files:

@@ -376,7 +376,7 @@ def _test(args: argparse.Namespace) -> int:
     if args.current:
         current = load_rule_files(args.current)
     elif rt is not None and settings.rules_table:
-        current = rt.rules(fresh=True)
+        current = list(rt.rules(fresh=True))
         # What a push would leave live: the files' rules and the live-only ones (kept unless --prune).
         proposed = resulting_set(files_rules, rt.rules_table.live(), prune=args.prune)
     else:

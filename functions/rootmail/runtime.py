@@ -19,7 +19,7 @@ from rootmail.adapters.secrets import read_secret
 from rootmail.adapters.suppressions import SuppressionList
 from rootmail.adapters.tables import AccountsTable, DeliveryGuard, Ledger, RulesTable, SlackRequests
 from rootmail.config import Settings, get_settings
-from rootmail.domain.rules import Rule, usable_rules
+from rootmail.domain.rules import RuleSet, usable_rules
 from rootmail.errors import OrganizationsUnavailable, RulesUnavailable
 from rootmail.observability import logger, redact_addresses
 
@@ -39,7 +39,7 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         redact_addresses(settings.redact_addresses)
-        self._rules: tuple[float, list[Rule]] | None = None
+        self._rules: tuple[float, RuleSet] | None = None
         self._rules_lock = threading.Lock()
 
     def client(self, service: str) -> Any:
@@ -167,7 +167,7 @@ class Runtime:
             response_url_prefix=self.settings.slack_response_url_prefix,
         )
 
-    def rules(self, *, fresh: bool = False) -> list[Rule]:
+    def rules(self, *, fresh: bool = False) -> RuleSet:
         """The live rules, cached for a short while so edits reach the pipeline within a minute; `fresh` reads
         them now (an operator's retry runs with the rules as they are)."""
         with self._rules_lock:
@@ -186,7 +186,7 @@ class Runtime:
                     raise RulesUnavailable(
                         f"no valid rule in {self.rules_table.table}: {'; '.join(problems[:3])}"
                     )
-                self._rules = (now, rules)
+                self._rules = (now, RuleSet(rules))  # indexed once, used for every mail until the next read
             return self._rules[1]
 
 

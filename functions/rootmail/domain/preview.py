@@ -12,7 +12,7 @@ from typing import Any
 from rootmail.domain.accounts import Resolution
 from rootmail.domain.authenticity import assess
 from rootmail.domain.mail import ParsedMail
-from rootmail.domain.rules import Rule
+from rootmail.domain.rules import Rule, RuleSet
 from rootmail.domain.triage import Decision, decide
 from rootmail.domain.vocabulary import Category
 
@@ -96,6 +96,7 @@ def preview(
     aws_sender_domains: Sequence[str],
 ) -> Preview:
     result = Preview()
+    current, proposed = RuleSet(current), RuleSet(proposed)
     for item in mails:
         authenticity = assess(item.mail, aws_sender_domains)
         before = decide(

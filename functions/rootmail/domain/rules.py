@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 import string
 import tomllib
-from collections.abc import Callable, Iterable, Sequence
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,88 @@ _PROBE_SUBJECTS = (
 
 
 @dataclass(frozen=True)
+class SubjectScreen:
+    """Literal text a subject pattern cannot match without: at least one of `needles` is in the subject (in
+    `subject.lower()` when `lowered`). A substring test costs a tenth of a regex search, and most mail fails it
+    for most rules, so the regex runs only where it might match."""
+
+    needles: tuple[str, ...]
+    lowered: bool
+
+
+# Under re.IGNORECASE a literal matches its case variants. For these characters the variants are exactly what
+# `str.lower()` maps onto the literal's lowercase: ASCII (except i, k and s, which also match İ, ı, K (Kelvin) and
+# ſ) and uncased letters and digits (kana, kanji, hangul...). A screen is built from these characters only.
+_UNCASED = ("Lo", "Lm", "Nd")
+
+
+def _screenable(char: str) -> bool:
+    if char.isascii():
+        return char.lower() not in "iks"
+    return unicodedata.category(char) in _UNCASED
+
+
+def subject_screen(pattern: re.Pattern[str]) -> SubjectScreen | None:
+    """The longest literal text the pattern requires, read from its parse tree; None when it requires none."""
+    flags = pattern.flags
+    if flags & re.LOCALE:
+        return None
+    ignorecase = bool(flags & re.IGNORECASE)
+    try:
+        tree = _sre_parser.parse(pattern.pattern, flags)
+    except re.error:  # it compiled, so it parses; were it not so, the regex alone would decide
+        return None
+    ignorecase = ignorecase or bool(tree.state.flags & re.IGNORECASE)
+    needles = _required_text(list(tree), ignorecase)
+    if not needles or min(map(len, needles)) < 2:
+        return None
+    return SubjectScreen(tuple(sorted(needles)), ignorecase)
+
+
+def _required_text(items: list[tuple[Any, Any]], ignorecase: bool) -> frozenset[str] | None:
+    """Alternatives of which one must appear in any text the sequence matches: the best of its literal runs, its
+    repeats of at least one and its alternations whose every branch requires some text."""
+    found: list[frozenset[str]] = []
+    run: list[str] = []
+
+    def end_run() -> None:
+        if run:
+            found.append(frozenset(["".join(run)]))
+            run.clear()
+
+    def walk(sequence: list[tuple[Any, Any]]) -> None:
+        for op, av in sequence:
+            if op is _sre_constants.LITERAL:
+                char = chr(av)
+                if ignorecase and not _screenable(char):
+                    end_run()
+                else:
+                    run.append(char.lower() if ignorecase else char)
+            elif op is _sre_constants.AT:
+                continue  # zero-width: the literals on either side are adjacent in the text
+            elif op is _sre_constants.SUBPATTERN and not av[1] and not av[2]:
+                walk(list(av[3]))  # a group without flags of its own is part of the sequence
+            elif op is _sre_constants.BRANCH:
+                end_run()
+                branches = [_required_text(list(branch), ignorecase) for branch in av[1]]
+                if all(branches):
+                    found.append(frozenset().union(*branches))  # type: ignore[arg-type]
+            elif op in (_sre_constants.MAX_REPEAT, _sre_constants.MIN_REPEAT) and av[0] >= 1:
+                end_run()
+                inner = _required_text(list(av[2]), ignorecase)
+                if inner:
+                    found.append(inner)
+            else:
+                end_run()
+
+    walk(items)
+    end_run()
+    if not found:
+        return None
+    return max(found, key=lambda alternatives: (min(map(len, alternatives)), -len(alternatives)))
+
+
+@dataclass(frozen=True)
 class Rule:
     id: str
     category: Category
@@ -57,23 +140,35 @@ class Rule:
     folded_any: tuple[str, ...] = field(default=(), repr=False, compare=False)
     folded_all: tuple[str, ...] = field(default=(), repr=False, compare=False)
     domain_set: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+    screen: SubjectScreen | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # What matching uses, derived from the rule's conditions however the Rule was made.
         object.__setattr__(self, "folded_any", tuple(m.casefold() for m in self.body_any))
         object.__setattr__(self, "folded_all", tuple(m.casefold() for m in self.body_all))
         object.__setattr__(self, "domain_set", frozenset(self.sender_domains))
+        if self.subject is not None:
+            object.__setattr__(self, "screen", subject_screen(self.subject))
 
-    def matches(self, sender: str, suffixes: frozenset[str], subject: str, folded_body: str) -> bool:
-        """The sender's domain comes as all its suffixes (`domain_suffixes`): one set test per rule, in C."""
+    def matches(
+        self, sender: str, suffixes: frozenset[str], subject: str, lowered: str, folded_body: str
+    ) -> bool:
+        """The sender's domain comes as all its suffixes (`domain_suffixes`): one set test per rule, in C.
+        `lowered` is `subject.lower()`, for the subject screen."""
         if (
             (self.senders or self.domain_set)
             and sender not in self.senders
             and self.domain_set.isdisjoint(suffixes)
         ):
             return False
-        if self.subject is not None and self.subject.search(subject) is None:
-            return False
+        if self.subject is not None:
+            screen = self.screen
+            if screen is not None and not any(
+                needle in (lowered if screen.lowered else subject) for needle in screen.needles
+            ):
+                return False
+            if self.subject.search(subject) is None:
+                return False
         if self.folded_all and not all(marker in folded_body for marker in self.folded_all):
             return False
         return not self.folded_any or any(marker in folded_body for marker in self.folded_any)
@@ -550,14 +645,70 @@ def _locator(path: Path, text: str, index: int) -> Callable[[str | None], str]:
     return locate
 
 
+class RuleSet(Sequence[Rule]):
+    """Rules in matching order, indexed by literal text each one cannot match without (a subject screen's needles,
+    else a body marker), so a mail is matched in full only against the rules whose text it holds. Build it once per
+    set of rules (the pipeline does, when it loads them) and classify many mails with it."""
+
+    def __init__(self, rules: Iterable[Rule]) -> None:
+        self._rules = tuple(rules)
+        self._always: list[int] = []  # rules with no text to index by: matched in full every time
+        self._by_subject: dict[str, list[int]] = {}  # needle (in the subject as it is) → rules
+        self._by_lowered: dict[str, list[int]] = {}  # needle (in the lowercased subject) → rules
+        self._by_body: dict[str, list[int]] = {}  # casefolded body marker → rules
+        for position, rule in enumerate(self._rules):
+            if rule.screen is not None:
+                index = self._by_lowered if rule.screen.lowered else self._by_subject
+                keys: Iterable[str] = rule.screen.needles
+            elif rule.folded_all:
+                index, keys = self._by_body, rule.folded_all[:1]
+            elif rule.folded_any:
+                index, keys = self._by_body, rule.folded_any
+            else:
+                self._always.append(position)
+                continue
+            for key in keys:
+                index.setdefault(key, []).append(position)
+
+    def __len__(self) -> int:
+        return len(self._rules)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._rules[index]
+
+    def __iter__(self) -> Iterator[Rule]:
+        return iter(self._rules)
+
+    def __repr__(self) -> str:
+        return f"RuleSet({len(self._rules)} rules)"
+
+    def candidates(self, subject: str, lowered: str, folded_body: str) -> list[Rule]:
+        """The rules that may match, in matching order: a superset of those that do."""
+        positions = set(self._always)
+        for index, text in (
+            (self._by_lowered, lowered),
+            (self._by_subject, subject),
+            (self._by_body, folded_body),
+        ):
+            for key, found in index.items():
+                if key in text:
+                    positions.update(found)
+        return [self._rules[position] for position in sorted(positions)]
+
+
 def classify(
     rules: Sequence[Rule], *, sender: str | None, sender_domain: str | None, subject: str, text: str
 ) -> Classification:
     """The first rule in matching order wins; every match is reported. No match: unclassified, queued."""
-    folded = text.casefold()
+    ruleset = rules if isinstance(rules, RuleSet) else RuleSet(rules)
+    folded, lowered = text.casefold(), subject.lower()
     sender, domain = (sender or "").lower(), (sender_domain or "").lower()
     suffixes = domain_suffixes(domain)
-    matched = [r for r in rules if r.matches(sender, suffixes, subject, folded)]
+    matched = [
+        r
+        for r in ruleset.candidates(subject, lowered, folded)
+        if r.matches(sender, suffixes, subject, lowered, folded)
+    ]
     if not matched:
         return Classification(Category.UNCLASSIFIED, Action.QUEUE, None, "no rule matched")
     winner = matched[0]

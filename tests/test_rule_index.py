@@ -1,0 +1,182 @@
+"""The rule index: subject screens and the RuleSet skip only rules that cannot match, so classifying with them gives
+exactly what matching every rule in full gives."""
+
+from __future__ import annotations
+
+import re
+import string
+import sys
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rootmail.domain.parsing import parse_mail
+from rootmail.domain.rules import (
+    RuleSet,
+    _screenable,
+    classify,
+    compile_rule,
+    domain_suffixes,
+    load_rule_files,
+    subject_screen,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+# Characters whose case variants are odd (İ ı K ſ ß Σ ς µ), kana and kanji, and plain ASCII.
+TRICKY = "İıKſßΣςσµΜ"
+ALPHABET = string.ascii_letters + string.digits + " -[]:" + TRICKY + "ご案内請求書ー"
+
+
+def test_screenable_characters_match_under_ignorecase_only_what_lower_maps_onto_them():
+    """The screen's premise, checked over every code point: `(?i)` takes a screenable character only in the forms
+    `str.lower()` turns into it. Characters without case forms match only themselves, so the cased ones are tried
+    against all the screenable ones."""
+    everything = [chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF]
+    screenable = "".join(c for c in everything if _screenable(c))
+    cased = [x for x in everything if len({x, x.lower(), x.upper(), x.casefold(), x.title()}) > 1]
+    assert len(screenable) > 100_000 and len(cased) > 2_000
+    for variant in cased:
+        for taken in re.findall("(?i)" + re.escape(variant), screenable):
+            assert variant.lower() == taken.lower(), (variant, taken)
+    # Why i, k and s are left out: their forms include characters that lower() does not map onto them.
+    assert not _screenable("i") and re.fullmatch("(?i)i", "İ") and "İ".lower() != "i"
+    assert not _screenable("s") and re.fullmatch("(?i)s", "ſ") and "ſ".lower() != "s"
+
+
+def test_the_default_rules_have_screens_and_the_screens_hold_their_literal_text():
+    screens = {r.id: r.screen for r in load_rule_files(ROOT / "rules")}
+    assert screens["billing-statement"] is not None
+    assert set(screens["billing-statement"].needles) == {"tatement", " de facture", "請求書"}
+    assert screens["billing-statement"].lowered
+    unscreened = subject_screen(re.compile(r"(?i)\[\s*c\w+\s+\d{10,15}\s*\]"))
+    assert unscreened is None  # nothing of two characters or more is certain to be in the subject
+
+
+fragments = st.sampled_from(
+    [
+        "bill",
+        "ing",
+        "statement",
+        "Case",
+        "kis",
+        "İ",
+        "ı",
+        "K",
+        "ſ",
+        "ß",
+        "σ",
+        "ご案内",
+        "請求書",
+        " ",
+        "-",
+        r"\d+",
+        r"\s*",
+    ]
+)
+
+
+@st.composite
+def patterns(draw) -> str:
+    """Patterns of literals, alternations, optional and repeated groups, boundaries and anchors."""
+
+    def piece() -> str:
+        kind = draw(st.sampled_from(["literal", "branch", "optional", "repeat", "boundary", "class"]))
+        if kind == "literal":
+            return draw(fragments) if draw(st.booleans()) else re.escape(draw(fragments))
+        if kind == "branch":
+            return "(" + "|".join(draw(st.lists(fragments, min_size=2, max_size=4))) + ")"
+        if kind == "optional":
+            return f"(?:{draw(fragments)})?"
+        if kind == "repeat":
+            return f"(?:{draw(fragments)}){draw(st.sampled_from(['+', '{2,3}', '*']))}"
+        if kind == "boundary":
+            return draw(st.sampled_from([r"\b", "^", r"\s+"]))
+        return "[a-z]"
+
+    body = "".join(piece() for _ in range(draw(st.integers(1, 5))))
+    flags = draw(st.sampled_from(["", "(?i)", "(?i:", "(?-i:"]))
+    return flags + body + (")" if flags.endswith(":") else "")
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    patterns(),
+    st.lists(st.sampled_from(["bill", "ing", "Statement", "CASE", "kİs", "ſtatement"]), max_size=4),
+    st.text(ALPHABET, max_size=30),
+)
+def test_a_screen_never_turns_away_a_subject_its_pattern_matches(pattern, words, noise):
+    compiled = re.compile(pattern)
+    screen = subject_screen(compiled)
+    for subject in (noise, " ".join(words), noise + " ".join(words) + noise, " ".join(words).upper()):
+        if compiled.search(subject) and screen is not None:
+            text = subject.lower() if screen.lowered else subject
+            assert any(n in text for n in screen.needles), (pattern, subject, screen)
+
+
+CORPUS = [(p, parse_mail(p.read_bytes())) for p in sorted((ROOT / "tests" / "corpus").glob("*.eml"))]
+
+
+def corpus_rules(extra: list[dict]) -> list:
+    defaults = load_rule_files(ROOT / "rules")
+    return [*defaults, *(compile_rule(item, "test") for item in extra)]
+
+
+generated = st.fixed_dictionaries(
+    {
+        "subject": st.sampled_from(
+            [
+                r"(?i)billing statement",
+                r"(?i)\bcase\b",
+                r"Your AWS account \d{12}",
+                r"(?i)(ſtatement|請求書)",
+                "Kelvin",
+            ]
+        ),
+        "body_any": st.lists(st.sampled_from(["AWS Health", "Case ID", "ご請求", "kelvin", "ſ"]), max_size=2),
+        "body_all": st.lists(st.sampled_from(["account", "Amazon", "ID"]), max_size=2),
+    }
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(generated, min_size=1, max_size=12))
+def test_classifying_with_the_index_gives_what_matching_every_rule_gives(conditions):
+    extra = []
+    for number, condition in enumerate(conditions):
+        match = {"sender_domains": ["aws.com", "amazon.com"], "subject": condition["subject"]}
+        if condition["body_any"]:
+            match["body_any"] = condition["body_any"]
+        if condition["body_all"]:
+            match["body_all"] = condition["body_all"]
+        if number % 3 == 0:
+            del match["subject"]
+            match.setdefault("body_any", ["Case ID"])
+        extra.append(
+            {
+                "id": f"extra-{number}",
+                "category": "health",
+                "action": "forward",
+                "priority": 300 + number,
+                "match": match,
+            }
+        )
+    rules = corpus_rules(extra)
+    indexed = RuleSet(rules)
+    for path, mail in CORPUS:
+        sender, domain = (mail.sender or "").lower(), (mail.sender_domain or "").lower()
+        every = [
+            r.id
+            for r in rules
+            if r.matches(
+                sender, domain_suffixes(domain), mail.subject, mail.subject.lower(), mail.text.casefold()
+            )
+        ]
+        got = classify(
+            indexed,
+            sender=mail.sender,
+            sender_domain=mail.sender_domain,
+            subject=mail.subject,
+            text=mail.text,
+        )
+        assert list(got.candidates) == every, path.name
