@@ -1,4 +1,5 @@
-"""`make bench` runs scripts/bench.py: it must produce its two reports with the figures issue 3 asks for."""
+"""`make bench` runs scripts/bench.py: it must produce its two reports (and the README table) with the figures issues
+3, 6 and 8 ask for. Figures are recorded, never judged: these tests check what is measured, not how fast."""
 
 from __future__ import annotations
 
@@ -41,9 +42,9 @@ def test_the_bench_reports_the_rules_preview_next_to_parsing_the_same_mails(tmp_
     report = run_bench(tmp_path, "--only", "rules-preview", "--mails", "450")
     (bench,) = report["benchmarks"]
     assert bench["name"] == "rules-preview" and bench["parameters"] == {"mails": 450, "rules": 318}
-    parse, full, decide = bench["rows"]
+    parse, full = bench["rows"]
     assert parse["ratio_to_parse"] == 1.0 and all(row["mails"] == 450 for row in bench["rows"])
-    assert full["mails_per_second"] > 0 and decide["mails_per_second"] > 0  # recorded, never judged
+    assert full["mails_per_second"] > 0  # recorded, never judged
     assert "450 mails previewed" in bench["notes"][0]
     assert "| preview (parse + decide with both rule sets) | 450 |" in (tmp_path / "report.md").read_text()
 
@@ -55,3 +56,63 @@ def test_the_burst_reports_every_mail_terminal_with_throughput_and_the_slowest(t
     assert (row["mails"], row["executions"], row["all_terminal"]) == (20, 20, True)
     assert row["slowest_mail_seconds"] >= row["median_mail_seconds"] > 0
     assert sum(row["states"].values()) == 20 and "missing" not in row["states"]
+
+
+def test_the_bench_sets_triage_and_two_parsers_side_by_side_on_the_same_mails(tmp_path):
+    report = run_bench(
+        tmp_path, "--only", "triage-cost", "--only", "classification", "--corpus", "300", "--rounds", "1"
+    )
+    triage, classification = report["benchmarks"]
+    runs = {row["run"]: row for row in triage["rows"]}
+    floor = runs["stdlib email.message_from_bytes (the floor)"]
+    assert floor["ratio_to_stdlib"] == 1.0 and triage["parameters"]["mails"] == 300
+    assert set(runs) == {
+        "stdlib email.message_from_bytes (the floor)",
+        "rootmail parse_mail",
+        "rootmail triage (parse, accounts, authenticity, classify)",
+        "mail-parser parse_from_bytes",
+    }
+    # Triage does everything parse_mail does and more, on the same mails.
+    assert (
+        runs["rootmail triage (parse, accounts, authenticity, classify)"]["microseconds_per_mail"]
+        >= runs["rootmail parse_mail"]["microseconds_per_mail"]
+    )
+    assert classification["parameters"]["rules"] == 318 and len(classification["rows"]) == 2
+    headline = [what for what, _, _ in triage["summary"] + classification["summary"]]
+    assert headline[0].startswith("triage per mail, 300 mails") and "318 rules" in headline[-1]
+
+
+def test_the_cost_model_counts_what_the_definition_runs_on_each_path_and_where_the_time_goes(tmp_path):
+    report = run_bench(tmp_path, "--only", "cost-model")
+    profile, bench = report["benchmarks"]
+    parts = {row["part"]: row["cpu_percent"] for row in profile["rows"]}
+    assert 99 <= sum(parts.values()) <= 101 and "Step Functions interpreter (moto)" in parts
+    assert all(row["ms_per_mail"] >= 0 for row in profile["rows"])
+    paths = {row["path"]: row for row in bench["rows"]}
+    # Forward: Parse, Resolve, CacheMiss, Classify, Route, Forward, Record; ignore skips the delivery.
+    assert paths["forwarded"]["transitions"] == 7 and paths["forwarded"]["lambda_invocations"] == 6
+    assert paths["ignored"]["transitions"] == 6 and paths["ignored"]["lambda_invocations"] == 5
+    assert {"ticketed", "escalated", "queued", "quarantined", "restricted"} <= set(paths)
+    year = paths["a year, 350,000 mails in the mix"]
+    assert year["mix_percent"] == 100.0
+    # The services add up to the year (each is rounded to the cent on its own).
+    assert abs(year["usd_a_year_standard"] - sum(year["usd_a_year_by_service_standard"].values())) < 0.05
+    assert abs(year["usd_per_1000_standard"] * 350 - year["usd_a_year_standard"]) < 1
+    assert bench["parameters"]["prices_checked"] and bench["parameters"]["memory_mb"] == 512
+    assert any(note.startswith("Recommendation: Standard") for note in bench["notes"])
+
+
+def test_the_digest_bench_groups_the_queue_and_the_readme_table_is_replaced_in_place(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        "# x\n\n<!-- bench:begin (scripts/bench.py --readme writes what follows) -->\nold table\n<!-- bench:end -->\n"
+        "after\n",
+        encoding="utf-8",
+    )
+    report = run_bench(tmp_path, "--only", "digest", "--queued", "3000", "--readme", str(readme))
+    (bench,) = report["benchmarks"]
+    (row,) = bench["rows"]
+    assert row["queued"] == 3000 and 1 < row["patterns"] < 100 and row["blocks"] <= 50
+    text = readme.read_text(encoding="utf-8")
+    assert "old table" not in text and text.endswith("<!-- bench:end -->\nafter\n")
+    assert "| digest over 3,000 queued mails |" in text
