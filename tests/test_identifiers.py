@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rootmail.domain.identifiers import find_account_ids, find_case_id
+from rootmail.domain.identifiers import find_account_ids, find_case_id, find_identifiers
 
 
 @pytest.mark.parametrize(
@@ -116,3 +116,35 @@ def test_case_ids_old_and_new(subject, body, case_id):
 )
 def test_no_case_id(text):
     assert find_case_id(text, text) is None
+
+
+@pytest.mark.parametrize(
+    ("subject", "body", "account_ids", "case_id"),
+    [
+        # The patterns are only tried before numbers: a label far before its number is still found...
+        ("", "Account:" + " " * 300 + "\n" * 50 + "123456789012", ["123456789012"], None),
+        ("", "Case ID:" + "\n" * 400 + "5244329601", [], "5244329601"),
+        # ... unlabelled numbers of the same shape before and between labelled ones change nothing ...
+        (
+            "",
+            "Order 123456789012, Account: 210987654321, Ref 111122223333, AWS account 1234-5678-9012",
+            None,
+            None,
+        ),
+        ("", "Report 1111111111 and 123456789012345, then case 5244329601", [], "5244329601"),
+        # ... and case-insensitive matching keeps its Unicode equivalents (ſ is s, K is k).
+        ("", "AWſ ID 123456789012", ["123456789012"], None),
+        ("ACCOUNT: 123456789012", "", ["123456789012"], None),
+        (
+            "",
+            "アカウント ID：１２３４－５６７８－９０１２ ケース番号：５２４４３２９６０１",
+            ["123456789012"],
+            "5244329601",
+        ),
+    ],
+)
+def test_labels_are_found_wherever_they_are_before_their_number(subject, body, account_ids, case_id):
+    expected = ["210987654321", "123456789012"] if account_ids is None else account_ids
+    assert find_account_ids(subject, body) == expected
+    assert find_case_id(subject, body) == case_id
+    assert find_identifiers(subject, body) == (expected, case_id)

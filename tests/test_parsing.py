@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import email
+import email.policy
 import json
 import quopri
 from pathlib import Path
@@ -319,6 +321,53 @@ def test_multipart_without_boundary_keeps_its_body_as_text():
     mail = parse_mail(build(b"Account: 123456789012\r\n", content_type="multipart/mixed"))
     assert mail.text == "Account: 123456789012"
     assert "MIME defect: NoBoundaryInMultipartDefect" in mail.problems
+
+
+def test_malformed_mime_headers_split_the_mail_as_the_standard_parser_does():
+    """The MIME structure is policy.default's, malformed Content-Type and Content-Transfer-Encoding included."""
+    _, body = multipart("MIX", [("Content-Type: text/plain", b"Account: 123456789012")])
+    for content_type, cte in [
+        ('multipart/mixed; boundary="=?utf-8?q?MIX?="', None),  # an encoded word in a quoted parameter
+        ("multipart/mixed; boundary==?utf-8?q?MIX?=", None),  # ... unquoted: no boundary at all
+        ("multipart/mixed; boundary*=MIX", None),  # RFC 2231
+        ("multipart/mixed; boundary='MIX'", None),
+        ('multipart/mixed; boundary="MIX"; boundary="OTHER"', None),
+        ("multipart/mixed;\r\n boundary=MIX (a comment)", None),
+        ("multipart/mixed; boundary=MIX", "base64 (a comment)"),
+        ("text/plain", " Quoted-Printable"),
+    ]:
+        raw = build(body, content_type=content_type, cte=cte)
+        reference = email.message_from_bytes(raw, policy=email.policy.default)
+        defects = [f"MIME defect: {type(d).__name__}" for part in reference.walk() for d in part.defects]
+        mail = parse_mail(raw)
+        assert [p for p in mail.problems if p.startswith("MIME defect")] == list(dict.fromkeys(defects)), (
+            content_type
+        )
+        assert mail.account_ids == ["123456789012"], content_type
+
+
+def test_address_headers_in_their_common_and_uncommon_forms():
+    to = 'aws-root+a@cloudprovider.example, "Ops, Team" <Ops@CloudProvider.example>,Root <root@x.example>, <b@x.example>'
+    headers = [
+        ("From", "Amazon  Web\tServices <no-reply-aws@amazon.com>"),
+        ("To", to),
+        ("Cc", "c@x.example (a comment), d@x.example, undisclosed-recipients:;"),
+        ("Sender", '"a\\"b" <s@x.example>'),
+        *SENDER_HEADERS[3:],
+    ]
+    mail = parse_mail(build(headers=headers))
+    assert (mail.sender, mail.sender_name) == ("no-reply-aws@amazon.com", "Amazon Web Services")
+    assert mail.recipients == [
+        "aws-root+a@cloudprovider.example",
+        "ops@cloudprovider.example",
+        "root@x.example",
+        "b@x.example",
+        "c@x.example",
+        "d@x.example",
+    ]
+    assert mail.other_senders == ["s@x.example"]
+    headers = [("From", '"Amazon Web Services" <no-reply-aws@amazon.com>'), *SENDER_HEADERS[2:]]
+    assert parse_mail(build(headers=headers)).sender_name == "Amazon Web Services"
 
 
 def test_unknown_charset_falls_back_to_utf8_then_latin1():

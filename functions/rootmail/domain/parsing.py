@@ -1,49 +1,57 @@
 """Raw mail bytes → ParsedMail. Never raises: whatever is wrong with the bytes ends up in `problems`.
 
-The MIME structure comes from the stdlib parser (policy.default); header values are then read raw, in order
-(`raw_items()`), and decoded here. That keeps it fast, sidesteps header-class bugs (gh-105802: IndexError on
-odd Message-IDs), keeps the SES block's order visible, and sends Japanese text through one charset fallback
-chain, body and subject alike. Only text parts are decoded; attachments are never touched.
+The MIME structure comes from the stdlib parser (compat32, splitting parts exactly as policy.default does: see
+`_Policy`); header values are then read raw, in order (`raw_items()`), and decoded here. That keeps it fast,
+sidesteps header-class bugs (gh-105802: IndexError on odd Message-IDs), keeps the SES block's order visible, and
+sends Japanese text through one charset fallback chain, body and subject alike. Only text parts are decoded;
+attachments are never touched.
 """
 
 from __future__ import annotations
 
 import binascii
 import codecs
-import email.policy
 import re
 from collections.abc import Callable, Iterator
 from datetime import UTC
-from email.headerregistry import BaseHeader, HeaderRegistry
+from email.headerregistry import HeaderRegistry
 from email.message import Message
 from email.parser import BytesParser
+from email.policy import Compat32
 from email.utils import getaddresses, parsedate_to_datetime
 from html.parser import HTMLParser
 from typing import Any
 
-from rootmail.domain.identifiers import find_account_ids, find_case_id
+from rootmail.domain.identifiers import find_identifiers
 from rootmail.domain.mail import ParsedMail, Verdicts
 
+# The parser asks the Message for Content-Type (type, boundary) and Content-Transfer-Encoding while it splits the
+# MIME structure (and get_payload asks for the latter). policy.default answers from its header classes, compat32
+# from the raw value; both agree on a well-formed value, and policy.default's classes cost most of a parse. So the
+# raw value answers when it is well-formed, and policy.default's reading (its header class, as str) when it is
+# not: the same MIME structure as parsing with policy.default, at compat32's cost.
+# An RFC 2045 token less `'` and `*`, which policy.default reads as RFC 2231 syntax.
+_TOKEN = r"[!#$%&+.^_`|~0-9A-Za-z-]+"
+_FWS = r"[ \t]*(?:\r?\n[ \t]+)?"
+# Printable ASCII, no quote or backslash inside, nor `=?`: policy.default decodes encoded words there.
+_QUOTED = r'"(?:[ !#-<>-\[\]-~]|=(?!\?))*"'
+_WELL_FORMED = {
+    "content-type": re.compile(f"{_TOKEN}/{_TOKEN}(?:{_FWS};{_FWS}{_TOKEN}=(?:{_TOKEN}|{_QUOTED}))*{_FWS}"),
+    "content-transfer-encoding": re.compile(f"{_TOKEN}{_FWS}"),
+}
+_LINE_BREAKS = re.compile(r"[\r\n]")
+_DEFAULT_HEADERS = HeaderRegistry()
 
-class _CachingHeaderRegistry(HeaderRegistry):
-    """policy.default's header classes, reusing parsed headers: they are immutable, and the parser asks for
-    each part's Content-Type several times, parsing it anew each time (most of policy.default's cost)."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._cache: dict[tuple[str, str], BaseHeader] = {}
-
-    def __call__(self, name: str, value: str) -> BaseHeader:
-        key = (name, value)
-        header = self._cache.get(key)
-        if header is None:
-            if len(self._cache) >= 1024:
-                self._cache.clear()
-            header = self._cache[key] = super().__call__(name, value)
-        return header
+class _Policy(Compat32):
+    def header_fetch_parse(self, name: str, value: str) -> Any:
+        pattern = _WELL_FORMED.get(name.lower())
+        if pattern is not None and pattern.fullmatch(value):
+            return value
+        return str(_DEFAULT_HEADERS(name, _LINE_BREAKS.sub("", value)))  # as policy.default does
 
 
-_PARSER = BytesParser(policy=email.policy.default.clone(header_factory=_CachingHeaderRegistry()))
+_PARSER = BytesParser(policy=_Policy())
 _MAX_PARTS = 500  # a mail with more MIME parts than this is hostile; stop walking
 # SES stores mail of up to 40 MB; parsing costs several times a mail's size in memory. What triage needs (the
 # headers, the text parts) comes first in every notice AWS sends: past this, only attachments follow.
@@ -256,6 +264,7 @@ def _euc_via_cp932(data: bytes, errors: str) -> str:
 # Headers
 
 _FOLD = re.compile(r"\r?\n(?=[ \t])|\r?\n$")
+_BARE_NEWLINE = re.compile(r"\n(?![ \t])")
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
 _ANGLE_ID = re.compile(r"<([^<>\s]+)>")
 _ADDRESS_TOKEN = re.compile(r"[^\s<>\"(),;:@\[\]\\]+@[^\s<>\"(),;:@\[\]\\]+")
@@ -277,7 +286,13 @@ _SES_SENDING_DOMAINS = ("amazonses.com",)
 
 
 def _unfold(value: str) -> str:
-    return _FOLD.sub("", value) if "\n" in value else value
+    if "\n" not in value:
+        return value
+    if _BARE_NEWLINE.search(value) is None:
+        # Every line break is followed by a space or tab, as in any header the parser read: what _FOLD removes
+        # is then exactly every line break, and str.replace does that many times faster.
+        return value.replace("\r\n", "").replace("\n", "") if "\r" in value else value.replace("\n", "")
+    return _FOLD.sub("", value)
 
 
 def _has_surrogates(value: str) -> bool:
@@ -382,10 +397,44 @@ def _iso_date(value: str, problems: list[str]) -> str | None:
         return None
 
 
+# Mailboxes as nearly every mail writes them: `addr@example.com`, `<addr@example.com>`, `Some Name <addr@...>`,
+# `"Some Name" <addr@...>`, comma-separated. For these, what getaddresses returns is plain to see, and it costs
+# more than the rest of a header's handling: every other form goes to getaddresses.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+_DOT_ATOM = rf"{_ATEXT}+(?:\.{_ATEXT}+)*"
+_WORD = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+"  # a phrase's atom may hold dots
+_PLAIN_MAILBOX = re.compile(
+    rf"[ \t]*(?:(?P<addr>{_DOT_ATOM}@{_DOT_ATOM})"
+    rf"|(?:(?P<phrase>{_WORD}(?:[ \t]+{_WORD})*)|\"(?P<quoted>[ !#-\[\]-~]*)\")?"
+    rf"[ \t]*<(?P<angle>{_DOT_ATOM}@{_DOT_ATOM})>)[ \t]*"
+)
+
+
+def _plain_mailboxes(value: str) -> list[tuple[str, str]] | None:
+    """What getaddresses([value]) gives for a list of plain mailboxes; None for any other value."""
+    found = []
+    pos = 0
+    while (match := _PLAIN_MAILBOX.match(value, pos)) is not None:
+        addr, phrase, quoted, angle = match.group("addr", "phrase", "quoted", "angle")
+        found.append((addr, "") if addr else (angle, " ".join(phrase.split()) if phrase else quoted or ""))
+        pos = match.end()
+        if pos == len(value):
+            return found
+        if value[pos] != ",":
+            return None
+        pos += 1
+    return None
+
+
 def _mailboxes(values: list[str]) -> list[tuple[str, str]]:
     """(addr-spec, raw display name) of every mailbox in the given address header values."""
+    unfolded = [_unfold(v) for v in values]
+    # getaddresses joins the values with commas: plain lists joined are a plain list.
+    plain = [_plain_mailboxes(v) for v in unfolded]
+    if all(p is not None for p in plain):
+        return [mailbox for p in plain for mailbox in p or ()]
     try:
-        return [(addr, name) for name, addr in getaddresses([_unfold(v) for v in values])]
+        return [(addr, name) for name, addr in getaddresses(unfolded)]
     except Exception:  # the address parsers have had crash bugs on hostile input
         return []
 
@@ -431,21 +480,35 @@ def _recipients(raw_values: list[str]) -> list[str]:
 # The SES receipt block
 
 
-def _auth_results(value: str) -> tuple[str, list[tuple[str, str, dict[str, str]]]]:
-    """Authentication-Results → (authserv-id, [(method, RESULT, properties)])."""
+def _uncommented(value: str) -> str:
     value = _unfold(value)
     for _ in range(3):  # comments may nest, e.g. (spfCheck: (x))
+        if "(" not in value:
+            break
         value = _COMMENT.sub(" ", value)
-    parts = value.split(";")
-    head = parts[0].split()
-    authserv_id = head[0].lower() if head else ""
+    return value
+
+
+def _authserv_id(value: str) -> str:
+    """The authserv-id of an Authentication-Results value, lowercased."""
+    head = _uncommented(value).split(";", 1)[0].split()
+    return head[0].lower() if head else ""
+
+
+def _auth_results(value: str) -> list[tuple[str, str, dict[str, str]]]:
+    """Authentication-Results → [(method, RESULT, properties)]; properties are read for DKIM only (header.d)."""
     results = []
-    for part in parts[1:]:
+    for part in _uncommented(value).split(";")[1:]:
         match = _RESULT.match(part)
         if match:
-            props = {k.lower(): v.lower() for k, v in _PROPERTY.findall(match.group(3))}
-            results.append((match.group(1).lower(), match.group(2).upper(), props))
-    return authserv_id, results
+            method = match.group(1).lower()
+            props = (
+                {k.lower(): v.lower() for k, v in _PROPERTY.findall(match.group(3))}
+                if method == "dkim"
+                else {}
+            )
+            results.append((method, match.group(2).upper(), props))
+    return results
 
 
 def _aligned(domain: str, sender_domain: str | None) -> bool:
@@ -489,17 +552,16 @@ def _first_verdict(value: str | None) -> str | None:
     return match.group(1).upper() if match else None
 
 
-def _parse_ses_block(mail: ParsedMail, headers: list[tuple[str, str]], problems: list[str]) -> None:
+def _parse_ses_block(mail: ParsedMail, headers: list[tuple[str, str, str]], problems: list[str]) -> None:
     """Envelope recipient and verdicts, read only from the headers SES put above the sender's own ones.
 
     SES's block is its `Received:` line plus the verdict headers it adds next to it; it ends at the second
     `Received:` (the sender's own) or right after `X-SES-DKIM-SIGNATURE`, the last header SES writes. Lower
-    copies of SES headers are the sender's and never count.
+    copies of SES headers are the sender's and never count. `headers` are (lowercased name, name, value).
     """
     received_seen = 0
     end = len(headers)
-    for index, (name, value) in enumerate(headers):
-        lname = name.lower()
+    for index, (lname, _, value) in enumerate(headers):
         if lname == "received":
             received_seen += 1
             if received_seen == 1:
@@ -522,30 +584,27 @@ def _parse_ses_block(mail: ParsedMail, headers: list[tuple[str, str]], problems:
         return
     first: dict[str, str] = {}
     auth: list[tuple[str, str, dict[str, str]]] | None = None
-    for name, value in headers[:end]:
-        lname = name.lower()
+    for lname, _, value in headers[:end]:
         if lname == "authentication-results":
-            if auth is None:
-                authserv_id, results = _auth_results(value)
-                if authserv_id == "amazonses.com":
-                    auth = results
+            if auth is None and _authserv_id(value) == "amazonses.com":
+                auth = _auth_results(value)
         else:
             first.setdefault(lname, value)
-    for name, value in headers[end:]:
-        lname = name.lower()
+    for lname, name, value in headers[end:]:
         if lname in _SES_VERDICT_HEADERS or (
-            lname == "authentication-results" and _auth_results(value)[0] == "amazonses.com"
+            lname == "authentication-results" and _authserv_id(value) == "amazonses.com"
         ):
             problems.append(f"SES header below the SES block ignored: {name}")
     auth = auth or []
     spf = next((r for m, r, _ in auth if m == "spf"), None) or _first_verdict(first.get("received-spf"))
-    envelope_from = _ENVELOPE_FROM.search(_unfold(first.get("received-spf", "")))
-    return_path = first.get("return-path", "")
-    spf = _spf_verdict(
-        spf,
-        envelope_from.group(1) if envelope_from else _unfold(return_path).strip("<> "),
-        mail.sender_domain,
-    )
+    if spf == "PASS":  # only a pass needs the envelope sender (its alignment)
+        envelope_from = _ENVELOPE_FROM.search(_unfold(first.get("received-spf", "")))
+        return_path = first.get("return-path", "")
+        spf = _spf_verdict(
+            spf,
+            envelope_from.group(1) if envelope_from else _unfold(return_path).strip("<> "),
+            mail.sender_domain,
+        )
     mail.verdicts = Verdicts(
         spam=_first_verdict(first.get("x-ses-spam-verdict")),
         virus=_first_verdict(first.get("x-ses-virus-verdict")),
@@ -563,31 +622,39 @@ _MIME_TYPE = re.compile(r"[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+")
 _BOUNDARY_LINE = re.compile(rb"^--([^\s\"]{1,70})[ \t]*\r?$", re.MULTILINE)
 
 
-def _raw_header(part: Message, name: str) -> str | None:
+def _mime_headers(part: Message) -> tuple[str | None, str | None]:
+    """A part's first Content-Type and Content-Disposition, raw; None when missing."""
+    ctype = disposition = None
     for key, value in part.raw_items():
-        if key.lower() == name:
-            return _unfold(value)
-    return None
+        lkey = key.lower()
+        if lkey == "content-type" and ctype is None:
+            ctype = value
+        elif lkey == "content-disposition" and disposition is None:
+            disposition = value
+    return ctype, disposition
 
 
-def _content_type(part: Message) -> tuple[str, str | None]:
+def _content_type(value: str | None) -> tuple[str, str | None]:
     """(type/subtype, charset) from the raw header; text/plain when missing or invalid, as RFC 2045 says."""
-    value = _raw_header(part, "content-type")
     if value is None:
         return "text/plain", None
+    value = _unfold(value)
     ctype = value.split(";", 1)[0].strip().lower()
     match = _CHARSET_PARAM.search(value)
     charset = next((g for g in match.groups() if g is not None), None) if match else None
     return (ctype if _MIME_TYPE.fullmatch(ctype) else "text/plain"), charset
 
 
-def _is_attachment(part: Message) -> bool:
-    value = _raw_header(part, "content-disposition")
-    return value is not None and value.split(";", 1)[0].strip().lower() == "attachment"
+def _is_attachment(disposition: str | None) -> bool:
+    return disposition is not None and _unfold(disposition).split(";", 1)[0].strip().lower() == "attachment"
 
 
-def _text_parts(msg: Message, problems: list[str]) -> tuple[list[str], list[str]]:
-    """Decoded inline text/plain and text/html parts, in order. Other parts are not decoded."""
+def _text_parts(
+    msg: Message, problems: list[str], top: tuple[str | None, str | None]
+) -> tuple[list[str], list[str]]:
+    """Decoded inline text/plain and text/html parts, in order. Other parts are not decoded.
+
+    `top` is `_mime_headers(msg)`, already known from reading the mail's headers."""
     plain: list[str] = []
     html: list[str] = []
     stack: list[tuple[Message, bool]] = [(msg, False)]
@@ -598,7 +665,8 @@ def _text_parts(msg: Message, problems: list[str]) -> tuple[list[str], list[str]
         if count > _MAX_PARTS:
             problems.append(f"more than {_MAX_PARTS} MIME parts, the rest ignored")
             break
-        ctype, charset = _content_type(part)
+        raw_type, disposition = top if part is msg else _mime_headers(part)
+        ctype, charset = _content_type(raw_type)
         if part.is_multipart():
             if ctype.startswith("message/"):
                 continue  # an attached mail is an attachment
@@ -616,7 +684,7 @@ def _text_parts(msg: Message, problems: list[str]) -> tuple[list[str], list[str]
                 else:
                     plain.append(decode_bytes(body, charset, problems))
             continue
-        if not ctype.startswith("text/") or _is_attachment(part):
+        if not ctype.startswith("text/") or _is_attachment(disposition):
             continue
         if ctype not in ("text/plain", "text/html"):
             continue
@@ -706,8 +774,8 @@ def _tidy(text: str) -> str:
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
 
 
-def _body_text(msg: Message, problems: list[str]) -> str:
-    plain, html = _text_parts(msg, problems)
+def _body_text(msg: Message, problems: list[str], top: tuple[str | None, str | None]) -> str:
+    plain, html = _text_parts(msg, problems, top)
     text = "\n\n".join(p.replace("\r\n", "\n").replace("\r", "\n").strip("\n") for p in plain).strip()
     if text or not html:
         return text
@@ -745,9 +813,13 @@ def parse_mail(raw: bytes) -> ParsedMail:
     except Exception as exc:  # not seen in practice; belt and braces for the "never raises" promise
         problems.append(f"unparseable message: {type(exc).__name__}")
         return mail
-    headers = list(msg.raw_items())
+    headers = [(name.lower(), name, value) for name, value in msg.raw_items()]
     if not headers:
         problems.append("no headers")
+    first: dict[str, str] = {}  # the first value of each header, by lowercased name
+    for lname, _, value in headers:
+        first.setdefault(lname, value)
+    top = first.get("content-type"), first.get("content-disposition")
 
     def step(what: str, action: Callable[[], None]) -> None:
         try:
@@ -755,9 +827,9 @@ def parse_mail(raw: bytes) -> ParsedMail:
         except Exception as exc:  # one broken piece must not cost the others
             problems.append(f"failed to read {what}: {type(exc).__name__}")
 
-    step("headers", lambda: _parse_headers(mail, headers, problems))
+    step("headers", lambda: _parse_headers(mail, headers, first, problems))
     step("SES block", lambda: _parse_ses_block(mail, headers, problems))
-    step("body", lambda: setattr(mail, "text", _body_text(msg, problems)))
+    step("body", lambda: setattr(mail, "text", _body_text(msg, problems, top)))
     if not mail.text and headers:
         problems.append("no text body")
     step("identifiers", lambda: _parse_identifiers(mail))
@@ -767,14 +839,13 @@ def parse_mail(raw: bytes) -> ParsedMail:
     return mail
 
 
-def _parse_headers(mail: ParsedMail, headers: list[tuple[str, str]], problems: list[str]) -> None:
-    first: dict[str, str] = {}
+def _parse_headers(
+    mail: ParsedMail, headers: list[tuple[str, str, str]], first: dict[str, str], problems: list[str]
+) -> None:
     raw_from: list[str] = []
     raw_recipients: list[str] = []
     raw_other_senders: list[str] = []
-    for name, value in headers:
-        lname = name.lower()
-        first.setdefault(lname, value)
+    for lname, _, value in headers:
         if lname == "from":
             raw_from.append(value)
         elif lname in ("to", "cc"):
@@ -799,8 +870,7 @@ def _parse_headers(mail: ParsedMail, headers: list[tuple[str, str]], problems: l
 
 
 def _parse_identifiers(mail: ParsedMail) -> None:
-    mail.account_ids = find_account_ids(mail.subject, mail.text)
-    mail.case_id = find_case_id(mail.subject, mail.text)
+    mail.account_ids, mail.case_id = find_identifiers(mail.subject, mail.text)
 
 
 def _record_defects(msg: Message, problems: list[str]) -> None:
