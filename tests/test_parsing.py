@@ -619,3 +619,98 @@ def test_real_mail_with_bytes_cut_and_spliced_never_raises(raw, edits):
         at = int(where * len(raw))
         raw = raw[:at] + splice + raw[at + len(splice) // 2 :]
     assert_valid(parse_mail(raw))
+
+
+# The fast paths below must read exactly what the general code they shortcut reads.
+
+
+def _reference_iso_date(value: str) -> str | None:
+    from datetime import UTC
+    from email.utils import parsedate_to_datetime
+
+    try:
+        parsed = parsedate_to_datetime(value)
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC).isoformat()
+    except Exception:
+        return None
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    day_name=st.sampled_from(["", "Mon, ", "Sun, "]),
+    day=st.integers(0, 99).map(str) | st.integers(0, 9).map(lambda d: f"0{d}"),
+    month=st.sampled_from(["Jan", "Feb", "Jun", "Dec"]),
+    year=st.integers(1000, 9999),
+    clock=st.tuples(*[st.integers(0, 99)] * 3).map(lambda t: ":".join(f"{n:02d}" for n in t)),
+    zone=st.tuples(st.sampled_from("+-"), st.integers(0, 9999)).map(lambda z: f"{z[0]}{z[1]:04d}"),
+    tail=st.sampled_from(["", " (UTC)", "\t(x y)"]),
+)
+def test_plain_dates_read_as_parsedate_to_datetime_reads_them(
+    day_name: str, day: str, month: str, year: int, clock: str, zone: str, tail: str
+) -> None:
+    from rootmail.domain.parsing import _iso_date
+
+    value = f"{day_name}{day} {month} {year} {clock} {zone}{tail}"
+    problems: list[str] = []
+    expected = _reference_iso_date(value)
+    assert _iso_date(value, problems) == expected
+    assert problems == ([] if expected else ["invalid header: Date"])
+
+
+def test_runs_of_jis_pairs_map_as_each_pair_does() -> None:
+    from rootmail.domain.parsing import _jis_pair_to_sjis, _jis_pairs_to_sjis
+
+    pairs = [bytes((j1, j2)) for j1 in range(0x21, 0x7F) for j2 in range(0x21, 0x7F)]
+    assert _jis_pairs_to_sjis(b"".join(pairs)) == b"".join(_jis_pair_to_sjis(*pair) for pair in pairs)
+    assert _jis_pairs_to_sjis(b"$B$") is None  # odd length
+    assert _jis_pairs_to_sjis(b"$B\n") is None  # not a pair
+
+
+# Pieces of Received and Received-SPF values, in any case, with non-ASCII letters that fold to ASCII ones.
+_SEARCH_PIECES = [
+    " ",
+    "\r\n ",
+    "by",
+    "BY",
+    "for",
+    "For",
+    "inbound-smtp.",
+    "us-east-1",
+    ".amazonaws.com",
+    "<",
+    ">",
+    "x",
+    "_",
+    "9",
+    ";",
+    "=",
+    "a@b",
+    "A@B.C",
+    "envelope-from",
+    "SMTP.MailFrom",
+    "K",
+    "\u212a",
+    "ſ",
+]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(_SEARCH_PIECES),
+        max_size=20,
+    ).map("".join)
+)
+def test_lowercased_searches_find_what_the_case_insensitive_patterns_find(value: str) -> None:
+    from rootmail.domain import parsing
+
+    for pattern, lowered in [
+        (parsing._SES_RECEIVED, parsing._SES_RECEIVED_LOWER),
+        (parsing._ENVELOPE_FOR, parsing._ENVELOPE_FOR_LOWER),
+        (parsing._ENVELOPE_FROM, parsing._ENVELOPE_FROM_LOWER),
+    ]:
+        expected = pattern.search(value)
+        found = parsing._search_lowered(pattern, lowered, value)
+        assert (found and found.group(0).lower()) == (expected and expected.group(0).lower())

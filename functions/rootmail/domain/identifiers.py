@@ -67,6 +67,10 @@ _HYPHENS = frozenset("-－‐")
 _LABEL_RUN = re.compile(r"[a-z\s().:：#=*•・\-\[<（［「【アカウントケースＩＤ番号]*", re.IGNORECASE)
 _ACCOUNT_FIRST = re.compile("[acア]", re.IGNORECASE)  # AWS, account, affected, compte, アカウント
 _CASE_FIRST = re.compile("[cdケ]", re.IGNORECASE)  # case, displayId, ケース
+# In ASCII text, only the labels that start at a word boundary can be there (the others are Japanese), and a run
+# of label characters is mostly words of other kinds: these skip the letters inside words.
+_ACCOUNT_FIRST_ASCII = re.compile(r"\b[ac]", re.IGNORECASE)
+_CASE_FIRST_ASCII = re.compile(r"\b[cd]", re.IGNORECASE)
 
 
 def _labelled(
@@ -114,16 +118,19 @@ def find_identifiers(subject: str, text: str) -> tuple[list[str], str | None]:
         if not source:
             continue
         end = 0  # where the last account match ended: the next one starts after it, as with finditer
+        ascii_only = source.isascii()
+        account_first = _ACCOUNT_FIRST_ASCII if ascii_only else _ACCOUNT_FIRST
+        case_first = _CASE_FIRST_ASCII if ascii_only else _CASE_FIRST
         for at, after in _numbers(source):
             length = after - at
             if at >= end and (length == 12 or (length in (4, 8) and source[after : after + 1] in _HYPHENS)):
-                match = _labelled(source, _ACCOUNT_RE, _ACCOUNT_FIRST, end, at)
+                match = _labelled(source, _ACCOUNT_RE, account_first, end, at)
                 if match:
                     for account in _ACCOUNT_ONLY_RE.findall(match.group("ids")):
                         accounts.setdefault(account.translate(_TO_ASCII), None)
                     end = match.end()
             if case is None and length in (10, 15):
-                match = _labelled(source, _CASE_RE, _CASE_FIRST, 0, at)
+                match = _labelled(source, _CASE_RE, case_first, 0, at)
                 if match:
                     case = match.group("case").translate(_TO_ASCII)
     return list(accounts), case

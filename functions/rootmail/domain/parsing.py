@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import binascii
 import codecs
+import functools
 import re
 from collections.abc import Callable, Iterator
-from datetime import UTC
+from datetime import UTC, datetime, timedelta, timezone
 from email.headerregistry import HeaderRegistry
 from email.message import Message
 from email.parser import BytesParser
@@ -105,6 +106,7 @@ _GUESSES = ("utf-8", "euc_jp", "cp932")
 _NOT_ASCII_COMPATIBLE = re.compile(r"utf-(?:16|32|7)|cp(?:037|273|424|500|875|1026|1140)$|hz$")
 
 
+@functools.lru_cache(maxsize=256)  # a few charsets name nearly every part; codecs.lookup is no dict lookup
 def _canonical(charset: str | None) -> str | None:
     """Python's codec name for a MIME charset; "" for undeclared; None when unknown or not a text encoding."""
     name = (charset or "").strip().strip("\"'").lower()
@@ -179,6 +181,30 @@ def _jis_pair_to_sjis(j1: int, j2: int) -> bytes:
     return bytes((s1, s2))
 
 
+# `_jis_pair_to_sjis` as byte tables, for whole runs of pairs: the lead byte's mapping depends on it alone, the
+# trail byte's on it and the lead's parity (folded into the trail byte as its high bit: trail bytes are < 0x80).
+_JIS_GRAPHIC = bytes(range(0x21, 0x7F))
+_SJIS_LEAD = bytes(_jis_pair_to_sjis(j, 0x21)[0] if 0x21 <= j <= 0x7E else 0 for j in range(256))
+_SJIS_TRAIL = bytes(
+    _jis_pair_to_sjis(0x21 if k & 0x80 else 0x22, k & 0x7F)[1] if 0x21 <= k & 0x7F <= 0x7E else 0
+    for k in range(256)
+)
+_ODD_HIGH_BIT = bytes(0x80 if j & 1 else 0 for j in range(256))
+
+
+def _jis_pairs_to_sjis(chunk: bytes) -> bytes | None:
+    """`_jis_pair_to_sjis` over a run of JIS X 0208 pairs, done by bytes.translate; None if it is not one."""
+    if len(chunk) % 2 or chunk.translate(None, _JIS_GRAPHIC):
+        return None
+    leads, trails = chunk[0::2], chunk[1::2]
+    parity = int.from_bytes(leads.translate(_ODD_HIGH_BIT), "big")
+    keyed = (int.from_bytes(trails, "big") | parity).to_bytes(len(trails), "big")
+    out = bytearray(len(chunk))
+    out[0::2] = leads.translate(_SJIS_LEAD)
+    out[1::2] = keyed.translate(_SJIS_TRAIL)
+    return bytes(out)
+
+
 class _CP932Builder:
     """Collects Shift_JIS bytes and decodes them through CP932; bytes with no equivalent become U+FFFD."""
 
@@ -222,6 +248,8 @@ def _jis_via_cp932(data: bytes, errors: str) -> str:
             out.sjis += bytes(b | 0x80 if 0x21 <= b <= 0x5F else b for b in chunk)
         elif mode == b"\x1b$(D":  # JIS X 0212 has no CP932 equivalent
             out.text((mode + chunk + b"\x1b(B").decode("iso2022_jp_2", errors))
+        elif (pairs := _jis_pairs_to_sjis(chunk)) is not None:  # the common case, many times faster
+            out.sjis += pairs
         else:
             i = 0
             while i < len(chunk):
@@ -268,10 +296,16 @@ _BARE_NEWLINE = re.compile(r"\n(?![ \t])")
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
 _ANGLE_ID = re.compile(r"<([^<>\s]+)>")
 _ADDRESS_TOKEN = re.compile(r"[^\s<>\"(),;:@\[\]\\]+@[^\s<>\"(),;:@\[\]\\]+")
+# Each pattern is written twice: case-insensitive, and as the lowercase pattern less its leading \b that
+# `_search_lowered` uses on ASCII values (re can skip ahead to a literal prefix, but not under IGNORECASE or
+# after a \b). Their matches are only ever read lowercased.
 _SES_RECEIVED = re.compile(r"\bby\s+inbound-smtp\.[a-z0-9-]+\.amazonaws\.com\b", re.IGNORECASE)
+_SES_RECEIVED_LOWER = re.compile(r"by\s+inbound-smtp\.[a-z0-9-]+\.amazonaws\.com\b")
 _ENVELOPE_FOR = re.compile(r"\bfor\s+<?([^\s<>;]+@[^\s<>;]+?)>?\s*;", re.IGNORECASE)
+_ENVELOPE_FOR_LOWER = re.compile(r"for\s+<?([^\s<>;]+@[^\s<>;]+?)>?\s*;")
 _COMMENT = re.compile(r"\([^()]*\)")
-_RESULT = re.compile(r"\s*([A-Za-z0-9_.-]+)\s*=\s*([A-Za-z_]+)(.*)", re.DOTALL)
+# A result, `; method=result properties`: from a `;` to the next, which none of its parts can hold.
+_RESULT = re.compile(r";\s*([A-Za-z0-9_.-]+)\s*=\s*([A-Za-z_]+)([^;]*)")
 _PROPERTY = re.compile(r"([A-Za-z0-9_.-]+)\s*=\s*([^\s;]+)")
 _VERDICT = re.compile(r"\s*([A-Za-z_]+)")
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
@@ -280,6 +314,8 @@ _SES_VERDICT_HEADERS = ("x-ses-spam-verdict", "x-ses-virus-verdict")
 # What SES writes on top of a stored mail. Its block ends at the first header not of these kinds.
 _SES_BLOCK_HEADERS = frozenset({"return-path", "received-spf", "authentication-results"})
 _ENVELOPE_FROM = re.compile(r"\b(?:envelope-from|smtp\.mailfrom)\s*=\s*<?([^\s<>;]+)", re.IGNORECASE)
+# Written twice, as _SES_RECEIVED is.
+_ENVELOPE_FROM_LOWER = re.compile(r"(?:envelope-from|smtp\.mailfrom)\s*=\s*<?([^\s<>;]+)")
 # SES refuses to send a From address its account has not verified: mail whose envelope sender is SES's own
 # bounce domain passed SPF only if the From identity was verified by its sender, so it counts as aligned.
 _SES_SENDING_DOMAINS = ("amazonses.com",)
@@ -295,6 +331,23 @@ def _unfold(value: str) -> str:
     return _FOLD.sub("", value)
 
 
+def _search_lowered(pattern: re.Pattern[str], lowered: re.Pattern[str], value: str) -> re.Match[str] | None:
+    """`pattern.search(value)`, where `pattern` is `lowered` made case-insensitive, after a word boundary.
+
+    On an ASCII value, that is `lowered` searching the value lowercased, where a word boundary before the match's
+    first (word) character means no word character before it. The match is then one of the lowercased value."""
+    if not value.isascii():
+        return pattern.search(value)  # non-ASCII case folding (K and KELVIN SIGN...) is the engine's business
+    text = value.lower()
+    pos = 0
+    while (match := lowered.search(text, pos)) is not None:
+        start = match.start()
+        if start == 0 or not (text[start - 1].isalnum() or text[start - 1] == "_"):
+            return match
+        pos = start + 1
+    return None
+
+
 def _has_surrogates(value: str) -> bool:
     try:
         value.encode("utf-8")
@@ -305,6 +358,8 @@ def _has_surrogates(value: str) -> bool:
 
 def _clean(value: str) -> str:
     """Undecoded 8-bit bytes (the parser keeps them as surrogates) as UTF-8 or U+FFFD: always valid text."""
+    if value.isascii():  # most text; a flag of the string, where encoding it to look for surrogates copies it
+        return value
     if _has_surrogates(value):
         return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     return value
@@ -380,9 +435,34 @@ def _message_id(value: str, problems: list[str]) -> str | None:
     return token if token and " " not in token else None
 
 
+# The date as nearly every mail writes it: `Mon, 20 Apr 2026 06:12:05 +0000`, maybe a comment after it. For these,
+# what parsedate_to_datetime reads is plain to see (anything after the zone is ignored there too); it costs
+# more than the rest of the header's handling. Every other form goes to parsedate_to_datetime.
+_MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_MONTHS = {name: number for number, name in enumerate(_MONTH_NAMES, 1)}
+_PLAIN_DATE = re.compile(
+    rf"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?([0-9]{{1,2}}) ({'|'.join(_MONTH_NAMES)}) "
+    r"([1-9][0-9]{3}) ([0-9]{2}):([0-9]{2}):([0-9]{2}) ([+-])([0-9]{2})([0-9]{2})(?:[ \t].*)?",
+    re.DOTALL,
+)
+
+
+def _parse_date(value: str) -> datetime:
+    """parsedate_to_datetime(value), faster for the plain form; raises as it does on invalid fields.
+
+    "-0000" (no zone: a naive datetime from parsedate_to_datetime) comes back as UTC, as `_iso_date` reads it."""
+    match = _PLAIN_DATE.fullmatch(value)
+    if match is None:
+        return parsedate_to_datetime(value)
+    day, month, year, hour, minute, second, sign, zone_hours, zone_minutes = match.groups()
+    offset = int(zone_hours) * 3600 + int(zone_minutes) * 60
+    zone = timezone(timedelta(seconds=-offset if sign == "-" else offset)) if offset else UTC
+    return datetime(int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second), tzinfo=zone)
+
+
 def _iso_date(value: str, problems: list[str]) -> str | None:
     try:
-        parsed = parsedate_to_datetime(_unfold(value).strip())
+        parsed = _parse_date(_unfold(value).strip())
     except Exception:  # ValueError, TypeError, IndexError ... depending on the garbage and Python version
         parsed = None
     if parsed is None:
@@ -445,15 +525,19 @@ def _parse_from(mail: ParsedMail, raw_from: list[str], problems: list[str]) -> N
     # Each From header line counts on its own: two identical From lines are two From headers, not one.
     for value in raw_from:
         found: dict[str, None] = {}
-        for addr_spec, display in _mailboxes([value]):
+        unfolded = _unfold(value)
+        plain = _plain_mailboxes(unfolded)
+        for addr_spec, display in _mailboxes([value]) if plain is None else plain:
             addr = _clean(addr_spec).strip().lower().rstrip(".")
             if "@" in addr:
                 found.setdefault(addr, None)
                 name = name or display
         # Parsers disagree on malformed From headers (`a@amazon.com)<b@evil.com>` was one address to some Python
         # versions, CVE-2023-27043): every address-like token counts, so such a header yields several addresses.
-        for token in _ADDRESS_TOKEN.findall(_clean(_unfold(value))):
-            found.setdefault(token.lower().rstrip("."), None)
+        # In a list of plain mailboxes, the address-like tokens are its addresses, unless a quoted name holds an @.
+        if plain is None or any("@" in display for _, display in plain):
+            for token in _ADDRESS_TOKEN.findall(_clean(unfolded)):
+                found.setdefault(token.lower().rstrip("."), None)
         addresses.extend(found)
     mail.from_addresses = addresses
     if not mail.from_addresses:
@@ -468,6 +552,8 @@ def _parse_from(mail: ParsedMail, raw_from: list[str], problems: list[str]) -> N
 
 
 def _recipients(raw_values: list[str]) -> list[str]:
+    if not raw_values:  # as for most Sender/Resent-* headers
+        return []
     found: dict[str, None] = {}
     for addr_spec, _ in _mailboxes(raw_values):
         addr = _clean(addr_spec).strip().lower()
@@ -489,25 +575,20 @@ def _uncommented(value: str) -> str:
     return value
 
 
-def _authserv_id(value: str) -> str:
-    """The authserv-id of an Authentication-Results value, lowercased."""
-    head = _uncommented(value).split(";", 1)[0].split()
+def _authserv_id(uncommented: str) -> str:
+    """The authserv-id of an Authentication-Results value (`_uncommented`), lowercased."""
+    head = uncommented.split(";", 1)[0].split()
     return head[0].lower() if head else ""
 
 
-def _auth_results(value: str) -> list[tuple[str, str, dict[str, str]]]:
-    """Authentication-Results → [(method, RESULT, properties)]; properties are read for DKIM only (header.d)."""
+def _auth_results(uncommented: str) -> list[tuple[str, str, dict[str, str]]]:
+    """Authentication-Results (`_uncommented`) → [(method, RESULT, properties)]; properties are read for DKIM
+    only (header.d)."""
     results = []
-    for part in _uncommented(value).split(";")[1:]:
-        match = _RESULT.match(part)
-        if match:
-            method = match.group(1).lower()
-            props = (
-                {k.lower(): v.lower() for k, v in _PROPERTY.findall(match.group(3))}
-                if method == "dkim"
-                else {}
-            )
-            results.append((method, match.group(2).upper(), props))
+    for method, result, rest in _RESULT.findall(uncommented):  # the parts after the authserv-id that match
+        method = method.lower()
+        props = {k.lower(): v.lower() for k, v in _PROPERTY.findall(rest)} if method == "dkim" else {}
+        results.append((method, result.upper(), props))
     return results
 
 
@@ -545,6 +626,7 @@ def _spf_verdict(result: str | None, envelope_from: str | None, sender_domain: s
     return "UNALIGNED"
 
 
+@functools.lru_cache(maxsize=64)  # verdict headers hold a handful of values: PASS, FAIL, GRAY ...
 def _first_verdict(value: str | None) -> str | None:
     if value is None:
         return None
@@ -565,9 +647,9 @@ def _parse_ses_block(mail: ParsedMail, headers: list[tuple[str, str, str]], prob
         if lname == "received":
             received_seen += 1
             if received_seen == 1:
-                mail.ses_received = bool(_SES_RECEIVED.search(value))
+                mail.ses_received = bool(_search_lowered(_SES_RECEIVED, _SES_RECEIVED_LOWER, value))
                 if mail.ses_received:  # the envelope recipient: only from SES's own, topmost Received
-                    match = _ENVELOPE_FOR.search(_unfold(value))
+                    match = _search_lowered(_ENVELOPE_FOR, _ENVELOPE_FOR_LOWER, _unfold(value))
                     if match:
                         mail.envelope_recipient = _clean(match.group(1)).lower()
             elif received_seen == 2:
@@ -586,19 +668,21 @@ def _parse_ses_block(mail: ParsedMail, headers: list[tuple[str, str, str]], prob
     auth: list[tuple[str, str, dict[str, str]]] | None = None
     for lname, _, value in headers[:end]:
         if lname == "authentication-results":
-            if auth is None and _authserv_id(value) == "amazonses.com":
-                auth = _auth_results(value)
+            if auth is None and _authserv_id(uncommented := _uncommented(value)) == "amazonses.com":
+                auth = _auth_results(uncommented)
         else:
             first.setdefault(lname, value)
     for lname, name, value in headers[end:]:
         if lname in _SES_VERDICT_HEADERS or (
-            lname == "authentication-results" and _authserv_id(value) == "amazonses.com"
+            lname == "authentication-results" and _authserv_id(_uncommented(value)) == "amazonses.com"
         ):
             problems.append(f"SES header below the SES block ignored: {name}")
     auth = auth or []
     spf = next((r for m, r, _ in auth if m == "spf"), None) or _first_verdict(first.get("received-spf"))
     if spf == "PASS":  # only a pass needs the envelope sender (its alignment)
-        envelope_from = _ENVELOPE_FROM.search(_unfold(first.get("received-spf", "")))
+        envelope_from = _search_lowered(
+            _ENVELOPE_FROM, _ENVELOPE_FROM_LOWER, _unfold(first.get("received-spf", ""))
+        )
         return_path = first.get("return-path", "")
         spf = _spf_verdict(
             spf,
@@ -634,6 +718,7 @@ def _mime_headers(part: Message) -> tuple[str | None, str | None]:
     return ctype, disposition
 
 
+@functools.lru_cache(maxsize=256)  # most parts say `text/plain; charset=UTF-8` or the like
 def _content_type(value: str | None) -> tuple[str, str | None]:
     """(type/subtype, charset) from the raw header; text/plain when missing or invalid, as RFC 2045 says."""
     if value is None:
@@ -839,19 +924,18 @@ def parse_mail(raw: bytes) -> ParsedMail:
     return mail
 
 
+# Address headers, by what they are: From; recipients; other senders.
+_ADDRESS_HEADERS = {"from": 0, "to": 1, "cc": 1, "sender": 2, "resent-from": 2, "resent-sender": 2}
+
+
 def _parse_headers(
     mail: ParsedMail, headers: list[tuple[str, str, str]], first: dict[str, str], problems: list[str]
 ) -> None:
-    raw_from: list[str] = []
-    raw_recipients: list[str] = []
-    raw_other_senders: list[str] = []
-    for lname, _, value in headers:
-        if lname == "from":
-            raw_from.append(value)
-        elif lname in ("to", "cc"):
-            raw_recipients.append(value)
-        elif lname in ("sender", "resent-from", "resent-sender"):
-            raw_other_senders.append(value)
+    raw: tuple[list[str], list[str], list[str]] = ([], [], [])
+    for lname, _, value in headers:  # one dict lookup per header: most are none of these
+        if (kind := _ADDRESS_HEADERS.get(lname)) is not None:
+            raw[kind].append(value)
+    raw_from, raw_recipients, raw_other_senders = raw
     if "message-id" in first:
         mail.message_id = _message_id(first["message-id"], problems)
     else:
