@@ -87,7 +87,6 @@ def test_the_cost_model_counts_what_the_definition_runs_on_each_path_and_where_t
     profile, bench = report["benchmarks"]
     parts = {row["part"]: row["cpu_percent"] for row in profile["rows"]}
     assert 99 <= sum(parts.values()) <= 101 and "Step Functions interpreter (moto)" in parts
-    assert all(row["ms_per_mail"] >= 0 for row in profile["rows"])
     paths = {row["path"]: row for row in bench["rows"]}
     # Forward: Parse, Resolve, CacheMiss, Classify, Route, Forward, Record; ignore skips the delivery.
     assert paths["forwarded"]["transitions"] == 7 and paths["forwarded"]["lambda_invocations"] == 6
