@@ -888,11 +888,39 @@ class CountingSink(io.StringIO):
         return len(text)
 
 
+TRIAGE_FUNCTIONS = (
+    "ingest",
+    "parse",
+    "resolve",
+    "classify",
+    "forward",
+    "ticket",
+    "escalate",
+    "alert",
+    "record",
+)
+
+
+def function_settings(key: str) -> dict[str, int]:
+    """Each function's `key` (memorySize, timeout) in serverless.yml: its own, else the provider's."""
+    text = (ROOT / "serverless.yml").read_text(encoding="utf-8")
+    default = re.search(rf"^  {key}: (\d+)", text, re.M)
+    assert default, f"serverless.yml has no provider.{key}"
+    functions = text[text.index("\nfunctions:\n") :]
+    settings = {}
+    for found in re.finditer(r"^  ([a-z]+):\n((?:    .*\n|\s*\n)+)", functions, re.M):
+        own = re.search(rf"^    {key}: (\d+)", found[2], re.M)
+        settings[found[1]] = int(own[1] if own else default[1])
+    return settings
+
+
 def memory_mb() -> int:
-    """The functions' memory (serverless.yml's provider.memorySize; the triage functions do not override it)."""
-    found = re.search(r"^  memorySize: (\d+)", (ROOT / "serverless.yml").read_text(encoding="utf-8"), re.M)
-    assert found, "serverless.yml has no provider.memorySize"
-    return int(found[1])
+    """The triage functions' memory: one figure, as the cost model prices every task at it."""
+    sizes = {size for name, size in function_settings("memorySize").items() if name in TRIAGE_FUNCTIONS}
+    assert len(sizes) == 1, (
+        f"the triage functions' memory differs ({sorted(sizes)}): price each task at its own"
+    )
+    return sizes.pop()
 
 
 @dataclass
@@ -1048,23 +1076,10 @@ def where_time_goes(sampler: StackSampler, costs: dict[str, MailCost]) -> Benchm
     return bench
 
 
-def _function_timeouts() -> dict[str, int]:
-    """Each function's timeout in serverless.yml (the provider's where a function sets none)."""
-    text = (ROOT / "serverless.yml").read_text(encoding="utf-8")
-    default = re.search(r"^  timeout: (\d+)", text, re.M)
-    assert default, "serverless.yml has no provider.timeout"
-    functions = text[text.index("\nfunctions:\n") :]
-    timeouts = {}
-    for found in re.finditer(r"^  ([a-z]+):\n((?:    .*\n|\s*\n)+)", functions, re.M):
-        own = re.search(r"^    timeout: (\d+)", found[2], re.M)
-        timeouts[found[1]] = int(own[1] if own else default[1])
-    return timeouts
-
-
 def _worst_case_seconds(definition: dict[str, Any], path: list[str]) -> tuple[float, float]:
     """The longest the states of `path` can take when every attempt times out and every retry waits its longest:
     (the retry waits alone, with the attempts' timeouts too)."""
-    timeouts = _function_timeouts()
+    timeouts = function_settings("timeout")
     waits = attempts = 0.0
     for name in path:
         state = definition["States"][name]

@@ -11,6 +11,7 @@ import getpass
 import json
 import socket
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -374,9 +375,9 @@ def _test(args: argparse.Namespace) -> int:
     rt = Runtime(settings) if (args.queue or args.since is not None or not args.current) else None
     proposed = files_rules
     if args.current:
-        current = load_rule_files(args.current)
+        current: Sequence[Rule] = load_rule_files(args.current)
     elif rt is not None and settings.rules_table:
-        current = list(rt.rules(fresh=True))
+        current = rt.rules(fresh=True)
         # What a push would leave live: the files' rules and the live-only ones (kept unless --prune).
         proposed = resulting_set(files_rules, rt.rules_table.live(), prune=args.prune)
     else:

@@ -96,7 +96,7 @@ def preview(
     aws_sender_domains: Sequence[str],
 ) -> Preview:
     result = Preview()
-    current, proposed = RuleSet(current), RuleSet(proposed)
+    current, proposed = RuleSet.of(current), RuleSet.of(proposed)  # indexed once, not per mail
     for item in mails:
         authenticity = assess(item.mail, aws_sender_domains)
         before = decide(

@@ -670,6 +670,11 @@ class RuleSet(Sequence[Rule]):
             for key in keys:
                 index.setdefault(key, []).append(position)
 
+    @classmethod
+    def of(cls, rules: Sequence[Rule]) -> RuleSet:
+        """`rules` indexed, unless they already are."""
+        return rules if isinstance(rules, RuleSet) else cls(rules)
+
     def __len__(self) -> int:
         return len(self._rules)
 
@@ -700,7 +705,7 @@ def classify(
     rules: Sequence[Rule], *, sender: str | None, sender_domain: str | None, subject: str, text: str
 ) -> Classification:
     """The first rule in matching order wins; every match is reported. No match: unclassified, queued."""
-    ruleset = rules if isinstance(rules, RuleSet) else RuleSet(rules)
+    ruleset = RuleSet.of(rules)
     folded, lowered = text.casefold(), subject.lower()
     sender, domain = (sender or "").lower(), (sender_domain or "").lower()
     suffixes = domain_suffixes(domain)
