@@ -203,10 +203,10 @@ def generated_rules(count: int) -> list[dict[str, Any]]:
 def rules_preview(args: argparse.Namespace) -> Benchmark:
     """The preview of `rootmail rules test` over N stored mails (the corpus, round and round) with the default rules
     plus 300 generated ones, next to parsing the same mails."""
-    from rootmail.domain.accounts import Account, resolve_accounts
     from rootmail.domain.authenticity import DEFAULT_AWS_SENDER_DOMAINS
     from rootmail.domain.parsing import parse_mail
     from rootmail.domain.preview import PreviewMail, preview
+    from rootmail.domain.routing import RoutingPolicy, unchecked
     from rootmail.domain.rules import compile_rules, load_rule_files
 
     corpus = [p.read_bytes() for p in sorted((ROOT / "tests" / "corpus").glob("*.eml"))]
@@ -221,7 +221,7 @@ def rules_preview(args: argparse.Namespace) -> Benchmark:
             yield corpus[number % len(corpus)]
 
     def resolution(mail: Any) -> Any:
-        return resolve_accounts(None, mail.account_ids, lambda _: None, lambda i: Account(i, ""))
+        return unchecked(mail, RoutingPolicy())
 
     started = time.perf_counter()
     for raw in raws():
@@ -345,9 +345,9 @@ def triage_cost(args: argparse.Namespace) -> Benchmark:
 
     import mailparser
 
-    from rootmail.domain.accounts import resolve_accounts
     from rootmail.domain.authenticity import DEFAULT_AWS_SENDER_DOMAINS, assess
     from rootmail.domain.parsing import parse_mail
+    from rootmail.domain.routing import RoutingPolicy, resolve
     from rootmail.domain.rules import RuleSet, load_rule_files
     from rootmail.domain.triage import decide
     from rootmail.offline import AccountDirectory, load_accounts
@@ -362,10 +362,7 @@ def triage_cost(args: argparse.Namespace) -> Benchmark:
     def triage(raw: bytes) -> Any:
         mail = parse_mail(raw)
         authenticity = assess(mail, DEFAULT_AWS_SENDER_DOMAINS)
-        found = resolve_accounts(
-            mail.envelope_recipient, mail.account_ids, directory.by_email, directory.by_id
-        )
-        return decide(mail, authenticity, found, rules)
+        return decide(mail, authenticity, resolve(mail, directory, RoutingPolicy()), rules)
 
     runs = {
         "stdlib email.message_from_bytes (the floor)": lambda: [email.message_from_bytes(r) for r in mails],
@@ -456,9 +453,9 @@ def common_text_rules(count: int) -> list[dict[str, Any]]:
 def classification(args: argparse.Namespace) -> Benchmark:
     """Deciding already-parsed mail with the default rules plus 300 generated ones: with the RuleSet's index, with
     rules the index cannot tell apart, and with every rule matched in full."""
-    from rootmail.domain.accounts import Account, resolve_accounts
     from rootmail.domain.authenticity import DEFAULT_AWS_SENDER_DOMAINS, assess
     from rootmail.domain.parsing import parse_mail
+    from rootmail.domain.routing import RoutingPolicy, unchecked
     from rootmail.domain.rules import Rule, RuleSet, compile_rules, load_rule_files
     from rootmail.domain.triage import decide
 
@@ -475,7 +472,7 @@ def classification(args: argparse.Namespace) -> Benchmark:
     prepared = []
     for _, raw in realistic_corpus(args.corpus):
         mail = parse_mail(raw)
-        found = resolve_accounts(None, mail.account_ids, lambda _: None, lambda i: Account(i, ""))
+        found = unchecked(mail, RoutingPolicy())
         prepared.append((mail, assess(mail, DEFAULT_AWS_SENDER_DOMAINS), found))
 
     def deciding(rules: RuleSet) -> Callable[[], None]:

@@ -13,9 +13,11 @@ from rootmail.domain.accounts import (
     normalize_language,
     parse_contact_kinds,
     parse_contacts_entry,
-    resolve_accounts,
 )
+from rootmail.domain.mail import ParsedMail
+from rootmail.domain.routing import RoutingPolicy, resolve
 from rootmail.domain.vocabulary import Category
+from rootmail.offline import AccountDirectory
 
 
 def test_every_category_goes_to_a_contact_kind_and_the_brief_s_defaults_hold():
@@ -112,19 +114,17 @@ def test_an_override_wins_kind_by_kind_and_leaves_the_rest_to_organizations():
     assert account.with_override(None) is account
 
 
-def _lookups(*accounts: Account):
-    by_email = {a.email: a for a in accounts}
-    by_id = {a.account_id: a for a in accounts}
-    return by_email.get, by_id.get
+def _resolve(envelope: str | None, ids: list[str], *accounts: Account, may_refresh: bool = False):
+    mail = ParsedMail(envelope_recipient=envelope, account_ids=ids)
+    return resolve(mail, AccountDirectory.of(list(accounts)), RoutingPolicy(), may_refresh=may_refresh)
 
 
 def test_an_unknown_root_address_asks_for_one_refresh_only_when_allowed():
-    by_email, by_id = _lookups()
-    first = resolve_accounts("new@root.example", [], by_email, by_id, may_refresh=True)
-    assert first.refresh_needed and not first.accounts
-    again = resolve_accounts("new@root.example", [], by_email, by_id, may_refresh=False)
+    first = _resolve("new@root.example", [], may_refresh=True)
+    assert first.refresh_needed and not first.account_ids
+    again = _resolve("new@root.example", [], may_refresh=False)
     assert not again.refresh_needed
-    assert not resolve_accounts(None, [], by_email, by_id, may_refresh=True).refresh_needed
+    assert not _resolve(None, [], may_refresh=True).refresh_needed
 
 
 def test_inactive_accounts_still_resolve_and_say_so():
@@ -134,9 +134,8 @@ def test_inactive_accounts_still_resolve_and_say_so():
         inactive_since="2026-11-23T10:00:00Z",
         inactive_reason="left the organisation",
     )
-    by_email, by_id = _lookups(gone)
-    resolution = resolve_accounts("ROOT@a.example", ["111122223333"], by_email, by_id, may_refresh=True)
-    assert resolution.account_ids == ["111122223333"] and not resolution.refresh_needed
+    resolution = _resolve("ROOT@a.example", ["111122223333"], gone, may_refresh=True)
+    assert resolution.account_ids == ("111122223333",) and not resolution.refresh_needed
     assert any("inactive since 2026-11-23T10:00:00Z (left the organisation)" in n for n in resolution.notes)
     assert type(resolution).from_dict(resolution.to_dict()) == resolution
 

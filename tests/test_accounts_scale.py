@@ -22,7 +22,8 @@ from moto import mock_aws
 from rootmail.accounts_sync import SyncOptions, SyncReport, sync_accounts
 from rootmail.adapters.organizations import Organization
 from rootmail.adapters.tables import AccountsTable
-from rootmail.domain.accounts import resolve_accounts
+from rootmail.domain.mail import ParsedMail
+from rootmail.domain.routing import RoutingPolicy, resolve
 from rootmail.domain.sync import hour_index, refresh_slot
 from rootmail.local.organization import (
     LocalOrganization,
@@ -170,8 +171,9 @@ def test_inactive_accounts_still_resolve_old_mail(scale):
         assert account is not None and account.account_id == account_id
         assert not account.active and account.inactive_reason == reason
         assert account.contacts  # old mail still reaches the customer
-        resolution = resolve_accounts(seed.email, [account_id], table.by_email, table.by_id)
-        assert resolution.account_ids == [account_id] and resolution.envelope_known
+        mail = ParsedMail(envelope_recipient=seed.email, account_ids=[account_id])
+        resolution = resolve(mail, table, RoutingPolicy())
+        assert resolution.account_ids == (account_id,) and resolution.envelope_known
         assert any("inactive since" in note for note in resolution.notes)
     pages = boto3.client("dynamodb").get_paginator("scan").paginate(TableName="accounts", Select="COUNT")
     assert sum(page["Count"] for page in pages) == SIZE + 1 + len(scale.added)  # nothing was ever deleted

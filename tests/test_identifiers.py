@@ -147,4 +147,5 @@ def test_labels_are_found_wherever_they_are_before_their_number(subject, body, a
     expected = ["210987654321", "123456789012"] if account_ids is None else account_ids
     assert find_account_ids(subject, body) == expected
     assert find_case_id(subject, body) == case_id
-    assert find_identifiers(subject, body) == (expected, case_id)
+    found = find_identifiers(subject, body)
+    assert (list(found.account_ids), found.case_id) == (expected, case_id)

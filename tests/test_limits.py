@@ -4,6 +4,7 @@ recorded, never crashing. Memory is measured with tracemalloc (allocations, not 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import email
 import email.policy
 import os
@@ -13,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from rootmail.domain.parsing import MAX_PARSED_BYTES, parse_mail
+from rootmail.domain.routing import RoutingPolicy, resolve
 from rootmail.domain.rules import load_rule_files
+from rootmail.offline import AccountDirectory
 from samples import sample_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,7 +83,7 @@ def test_a_40_mb_notice_is_forwarded_without_its_original_and_binary_junk_is_rec
 
 
 def test_a_large_mail_whose_text_comes_after_its_attachment_is_queued_for_an_operator():
-    from rootmail.domain.accounts import Account, resolve_accounts
+    from rootmail.domain.accounts import Account
     from rootmail.domain.authenticity import assess
     from rootmail.domain.triage import decide
 
@@ -101,7 +104,11 @@ def test_a_large_mail_whose_text_comes_after_its_attachment_is_queued_for_an_ope
     mail = parse_mail(raw)
     assert mail.truncated and not mail.text
     account = Account("123456789012", "aws-root+acme-prod@cloudprovider.example")
-    resolution = resolve_accounts(account.email, [], lambda _: account, lambda _: account)
+    resolution = resolve(
+        dataclasses.replace(mail, envelope_recipient=account.email),
+        AccountDirectory.of([account]),
+        RoutingPolicy(),
+    )
     decision = decide(mail, assess(mail), resolution, load_rule_files(ROOT / "rules"))
     assert decision.action == "queue" and "for an operator to read" in decision.reason
 

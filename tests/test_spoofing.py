@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from rootmail.domain.accounts import Account, resolve_accounts
+from rootmail.domain.accounts import Account
 from rootmail.domain.authenticity import assess
 from rootmail.domain.parsing import parse_mail
+from rootmail.domain.routing import RoutingPolicy, resolve
 from rootmail.domain.rules import load_rule_files
 from rootmail.domain.triage import decide
 from rootmail.domain.vocabulary import Action
+from rootmail.offline import AccountDirectory
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = (ROOT / "tests" / "corpus" / "11-health-single-account.eml").read_text(encoding="utf-8")
@@ -43,7 +45,7 @@ def mail_from(
 def decided(raw: bytes):
     mail = parse_mail(raw)
     authenticity = assess(mail)
-    resolution = resolve_accounts(ACCOUNT.email, mail.account_ids, lambda _: ACCOUNT, lambda _: ACCOUNT)
+    resolution = resolve(mail, AccountDirectory.of([ACCOUNT]), RoutingPolicy())
     return mail, authenticity, decide(mail, authenticity, resolution, RULES)
 
 
@@ -127,7 +129,7 @@ def test_credential_mail_never_leaves_the_operators_side_in_any_language(languag
     # The worst case: the mail also looks like a notice a forward rule takes (a Health event marker).
     mail = dataclasses.replace(mail, subject=subject, text=f"{body}\nAWS Health Event\n{mail.text}")
     authenticity = assess(mail)
-    resolution = resolve_accounts(ACCOUNT.email, [], lambda _: ACCOUNT, lambda _: ACCOUNT)
+    resolution = resolve(mail, AccountDirectory.of([ACCOUNT]), RoutingPolicy())
     decision = decide(mail, authenticity, resolution, RULES)
     assert authenticity.authentic
     assert decision.action == Action.RESTRICTED and decision.action not in CUSTOMER_ACTIONS

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from rootmail.domain.accounts import Account, resolve_accounts
+from rootmail.domain.accounts import Account
 from rootmail.domain.authenticity import Authenticity
 from rootmail.domain.mail import ParsedMail
+from rootmail.domain.routing import RoutingPolicy, resolve
 from rootmail.domain.rules import compile_rules
 from rootmail.domain.triage import decide
 from rootmail.domain.vocabulary import Action, Category
+from rootmail.offline import AccountDirectory
 
 ACME = Account("111111111111", "root+acme@p.example", "acme", contacts=("ops@acme.example",))
 GLOBEX = Account("222222222222", "root+globex@p.example", "globex", contacts=("it@globex.example",))
-DIRECTORY = {a.account_id: a for a in (ACME, GLOBEX)}
-
-
-def by_email(email: str) -> Account | None:
-    return next((a for a in DIRECTORY.values() if a.email == email), None)
+DIRECTORY = AccountDirectory.of([ACME, GLOBEX])
 
 
 def forward_everything_from(domain: str):
@@ -37,10 +35,8 @@ def mail(**values) -> ParsedMail:
     return ParsedMail(**{**base, **values})
 
 
-def resolution_for(m: ParsedMail, *, multi_account: bool = False):
-    return resolve_accounts(
-        m.envelope_recipient, m.account_ids, by_email, DIRECTORY.get, multi_account=multi_account
-    )
+def resolution_for(m: ParsedMail):
+    return resolve(m, DIRECTORY, RoutingPolicy())
 
 
 AUTHENTIC = Authenticity(True, [])
@@ -68,22 +64,29 @@ def test_mail_from_the_sign_in_domain_is_never_forwarded():
 def test_an_account_id_in_customer_written_text_adds_no_recipient():
     m = mail(envelope_recipient=GLOBEX.email, account_ids=[GLOBEX.account_id, ACME.account_id])
     resolution = resolution_for(m)
-    assert resolution.account_ids == [GLOBEX.account_id]
+    assert resolution.account_ids == (GLOBEX.account_id,)
     assert resolution.other_account_ids == (ACME.account_id,)
 
 
-def test_an_aggregated_health_mail_goes_to_every_account_it_names():
+def test_an_aggregated_health_mail_goes_to_every_account_it_lists():
+    ids = [GLOBEX.account_id, ACME.account_id]
     m = mail(
-        sender="health@aws.com",
-        envelope_recipient=GLOBEX.email,
-        account_ids=[GLOBEX.account_id, ACME.account_id],
+        sender="health@aws.com", envelope_recipient=GLOBEX.email, account_ids=ids, listed_account_ids=ids
     )
-    assert resolution_for(m, multi_account=True).account_ids == [GLOBEX.account_id, ACME.account_id]
+    assert resolution_for(m).account_ids == (GLOBEX.account_id, ACME.account_id)
 
 
-def test_ids_in_the_mail_stand_in_for_an_unknown_envelope():
-    m = mail(envelope_recipient="root+new@p.example", account_ids=[ACME.account_id])
-    assert resolution_for(m).account_ids == [ACME.account_id]
+def test_ids_in_the_mail_never_stand_in_for_an_unknown_envelope():
+    for sender in ("no-reply-aws@amazon.com", "health@aws.com"):
+        m = mail(
+            sender=sender,
+            envelope_recipient="root+new@p.example",
+            account_ids=[ACME.account_id],
+            listed_account_ids=[ACME.account_id],
+        )
+        resolution = resolution_for(m)
+        assert resolution.account_ids == () and resolution.other_account_ids == (ACME.account_id,)
+        assert any("never used in place of an unknown root address" in n for n in resolution.notes)
 
 
 def test_forward_and_ticket_without_a_known_account_are_queued():

@@ -240,10 +240,14 @@ def _triage(args: argparse.Namespace) -> int:
             print(json.dumps(result, ensure_ascii=False))
         else:
             accounts = ",".join(result["account_ids"]) or "-"
+            if not result["accounts_checked"]:
+                accounts += " (not checked)"
+            action = result["action"] + (" (private: no customer told)" if result["private"] else "")
             problems = f"  problems: {'; '.join(result['problems'])}" if result["problems"] else ""
             print(
-                f"{path}: {result['category']} → {result['action']} "
+                f"{path}: {result['category']} → {action} "
                 f"(rule {result['rule_id'] or '-'}, accounts {accounts}, case {result['case_id'] or '-'})"
+                + (f"  held: {result['hold']}" if result["hold"] else "")
                 + problems
             )
     return status

@@ -384,7 +384,7 @@ def _test(args: argparse.Namespace) -> int:
         current = files_rules
     if args.files:
         directory = AccountDirectory.of(load_accounts(args.accounts)) if args.accounts else None
-        mails = rules_preview.files(args.files, directory)
+        mails = rules_preview.files(args.files, directory, settings)
     else:
         assert rt is not None
         settings.require("ledger_table")

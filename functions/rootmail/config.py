@@ -8,8 +8,9 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from rootmail.domain.accounts import DEFAULT_CONTACT_KINDS, DEFAULT_MULTI_ACCOUNT_SENDERS, parse_contact_kinds
+from rootmail.domain.accounts import DEFAULT_CONTACT_KINDS, parse_contact_kinds
 from rootmail.domain.authenticity import DEFAULT_AWS_SENDER_DOMAINS
+from rootmail.domain.routing import DEFAULT_MULTI_ACCOUNT_SENDERS, DEFAULT_THIRD_PARTY_SENDERS, RoutingPolicy
 from rootmail.errors import ConfigurationError
 
 
@@ -35,7 +36,13 @@ class Settings(BaseSettings):
     slack_channel: str | None = None
     slack_api_url: str = "https://slack.com/api/"
     aws_sender_domains: Annotated[tuple[str, ...], NoDecode] = DEFAULT_AWS_SENDER_DOMAINS
+    # Who may write about several accounts in one mail, and whose mail carries text any AWS customer can set
+    # (addresses or exact domains): see domain/routing.py.
     multi_account_senders: Annotated[tuple[str, ...], NoDecode] = DEFAULT_MULTI_ACCOUNT_SENDERS
+    third_party_senders: Annotated[tuple[str, ...], NoDecode] = DEFAULT_THIRD_PARTY_SENDERS
+    # Set to "+" when the provider's root addresses carry no tags: root+anything@ then reaches root@'s account.
+    # Unset, a tag is part of the address (root+acme@ and root+globex@ are two accounts).
+    root_address_tag_separator: Literal["+", "-", "_"] | None = None
     rules_cache_seconds: int = Field(default=60, ge=0, le=3600)
     # Accounts and contacts from AWS Organizations (the hourly sync and the pipeline's refresh).
     # A role in the management account to assume; unset or empty: call Organizations with our own role.
@@ -83,7 +90,7 @@ class Settings(BaseSettings):
     # How far back the hourly run looks for stored mail without a record (`rootmail audit --all`: all of it).
     reconcile_lookback_hours: int = Field(default=48, ge=1, le=24 * 90)
 
-    @field_validator("aws_sender_domains", "multi_account_senders", mode="before")
+    @field_validator("aws_sender_domains", "multi_account_senders", "third_party_senders", mode="before")
     @classmethod
     def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
@@ -110,6 +117,14 @@ class Settings(BaseSettings):
     @classmethod
     def _contact_kinds(cls, value: object) -> object:
         return parse_contact_kinds(value) if isinstance(value, str) else value
+
+    @property
+    def routing(self) -> RoutingPolicy:
+        return RoutingPolicy(
+            multi_account_senders=self.multi_account_senders,
+            third_party_senders=self.third_party_senders,
+            address_tag_separator=self.root_address_tag_separator,
+        )
 
     def require(self, name: str) -> str:
         value = getattr(self, name)

@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rootmail.domain.accounts import Account, resolve_accounts
-from rootmail.domain.authenticity import DEFAULT_AWS_SENDER_DOMAINS, assess
+from rootmail.config import Settings, get_settings
+from rootmail.domain.accounts import Account
+from rootmail.domain.authenticity import assess
 from rootmail.domain.parsing import parse_mail
+from rootmail.domain.routing import resolve, unchecked
 from rootmail.domain.rules import Rule
 from rootmail.domain.sync import ListedAccount
 from rootmail.domain.triage import decide
@@ -77,17 +79,19 @@ def triage_file(
     path: Path,
     rules: Sequence[Rule],
     directory: AccountDirectory | None,
-    allowed_domains: Sequence[str] = DEFAULT_AWS_SENDER_DOMAINS,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
+    """The pipeline's decision for one stored mail, with the pipeline's settings (the ROOTMAIL_* environment: sender
+    allowlist, multi-account and third-party senders, root address tags). Without `directory` nothing about the
+    accounts is checked: the accounts shown are those the mail would go to if they were known."""
+    settings = settings or get_settings()
     raw = path.read_bytes()
     mail = parse_mail(raw)
-    authenticity = assess(mail, allowed_domains)
+    authenticity = assess(mail, settings.aws_sender_domains)
     if directory is None:
-        resolution = resolve_accounts(None, mail.account_ids, lambda _: None, lambda i: Account(i, ""))
+        resolution = unchecked(mail, settings.routing)
     else:
-        resolution = resolve_accounts(
-            mail.envelope_recipient, mail.account_ids, directory.by_email, directory.by_id
-        )
+        resolution = resolve(mail, directory, settings.routing)
     decision = decide(mail, authenticity, resolution, rules, accounts_checked=directory is not None)
     return {
         "file": str(path),
@@ -95,11 +99,16 @@ def triage_file(
         "subject": mail.subject,
         "sender": mail.sender,
         "envelope_recipient": mail.envelope_recipient,
-        "account_ids": resolution.account_ids,
-        "unknown_account_ids": list(resolution.unknown_account_ids) if directory is not None else [],
+        "account_ids": list(resolution.account_ids),
+        "accounts_checked": directory is not None,
+        "unknown_account_ids": list(resolution.unknown_account_ids),
+        "other_account_ids": list(resolution.other_account_ids),
+        "hold": resolution.hold,
+        "notes": list(resolution.notes),
         "category": str(decision.category),
         "rule_id": decision.rule_id,
         "action": str(decision.action),
+        "private": decision.private,
         "reason": decision.reason,
         "authentic": decision.authentic,
         "authenticity_reasons": authenticity.reasons,

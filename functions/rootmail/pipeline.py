@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rootmail.accounts_sync import deadline_for, options_from_settings, sync_accounts
 from rootmail.adapters.executions import execution_name
 from rootmail.adapters.tables import Ledger
-from rootmail.domain.accounts import Account, Resolution, contact_kind, resolve_accounts
+from rootmail.domain.accounts import Account, contact_kind
 from rootmail.domain.authenticity import assess
-from rootmail.domain.mail import ParsedMail
+from rootmail.domain.mail import ParsedMail, fit
 from rootmail.domain.parsing import parse_mail
 from rootmail.domain.render import (
     operator_alert,
@@ -23,15 +22,18 @@ from rootmail.domain.render import (
     ticket_subject,
     urgent_comment,
 )
+from rootmail.domain.routing import Resolution, resolve
 from rootmail.domain.triage import Decision, decide
 from rootmail.domain.vocabulary import STATE_FOR_ACTION, Action, State
 from rootmail.errors import DeliveryRejected, DeliveryUnconfirmed
 from rootmail.observability import logger
 from rootmail.runtime import Runtime
 
-# Step Functions refuses a state over 256 KB (and that error cannot be caught): summaries stay small.
-MAX_SUBJECT_IN_STATE = 500
-MAX_LIST_IN_STATE = 50
+# Step Functions refuses a state over 256 KB (and that error cannot be caught): every step's output is bounded
+# (tests/test_state_limits.py adds the bounds up).
+MAX_REASONS = 10
+MAX_REASON_BYTES = 320
+MAX_DELIVERY_FIELD_BYTES = 512
 # The object SES writes when a receipt rule is set up: not a mail.
 SES_SETUP_NOTIFICATION = "AMAZON_SES_SETUP_NOTIFICATION"
 
@@ -70,17 +72,9 @@ def load_mail(rt: Runtime, key: str) -> tuple[bytes, ParsedMail]:
 def parse_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     _, mail = load_mail(rt, event["key"])
     authenticity = assess(mail, rt.settings.aws_sender_domains)
-    summary = mail.to_summary()
-    summary["subject"] = summary["subject"][:MAX_SUBJECT_IN_STATE]
-    for field in ("recipients", "from_addresses", "account_ids"):
-        if len(summary[field]) > MAX_LIST_IN_STATE:
-            summary["problems"].append(
-                f"{len(summary[field])} {field.replace('_', ' ')}: only the first {MAX_LIST_IN_STATE} kept"
-            )
-            summary[field] = summary[field][:MAX_LIST_IN_STATE]
-    summary["problems"] = summary["problems"][:20]
+    summary = mail.to_summary()  # bounded: see MAX_SUMMARY_BYTES
     summary["authentic"] = authenticity.authentic
-    summary["authenticity_reasons"] = authenticity.reasons
+    summary["authenticity_reasons"] = [fit(r, MAX_REASON_BYTES) for r in authenticity.reasons[:MAX_REASONS]]
     identity = mail.identity() if authenticity.authentic else None
     if identity is not None:
         # The same (authentic) mail stored again under another key is recorded, and delivered only through its
@@ -106,18 +100,16 @@ def parse_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
 
 
 def resolve_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
-    mail = event["mail"]
-    resolution = resolve_accounts(
-        mail.get("envelope_recipient"),
-        mail.get("account_ids", []),
-        rt.accounts.by_email,
-        rt.accounts.by_id,
-        multi_account=(mail.get("sender") or "") in rt.settings.multi_account_senders,
+    refreshed = "refresh" in event or "refresh_error" in event
+    resolution = resolve(
+        ParsedMail.from_summary(event["mail"]),
+        rt.accounts,
+        rt.settings.routing,
         # Once per execution: after RefreshAccounts (or its failure) this state runs again as ResolveAgain.
-        may_refresh="refresh" not in event and "refresh_error" not in event,
+        may_refresh=not refreshed,
     )
-    if ("refresh" in event or "refresh_error" in event) and not resolution.envelope_known:
-        resolution = replace(resolution, notes=(*resolution.notes, _refresh_note(event)))
+    if refreshed and not resolution.envelope_known:
+        resolution = resolution.with_note(_refresh_note(event))
     return resolution.to_dict()
 
 
@@ -223,15 +215,32 @@ def _guarded(rt: Runtime, delivery_id: str, owner: str, send: Any, base: dict[st
     return {**base, **proof, "status": "sent"}
 
 
+def _delivered_accounts(rt: Runtime, resolution: Resolution) -> tuple[list[Account], list[dict[str, str]]]:
+    """The accounts a mail is delivered for, read now (contacts and language as they are at delivery); an account
+    gone from the table since Resolve is undelivered, with its reason."""
+    accounts, missing = [], []
+    for account_id in resolution.account_ids:
+        account = rt.accounts.by_id(account_id)
+        if account is None:
+            missing.append(
+                {"account_id": account_id, "reason": "the account is no longer in the accounts table"}
+            )
+        else:
+            accounts.append(account)
+    return accounts, missing
+
+
 def forward_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     raw, mail = load_mail(rt, event["key"])
     resolution = Resolution.from_dict(event["resolution"])
     category = event["classification"]["category"]
     kind = contact_kind(category, rt.settings.contact_kinds)
     deliveries: list[dict[str, Any]] = []
-    undelivered: list[dict[str, str]] = []
-    suppressed = rt.suppressions.suppressed(c for a in resolution.accounts for c in a.contacts.of(kind))
-    for account in resolution.accounts:
+    accounts, undelivered = _delivered_accounts(rt, resolution)
+    # Every account the notice lists or is delivered for: each customer sees only its own part of a shared notice.
+    named = dict.fromkeys([*resolution.account_ids, *mail.listed_account_ids])
+    suppressed = rt.suppressions.suppressed(c for a in accounts for c in a.contacts.of(kind))
+    for account in accounts:
         rendered = render_forward(
             mail,
             raw,
@@ -239,20 +248,22 @@ def forward_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
             sender=rt.mailer.sender,
             reply_to=rt.settings.require("reply_to_address"),
             mail_id=event["mail_id"],
-            other_account_ids=[a.account_id for a in resolution.accounts if a is not account],
+            other_account_ids=[a for a in named if a != account.account_id],
             kind=kind,
             suppressed=suppressed,
         )
         held = [c for c in account.contacts.of(kind) if c.lower() in suppressed]
         if not rendered.to and held:
             reason = f"every {kind} contact is suppressed after bounces or complaints: {', '.join(held)}"
-            undelivered.append({"account_id": account.account_id, "reason": reason})
+            undelivered.append(
+                {"account_id": account.account_id, "reason": fit(reason, MAX_DELIVERY_FIELD_BYTES)}
+            )
             continue
         if not rendered.to:
             reason = f"the account has no customer contact for {kind} notices ({category})"
             undelivered.append({"account_id": account.account_id, "reason": reason})
             continue
-        recipient = ", ".join(rendered.to)
+        recipient = fit(", ".join(rendered.to), MAX_DELIVERY_FIELD_BYTES)
         deliveries.append(
             _guarded(
                 rt,
@@ -271,28 +282,37 @@ def forward_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     return {"deliveries": deliveries, "undelivered": undelivered}
 
 
-def _attachment(raw: bytes) -> tuple[str, bytes]:
-    return ("original.eml", raw)
+def _ticket_content(
+    mail: ParsedMail, raw: bytes, resolution: Resolution, decision: dict[str, Any], mail_id: str
+) -> tuple[str, tuple[str, bytes] | None]:
+    """An internal ticket's text and attachment: the facts and the mail, or (credentials) the facts only."""
+    withheld = decision["reason"] if decision.get("withhold_text") else None
+    body = ticket_comment(mail, resolution.account_ids, mail_id=mail_id, withheld=withheld)
+    return body, None if withheld else ("original.eml", raw)
 
 
 def ticket_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     raw, mail = load_mail(rt, event["key"])
     resolution = Resolution.from_dict(event["resolution"])
+    decision = event["classification"]
     if not mail.case_id:
         raise DeliveryRejected("a support-case mail without an AWS case ID: no ticket to thread it into")
-    kind = contact_kind(event["classification"]["category"], rt.settings.contact_kinds)
-    _, requester = _requester(resolution.accounts, kind)
+    kind = contact_kind(decision["category"], rt.settings.contact_kinds)
+    accounts, _ = _delivered_accounts(rt, resolution)
+    # Zendesk tells the requester of a new ticket: a private ticket has none.
+    _, requester = (None, None) if decision.get("private") else _requester(accounts, kind)
     case_id = mail.case_id
+    body, attachment = _ticket_content(mail, raw, resolution, decision, event["mail_id"])
 
     def open_ticket() -> dict[str, Any]:
         ref = rt.desk.case_ticket(
             case_id=case_id,
             message_key=event["mail_id"],
             subject=ticket_subject(mail, urgent=False),
-            body=ticket_comment(mail, resolution.account_ids, mail_id=event["mail_id"]),
+            body=body,
             requester_email=requester,
             tags=["rootmail", "aws-support-case", *(f"aws-{a}" for a in resolution.account_ids)],
-            attachment=_attachment(raw),
+            attachment=attachment,
         )
         return {"ticket": ref.ticket_id, "created": ref.created, "url": ref.url, "note": ref.note}
 
@@ -311,21 +331,30 @@ def escalate_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     resolution = Resolution.from_dict(event["resolution"])
     decision = event["classification"]
     kind = contact_kind(decision["category"], rt.settings.contact_kinds)
-    # The public comment is written to the requester's account, in its language.
-    account, requester = _requester(resolution.accounts, kind)
+    accounts, _ = _delivered_accounts(rt, resolution)
+    # The public comment is written to the requester's account, in its language; a private ticket has neither.
+    account, requester = (None, None) if decision.get("private") else _requester(accounts, kind)
+    if account is not None:
+        others = [
+            a
+            for a in dict.fromkeys([*resolution.account_ids, *mail.listed_account_ids])
+            if a != account.account_id
+        ]
+        body = urgent_comment(mail, account, others)
+        attachment = None if others else ("original.eml", raw)  # the original would show the others' part
+    else:
+        body, attachment = _ticket_content(mail, raw, resolution, decision, event["mail_id"])
 
     def open_ticket() -> dict[str, Any]:
         ref = rt.desk.urgent_ticket(
             message_key=event["mail_id"],
             subject=ticket_subject(mail, urgent=True),
-            body=urgent_comment(mail, account)
-            if account
-            else ticket_comment(mail, resolution.account_ids, mail_id=event["mail_id"]),
+            body=body,
             public=account is not None,  # nobody to notify: an internal note for the support team
             requester_email=requester,
             requester_name=account.name if account else None,
             tags=["rootmail", "urgent", decision["category"], *(f"aws-{a}" for a in resolution.account_ids)],
-            attachment=_attachment(raw),
+            attachment=attachment,
         )
         return {"ticket": ref.ticket_id, "created": ref.created, "url": ref.url, "note": ref.note}
 

@@ -9,23 +9,18 @@ from pathlib import Path
 from typing import Any
 
 from rootmail.adapters.tables import stamp
-from rootmail.domain.accounts import Account, Resolution, resolve_accounts
+from rootmail.config import Settings, get_settings
 from rootmail.domain.mail import ParsedMail
 from rootmail.domain.parsing import parse_mail
 from rootmail.domain.preview import PreviewMail
+from rootmail.domain.routing import Resolution, resolve, unchecked
 from rootmail.offline import AccountDirectory
 from rootmail.runtime import Runtime
 
 
 def resolution_for(rt: Runtime, mail: ParsedMail) -> Resolution:
     """The accounts a mail concerns, as the pipeline's Resolve step finds them (no refresh: a preview reads)."""
-    return resolve_accounts(
-        mail.envelope_recipient,
-        list(mail.account_ids),
-        rt.accounts.by_email,
-        rt.accounts.by_id,
-        multi_account=(mail.sender or "") in rt.settings.multi_account_senders,
-    )
+    return resolve(mail, rt.accounts, rt.settings.routing)
 
 
 def stored(rt: Runtime, records: Iterable[dict[str, Any]]) -> Iterator[PreviewMail]:
@@ -50,14 +45,12 @@ def since(rt: Runtime, days: float) -> Iterator[PreviewMail]:
     return stored(rt, (r for r in rt.ledger.scan() if str(r.get("received_at") or "") >= cutoff))
 
 
-def files(paths: Iterable[Path], directory: AccountDirectory | None) -> Iterator[PreviewMail]:
+def files(
+    paths: Iterable[Path], directory: AccountDirectory | None, settings: Settings | None = None
+) -> Iterator[PreviewMail]:
     """.eml files, with the accounts of a ListAccounts file when given (else no account check, as `triage`)."""
+    policy = (settings or get_settings()).routing
     for path in paths:
         mail = parse_mail(path.read_bytes())
-        if directory is None:
-            resolution = resolve_accounts(None, mail.account_ids, lambda _: None, lambda i: Account(i, ""))
-        else:
-            resolution = resolve_accounts(
-                mail.envelope_recipient, mail.account_ids, directory.by_email, directory.by_id
-            )
+        resolution = unchecked(mail, policy) if directory is None else resolve(mail, directory, policy)
         yield PreviewMail(str(path), mail, resolution, accounts_checked=directory is not None)

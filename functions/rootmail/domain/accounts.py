@@ -2,14 +2,13 @@
 
 Every account has contacts of three kinds, the three kinds of AWS alternate contact: operations, security and billing.
 A mail's category picks the kind (`contact_kind`), so a cost alert reaches the customer's billing people and an
-abuse report its security people. The envelope recipient finds the account; account IDs named in the mail add the
-accounts a multi-account notice concerns.
+abuse report its security people. Which accounts a mail is delivered for is domain/routing.py's business.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -278,99 +277,3 @@ class ContactOverride:
         if self.language:
             entry["language"] = self.language
         return entry
-
-
-# Senders whose one mail may concern several accounts (AWS Health's aggregated notifications): each account
-# named in it is a recipient. From anyone else, account IDs in the text (which may be customer-written, like a
-# budget's name) never add recipients to a mail whose envelope account is known.
-DEFAULT_MULTI_ACCOUNT_SENDERS: tuple[str, ...] = ("health@aws.com", "notifications@aws.com")
-
-
-@dataclass(frozen=True)
-class Resolution:
-    accounts: tuple[Account, ...] = ()
-    unknown_account_ids: tuple[str, ...] = ()
-    other_account_ids: tuple[str, ...] = ()  # known accounts named in the mail that it is not delivered to
-    envelope_known: bool = False
-    notes: tuple[str, ...] = field(default=())
-    # The envelope recipient is unknown: refresh the accounts once, then resolve again.
-    refresh_needed: bool = False
-
-    @property
-    def account_ids(self) -> list[str]:
-        return [a.account_id for a in self.accounts]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "accounts": [a.to_dict() for a in self.accounts],
-            "account_ids": self.account_ids,
-            "unknown_account_ids": list(self.unknown_account_ids),
-            "other_account_ids": list(self.other_account_ids),
-            "envelope_known": self.envelope_known,
-            "notes": list(self.notes),
-            "refresh_needed": self.refresh_needed,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Resolution:
-        return cls(
-            accounts=tuple(Account.from_dict(a) for a in data.get("accounts", [])),
-            unknown_account_ids=tuple(data.get("unknown_account_ids", [])),
-            other_account_ids=tuple(data.get("other_account_ids", [])),
-            envelope_known=bool(data.get("envelope_known", False)),
-            notes=tuple(data.get("notes", [])),
-            refresh_needed=bool(data.get("refresh_needed", False)),
-        )
-
-
-def resolve_accounts(
-    envelope_recipient: str | None,
-    mentioned_ids: list[str],
-    by_email: Callable[[str], Account | None],
-    by_id: Callable[[str], Account | None],
-    *,
-    multi_account: bool = False,
-    may_refresh: bool = False,
-) -> Resolution:
-    """The envelope recipient is the reliable key (To: may be an alias). IDs named in the mail add accounts
-    only for a multi-account sender, or stand in when the envelope account is unknown. Unknown IDs and the known
-    accounts left out are kept so operators see them. `may_refresh`: an unknown envelope recipient asks for one
-    refresh of the accounts (an account created since the last sync) before the mail is resolved again."""
-    accounts: dict[str, Account] = {}
-    notes: list[str] = []
-    envelope_known = False
-    if envelope_recipient:
-        account = by_email(envelope_recipient.lower())
-        if account is not None:
-            accounts[account.account_id] = account
-            envelope_known = True
-        else:
-            notes.append(f"no account has the root address {envelope_recipient}")
-    else:
-        notes.append("no envelope recipient in the mail")
-    unknown: list[str] = []
-    others: list[str] = []
-    for account_id in mentioned_ids:
-        if account_id in accounts:
-            continue
-        account = by_id(account_id)
-        if account is None:
-            unknown.append(account_id)
-        elif multi_account or not envelope_known:
-            accounts[account_id] = account
-        else:
-            others.append(account_id)
-    if unknown:
-        notes.append(f"unknown account id(s): {', '.join(unknown)}")
-    if others:
-        notes.append(f"also names account(s) {', '.join(others)}, not delivered to them")
-    for account in accounts.values():
-        if not account.active:
-            since = f" since {account.inactive_since}" if account.inactive_since else ""
-            notes.append(
-                f"account {account.account_id} is inactive{since} ({account.inactive_reason or account.status})"
-            )
-    refresh_needed = may_refresh and bool(envelope_recipient) and not envelope_known
-    return Resolution(
-        tuple(accounts.values()), tuple(unknown), tuple(others), envelope_known, tuple(notes), refresh_needed
-    )

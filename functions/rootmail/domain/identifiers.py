@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 _DIGIT = "[0-9０-９]"
 _HYPHEN = "[-－‐]"
@@ -110,9 +111,40 @@ def _numbers(source: str) -> Iterator[tuple[int, int]]:
         yield start, end
 
 
-def find_identifiers(subject: str, text: str) -> tuple[list[str], str | None]:
-    """`find_account_ids` and `find_case_id` at once: one pass over each text finds the numbers for both."""
+@dataclass(frozen=True)
+class Identifiers:
+    """The identifiers a mail names. `account_ids`: every labelled account ID (subject first, then body).
+    `listed_account_ids`: those of them standing where AWS lists the accounts a notice concerns - a line of the
+    body that begins with an account label and holds nothing but the label and its IDs (`Account: 123456789012`,
+    `Affected accounts: 111111111111, 222222222222`, a label alone with its IDs on the lines below). An ID inside a
+    sentence, which may be customer-written text (a budget's name, a resource's description), is never listed.
+    `resource_account_ids`: the accounts of ARNs in the text (`arn:aws:sns:us-east-1:123456789012:topic`)."""
+
+    account_ids: tuple[str, ...] = ()
+    listed_account_ids: tuple[str, ...] = ()
+    resource_account_ids: tuple[str, ...] = ()
+    case_id: str | None = None
+
+
+# What may stand before a listing label on its line (indentation, a bullet) and after its last ID (a closing
+# bracket, a short annotation like "(production)", a final comma or full stop).
+_LINE_HEAD = re.compile(r"[ \t]*(?:[-*•・][ \t]*)?")
+_LINE_TAIL = re.compile(rf"[ \t]*{_CLOSE}?[ \t]*(?:\([^()\n]{{1,60}}\)[ \t]*)?[.,;]?[ \t]*(?:\n|$)")
+_ARN_ACCOUNT = re.compile(r"\barn:aws(?:-[a-z]+)*:[a-z0-9-]+:[a-z0-9-]*:([0-9]{12}):", re.IGNORECASE)
+
+
+def _listing(source: str, match: re.Match[str]) -> bool:
+    """Whether an account label's match is a listing: alone on its line but for its IDs."""
+    line_start = source.rfind("\n", 0, match.start()) + 1
+    head = _LINE_HEAD.match(source, line_start)
+    return head is not None and head.end() == match.start() and bool(_LINE_TAIL.match(source, match.end()))
+
+
+def find_identifiers(subject: str, text: str) -> Identifiers:
+    """Account IDs (named and listed), the accounts of ARNs, and the support case ID: one pass over each text finds
+    the numbers for all of them."""
     accounts: dict[str, None] = {}
+    listed: dict[str, None] = {}
     case: str | None = None
     for source in (subject, text):
         if not source:
@@ -126,21 +158,24 @@ def find_identifiers(subject: str, text: str) -> tuple[list[str], str | None]:
             if at >= end and (length == 12 or (length in (4, 8) and source[after : after + 1] in _HYPHENS)):
                 match = _labelled(source, _ACCOUNT_RE, account_first, end, at)
                 if match:
-                    for account in _ACCOUNT_ONLY_RE.findall(match.group("ids")):
-                        accounts.setdefault(account.translate(_TO_ASCII), None)
+                    found = [a.translate(_TO_ASCII) for a in _ACCOUNT_ONLY_RE.findall(match.group("ids"))]
+                    accounts.update(dict.fromkeys(found))
+                    if source is text and _listing(source, match):
+                        listed.update(dict.fromkeys(found))
                     end = match.end()
             if case is None and length in (10, 15):
                 match = _labelled(source, _CASE_RE, case_first, 0, at)
                 if match:
                     case = match.group("case").translate(_TO_ASCII)
-    return list(accounts), case
+    resources = dict.fromkeys(_ARN_ACCOUNT.findall(text)) if "arn:" in text.lower() else {}
+    return Identifiers(tuple(accounts), tuple(listed), tuple(resources), case)
 
 
 def find_account_ids(subject: str, text: str) -> list[str]:
     """Unique 12-digit account IDs in order of first appearance, the subject's first."""
-    return find_identifiers(subject, text)[0]
+    return list(find_identifiers(subject, text).account_ids)
 
 
 def find_case_id(subject: str, text: str) -> str | None:
     """The first AWS support case ID (10 or 15 digits), looking in the subject before the body."""
-    return find_identifiers(subject, text)[1]
+    return find_identifiers(subject, text).case_id

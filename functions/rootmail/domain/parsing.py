@@ -954,7 +954,11 @@ def _parse_headers(
 
 
 def _parse_identifiers(mail: ParsedMail) -> None:
-    mail.account_ids, mail.case_id = find_identifiers(mail.subject, mail.text)
+    found = find_identifiers(mail.subject, mail.text)
+    mail.account_ids = list(found.account_ids)
+    mail.listed_account_ids = list(found.listed_account_ids)
+    mail.resource_account_ids = list(found.resource_account_ids)
+    mail.case_id = found.case_id
 
 
 def _record_defects(msg: Message, problems: list[str]) -> None:

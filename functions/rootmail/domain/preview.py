@@ -9,9 +9,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rootmail.domain.accounts import Resolution
 from rootmail.domain.authenticity import assess
 from rootmail.domain.mail import ParsedMail
+from rootmail.domain.routing import Resolution
 from rootmail.domain.rules import Rule, RuleSet
 from rootmail.domain.triage import Decision, decide
 from rootmail.domain.vocabulary import Category

@@ -106,7 +106,7 @@ def render_forward(
     meta = t["meta"].format(sender=mail.sender or "?", date=mail.date or t["unknown_date"])
     attach = not other_account_ids and len(raw) <= MAX_ATTACHED_ORIGINAL
     if other_account_ids:
-        text = _without_other_accounts(text, other_account_ids, t["omitted"])
+        text = _without_other_accounts(text, account.account_id, other_account_ids, t["omitted"])
         meta += " " + t["shared"]
     elif not attach:
         meta += t["too_large"].format(size=round(len(raw) / 1024 / 1024, 1))
@@ -150,23 +150,33 @@ def _notice_lines(mail: ParsedMail, account: Account, text: str) -> list[str]:
     return lines
 
 
-def urgent_comment(mail: ParsedMail, account: Account) -> str:
+def urgent_comment(mail: ParsedMail, account: Account, other_account_ids: Sequence[str] = ()) -> str:
     """The public comment of an urgent ticket: Zendesk mails it to the customer (the requester) from the support
-    address, so it is written to them, in their language, with AWS's text below."""
+    address, so it is written to them, in their language, with AWS's text below (less what is about the
+    `other_account_ids`; the caller then attaches no original)."""
     t = texts_for(account.language)
     text = mail.text.strip()
+    if other_account_ids:
+        text = _without_other_accounts(text, account.account_id, other_account_ids, t["omitted"])
     return "\n".join([*_notice_lines(mail, account, text), "", t["ticket"], "", t["original"], "", text])
 
 
-def _without_other_accounts(text: str, other_account_ids: Sequence[str], omitted: str) -> str:
+def _without_other_accounts(text: str, own: str, other_account_ids: Sequence[str], omitted: str) -> str:
+    """The text less every paragraph about another account: an aggregated notice gives each account a paragraph
+    (its ID, Region, affected resources), and none of that is this customer's to read. In a paragraph that names
+    this account (`own`) too, only the lines naming another go."""
     kept: list[str] = []
     dropped = 0
-    for line in text.splitlines():
-        if any(account_id in line.replace("-", "") for account_id in other_account_ids):
-            dropped += 1
-        else:
-            kept.append(line)
-    return "\n".join([*kept, "", omitted.format(count=dropped)]) if dropped else text
+    for paragraph in re.split(r"\n[ \t]*\n", text):
+        lines = paragraph.split("\n")
+        flat = [line.replace("-", "") for line in lines]
+        about_others = [any(a in line for a in other_account_ids) for line in flat]
+        if any(about_others) and not any(own in line for line in flat):
+            dropped += sum(1 for line in lines if line.strip())
+            continue
+        kept.append("\n".join(line for line, other in zip(lines, about_others, strict=True) if not other))
+        dropped += sum(about_others)
+    return "\n\n".join([*kept, omitted.format(count=dropped)]) if dropped else text
 
 
 def _attach_original(message: EmailMessage, raw: bytes) -> None:
@@ -183,8 +193,11 @@ def _attach_original(message: EmailMessage, raw: bytes) -> None:
         message.add_attachment(raw, maintype="application", subtype="octet-stream", filename="original.eml")
 
 
-def ticket_comment(mail: ParsedMail, account_ids: Sequence[str], *, mail_id: str) -> str:
-    """Ticket text for Zendesk: a short facts block, then the mail's text. Plain text, no markup interpreted."""
+def ticket_comment(
+    mail: ParsedMail, account_ids: Sequence[str], *, mail_id: str, withheld: str | None = None
+) -> str:
+    """Ticket text for Zendesk: a short facts block, then the mail's text (unless `withheld`, which says why: a
+    mail carrying credentials is read from the mail store, never copied). Plain text, no markup interpreted."""
     lines = [
         f"From: {mail.sender or '?'}",
         f"Date: {mail.date or '?'}",
@@ -194,6 +207,8 @@ def ticket_comment(mail: ParsedMail, account_ids: Sequence[str], *, mail_id: str
     if mail.case_id:
         lines.append(f"AWS support case: {mail.case_id}")
     lines.append(f"rootmail mail: {mail_id}")
+    if withheld:
+        return "\n".join([*lines, "", f"The mail's text and original are not copied here: {withheld}."])
     return "\n".join([*lines, "", mail.text.strip()])
 
 

@@ -9,46 +9,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rootmail.domain.accounts import Resolution
 from rootmail.domain.authenticity import Authenticity
-from rootmail.domain.mail import ParsedMail
+from rootmail.domain.credentials import credential_marks
+from rootmail.domain.mail import ParsedMail, fit
+from rootmail.domain.routing import Resolution
 from rootmail.domain.rules import Rule, classify
 from rootmail.domain.vocabulary import Action, Category
 
-# Marks of credential mail that hold whatever the rules say: such mail is never forwarded to a customer.
-CREDENTIAL_SENDER_DOMAIN = "signin.aws"
-CREDENTIAL_MARKERS = (
-    "resetpassword",
-    "verifyemail",
-    "verification code",
-    "確認コード",
-    "パスワードのリセット",
-    # The other languages AWS writes account mail in: de, fr, es, it, pt, ko, zh, id.
-    "bestätigungscode",
-    "code de vérification",
-    "código de verificación",
-    "codice di verifica",
-    "código de verificação",
-    "인증 코드",
-    "验证码",
-    "驗證碼",
-    "kode verifikasi",
-)
 # Actions that deliver to a customer's account and so need a known account; urgent mail goes on without one
 # (the operators are alerted and the ticket has no requester) rather than wait in the queue.
 NEEDS_ACCOUNT = (Action.FORWARD, Action.TICKET)
-
-
-def credential_marks(mail: ParsedMail) -> list[str]:
-    """Why a mail looks like credential mail (sign-in sender, reset or verification links, codes), if it does."""
-    domain = mail.sender_domain or ""
-    marks = (
-        [domain]
-        if domain == CREDENTIAL_SENDER_DOMAIN or domain.endswith("." + CREDENTIAL_SENDER_DOMAIN)
-        else []
-    )
-    folded = mail.text.casefold()
-    return marks + [m for m in CREDENTIAL_MARKERS if m in folded]
+# Actions whose ticket a customer could read (the requester is the customer): `private` turns that off.
+TICKETS = (Action.TICKET, Action.URGENT)
 
 
 @dataclass(frozen=True)
@@ -58,15 +30,25 @@ class Decision:
     rule_id: str | None
     reason: str
     authentic: bool
+    # A ticket no customer hears of: no requester, an internal note (the mail concerns another account than its
+    # root's, or carries credentials).
+    private: bool = False
+    # Credentials: the ticket holds the facts only, neither the mail's text nor its original.
+    withhold_text: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "category": str(self.category),
             "action": str(self.action),
             "rule_id": self.rule_id,
-            "reason": self.reason,
+            "reason": fit(self.reason, MAX_REASON_BYTES),
             "authentic": self.authentic,
+            "private": self.private,
+            "withhold_text": self.withhold_text,
         }
+
+
+MAX_REASON_BYTES = 1024
 
 
 def decide(
@@ -77,7 +59,10 @@ def decide(
     *,
     accounts_checked: bool = True,
 ) -> Decision:
-    """`accounts_checked=False` (offline triage without an accounts list) skips the "nobody to forward to" check."""
+    """The decision for one mail, with the guards that hold whatever the rules say: inauthentic mail is quarantined;
+    credentials never reach a customer (a forward becomes `restricted`, a ticket private with no text); mail about
+    another account than its root's reaches no customer without an operator (a forward is queued, a ticket private).
+    `accounts_checked=False` (offline triage without an accounts list) skips the checks that need the accounts."""
     classification = classify(
         rules, sender=mail.sender, sender_domain=mail.sender_domain, subject=mail.subject, text=mail.text
     )
@@ -90,14 +75,26 @@ def decide(
         # A very large mail whose text was not among what was read: never decided on its subject alone.
         reason = "a large mail whose text was not in the part that was read: for an operator to read"
         return Decision(category, Action.QUEUE, rule_id, reason, True)
-    if action == Action.FORWARD and Category.CREDENTIALS in classification.matched_categories | {category}:
-        return Decision(
-            Category.CREDENTIALS, Action.RESTRICTED, rule_id, "a credentials rule matched too", True
-        )
-    if action == Action.FORWARD and (marks := credential_marks(mail)):
-        reason = f"credential marks ({', '.join(marks)}): never forwarded"
+    credentials: list[str] = []
+    if Category.CREDENTIALS in classification.matched_categories | {category}:
+        credentials.append("a credentials rule matched")
+    if action in (Action.FORWARD, *TICKETS):
+        credentials += credential_marks(mail)
+    if action == Action.FORWARD and credentials:
+        reason = f"credentials ({', '.join(credentials)}): never forwarded"
         return Decision(Category.CREDENTIALS, Action.RESTRICTED, rule_id, reason, True)
-    if accounts_checked and action in NEEDS_ACCOUNT and not resolution.accounts:
+    if accounts_checked and action in NEEDS_ACCOUNT and not resolution.account_ids:
         notes = "; ".join(resolution.notes) or "no account"
         return Decision(category, Action.QUEUE, rule_id, f"no known account to {action} for: {notes}", True)
+    if accounts_checked and action == Action.FORWARD and resolution.hold:
+        return Decision(category, Action.QUEUE, rule_id, f"not forwarded: {resolution.hold}", True)
+    if action in TICKETS and credentials:
+        reason = (
+            f"{classification.reason}; credentials ({', '.join(credentials)}): the customer is not notified"
+        )
+        return Decision(category, action, rule_id, reason, True, private=True, withhold_text=True)
+    if action in TICKETS and accounts_checked and (resolution.hold or not resolution.account_ids):
+        why = resolution.hold or "no known account"
+        reason = f"{classification.reason}; the customer is not notified: {why}"
+        return Decision(category, action, rule_id, reason, True, private=True)
     return Decision(category, action, rule_id, classification.reason, True)
