@@ -100,6 +100,11 @@ class Settings(BaseSettings):
             return items
         return value
 
+    @field_validator("root_address_tag_separator", mode="before")
+    @classmethod
+    def _no_separator(cls, value: object) -> object:
+        return None if value == "" else value
+
     @field_validator("slack_operator_ids", "slack_channel_ids", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:

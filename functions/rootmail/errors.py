@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from rootmail.domain.mail import fit
+
 
 class RootmailError(Exception):
-    """Base of every error rootmail raises on purpose."""
+    """Base of every error rootmail raises on purpose. Its message is bounded: a Catch puts it into Step Functions
+    state, whose 256 KB limit AWS enforces with an error no Catch can handle."""
+
+    MAX_MESSAGE_BYTES = 8 * 1024  # of the message as JSON
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(fit(a, self.MAX_MESSAGE_BYTES) if isinstance(a, str) else a for a in args))
 
 
 class ConfigurationError(RootmailError):

@@ -275,7 +275,7 @@ def forward_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
                     "recipient": recipient,
                     "account_id": account.account_id,
                     "language": account.language,
-                    "subject": rendered.subject,
+                    "subject": fit(rendered.subject, MAX_DELIVERY_FIELD_BYTES),
                 },
             )
         )

@@ -33,6 +33,7 @@ DEFAULT_MULTI_ACCOUNT_SENDERS: tuple[str, ...] = ("health@aws.com", "notificatio
 DEFAULT_THIRD_PARTY_SENDERS: tuple[str, ...] = ("costalerts.amazonaws.com", "sns.amazonaws.com")
 MAX_NOTES = 10
 MAX_NOTE_BYTES = 320
+MAX_HOLD_BYTES = 640
 
 
 def canonical_address(address: str) -> str:
@@ -107,13 +108,14 @@ class Resolution:
         return self.envelope_account_id is not None
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON for Step Functions state, bounded like a mail's summary (see domain/mail.py)."""
         return {
-            "account_ids": list(self.account_ids),
+            "account_ids": list(self.account_ids[: MAX_ACCOUNT_IDS + 1]),  # the envelope's and those listed
             "envelope_account_id": self.envelope_account_id,
-            "unknown_account_ids": list(self.unknown_account_ids),
-            "other_account_ids": list(self.other_account_ids),
-            "hold": self.hold,
-            "notes": list(self.notes),
+            "unknown_account_ids": list(self.unknown_account_ids[:MAX_ACCOUNT_IDS]),
+            "other_account_ids": list(self.other_account_ids[:MAX_ACCOUNT_IDS]),
+            "hold": fit(self.hold, MAX_HOLD_BYTES) if self.hold else None,
+            "notes": list(_bounded_notes(self.notes)),
             "refresh_needed": self.refresh_needed,
         }
 
@@ -130,14 +132,16 @@ class Resolution:
         )
 
     def with_note(self, note: str) -> Resolution:
-        return Resolution(**{**self.__dict__, "notes": _bounded_notes([*self.notes, note])})
+        return Resolution(**{**self.__dict__, "notes": (*self.notes, note)})
 
 
 def _bounded_notes(notes: Sequence[str]) -> tuple[str, ...]:
-    kept = [fit(n, MAX_NOTE_BYTES) for n in notes[:MAX_NOTES]]
-    if len(notes) > MAX_NOTES:
-        kept[-1] = f"… and {len(notes) - MAX_NOTES + 1} more note(s)"
-    return tuple(kept)
+    """The first notes, each cut to its bound; the last one kept says how many more there were. The most recent
+    note (a refresh's outcome) is kept whatever comes before it."""
+    if len(notes) <= MAX_NOTES:
+        return tuple(fit(n, MAX_NOTE_BYTES) for n in notes)
+    kept = [fit(n, MAX_NOTE_BYTES) for n in notes[: MAX_NOTES - 2]]
+    return (*kept, f"… and {len(notes) - MAX_NOTES + 1} more note(s)", fit(notes[-1], MAX_NOTE_BYTES))
 
 
 def _ids(ids: Iterable[str]) -> str:
@@ -220,8 +224,8 @@ def resolve(
         envelope_account_id=root.account_id if root else None,
         unknown_account_ids=tuple(unknown[:MAX_ACCOUNT_IDS]),
         other_account_ids=tuple(others[:MAX_ACCOUNT_IDS]),
-        hold=fit(hold, 2 * MAX_NOTE_BYTES) if hold else None,
-        notes=_bounded_notes(notes),
+        hold=hold,
+        notes=tuple(notes),
         refresh_needed=may_refresh and bool(envelope) and root is None,
     )
 
