@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import socket
 
 import pytest
 
+from rootmail.domain import suffixes
 from rootmail.domain.authenticity import DEFAULT_AWS_SENDER_DOMAINS, Authenticity, assess, domain_allowed
 from rootmail.domain.mail import ParsedMail, Verdicts
 from rootmail.domain.parsing import parse_mail
+from rootmail.domain.suffixes import shared_suffix_reason
 
 ALL_PASS = Verdicts(spam="PASS", virus="PASS", spf="PASS", dkim="PASS", dmarc="PASS")
 
@@ -68,8 +71,78 @@ def test_look_alike_domains_are_refused(domain):
     assert result.reasons == [f"sender domain {domain} is not an allowed AWS sender domain"]
 
 
+@pytest.mark.parametrize(
+    "domain",
+    [
+        "ec2-203-0-113-10.compute-1.amazonaws.com",  # an EC2 instance's public DNS name: its owner's
+        "my-alb-1234567890.us-east-1.elb.amazonaws.com",
+        "x.costalerts.amazonaws.com",
+        "mallory.signin.aws",
+        "x.support.aws.com",
+        "notices.amazon.com",
+    ],
+)
+def test_an_allowlist_entry_allows_that_domain_and_none_under_it(domain):
+    assert not domain_allowed(domain, DEFAULT_AWS_SENDER_DOMAINS)
+    assert assess(aws_mail(f"no-reply@{domain}")).reasons == [
+        f"sender domain {domain} is not an allowed AWS sender domain"
+    ]
+
+
+def test_every_default_allowlist_entry_is_a_domain_of_its_own():
+    # Not a public suffix, nor a name under one that others hand out: such an entry would let their names in.
+    for domain in DEFAULT_AWS_SENDER_DOMAINS:
+        assert domain_allowed(domain, DEFAULT_AWS_SENDER_DOMAINS), domain
+        assert shared_suffix_reason(domain) is None, domain
+
+
+def test_the_public_suffix_list_is_read_from_the_package_never_fetched(monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("the Public Suffix List was fetched over the network")
+
+    def forget() -> None:
+        for cached in (suffixes._lists, suffixes.organizational_domain, suffixes.shared_suffix_reason):
+            cached.cache_clear()
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    forget()
+    try:
+        assert shared_suffix_reason("ec2-203-0-113-10.compute-1.amazonaws.com") == "is itself a public suffix"
+        assert suffixes.organizational_domain("mail.amazon.co.uk") == "amazon.co.uk"
+        assert suffixes._lists.cache_info().misses == 1  # the list was read, here, offline
+    finally:
+        forget()
+
+
+@pytest.mark.parametrize(
+    ("one", "other", "aligned"),
+    [
+        ("aws.com", "aws.com", True),
+        ("bounces.aws.com", "aws.com", True),  # DMARC relaxed alignment: one organisational domain
+        ("aws.com", "mail.aws.com", True),
+        ("x.compute-1.amazonaws.com", "amazonaws.com", False),  # each EC2 name is an organisation of its own
+        ("amazonaws.com", "x.compute-1.amazonaws.com", False),
+        ("a.x.compute-1.amazonaws.com", "x.compute-1.amazonaws.com", False),
+        ("a.github.io", "b.github.io", False),
+        ("amazon.co.uk", "evil.co.uk", False),
+        ("aws.com", "com", False),
+        ("com", "com", False),
+        ("", "aws.com", False),
+    ],
+)
+def test_alignment_is_one_organisational_domain_by_the_public_suffix_list(one, other, aligned):
+    assert suffixes.aligned(one, other) is aligned
+
+
+def test_a_dmarc_result_for_another_domain_is_refused():
+    assert assess(aws_mail(verdicts=verdicts(dmarc="UNALIGNED"))).reasons == [
+        "DMARC result is for another domain than the From domain"
+    ]
+
+
 def test_configured_allowlist_replaces_the_default():
-    assert domain_allowed("mail.example.org", [" .Example.ORG "])
+    assert domain_allowed("example.org", [" .Example.ORG "])
     assert not domain_allowed("amazon.com", ["example.org"])
     assert not domain_allowed(None, DEFAULT_AWS_SENDER_DOMAINS)
     assert not assess(aws_mail(), allowed_domains=["example.org"]).authentic
@@ -137,16 +210,24 @@ SES_TOP = (
     "X-SES-Spam-Verdict: {spam}\r\n"
     "X-SES-Virus-Verdict: PASS\r\n"
     "Received-SPF: pass (spfCheck: ok) client-ip=54.240.8.30;\r\n"
-    "Authentication-Results: amazonses.com;\r\n spf=pass; dkim={dkim} header.i=@amazon.com;\r\n"
-    " dmarc={dmarc} header.from=amazon.com;\r\n"
+    "Authentication-Results: amazonses.com;\r\n spf=pass; dkim={dkim} header.i=@{domain};\r\n"
+    " dmarc={dmarc} header.from={domain};\r\n"
     "X-SES-RECEIPT: AEFBQUFB\r\n"
     "X-SES-DKIM-SIGNATURE: a=rsa-sha256; d=amazonses.com; v=1;\r\n"
 )
 
 
-def raw_mail(*, spam: str = "PASS", dkim: str = "pass", dmarc: str = "pass", sender_part: str = "") -> bytes:
+def raw_mail(
+    *,
+    spam: str = "PASS",
+    dkim: str = "pass",
+    dmarc: str = "pass",
+    sender_part: str = "",
+    domain: str = "amazon.com",
+) -> bytes:
+    """SES's block names the From domain in its DKIM and DMARC results, as SES does."""
     return (
-        SES_TOP.format(spam=spam, dkim=dkim, dmarc=dmarc)
+        SES_TOP.format(spam=spam, dkim=dkim, dmarc=dmarc, domain=domain)
         + "Received: from mx by mx; Wed, 10 Jul 2024 02:21:08 +0000\r\n"
         + sender_part
         + "Subject: Your AWS account has been suspended\r\nTo: root@example.com\r\n\r\nBody.\r\n"
@@ -171,7 +252,9 @@ def test_forged_pass_verdicts_below_the_ses_block_do_not_make_spam_authentic():
 
 
 def test_parsed_gray_dkim_is_accepted_and_spoofed_from_refused():
-    gray = parse_mail(raw_mail(dkim="gray", dmarc="gray", sender_part="From: no-reply@signin.aws\r\n"))
+    gray = parse_mail(
+        raw_mail(dkim="gray", dmarc="gray", sender_part="From: no-reply@signin.aws\r\n", domain="signin.aws")
+    )
     assert assess(gray).authentic
     spoof = parse_mail(raw_mail(sender_part="From: no-reply-aws@amazon.com <mallory@evil.example>\r\n"))
     assert "2 From addresses, expected exactly one" in assess(spoof).reasons
@@ -265,3 +348,51 @@ def test_the_envelope_recipient_comes_only_from_the_top_received_line():
     mail = parse_mail(raw)
     assert mail.envelope_recipient is None
     assert not mail.ses_received
+
+
+# ---- alignment, read from SES's results ---------------------------------------------------------------------
+
+
+def test_a_signature_or_envelope_of_a_customer_hostname_under_amazonaws_com_is_not_aligned_with_it():
+    signed = ses_stored(
+        sender="no-reply@amazonaws.com",
+        envelope_from="x@evil.example",
+        dkim="pass header.d=ec2-203-0-113-10.compute-1.amazonaws.com",
+        dmarc="gray header.from=amazonaws.com",
+    )
+    mail = parse_mail(signed)
+    assert (mail.verdicts.dkim, mail.verdicts.spf) == (None, "UNALIGNED")
+    assert not assess(mail).authentic
+    enveloped = ses_stored(
+        sender="no-reply@amazonaws.com",
+        envelope_from="bounce@ec2-203-0-113-10.compute-1.amazonaws.com",
+        dkim="none",
+        dmarc="gray header.from=amazonaws.com",
+    )
+    mail = parse_mail(enveloped)
+    assert mail.verdicts.spf == "UNALIGNED"
+    assert not assess(mail).authentic
+
+
+def test_a_dmarc_result_for_another_from_domain_is_unaligned():
+    mail = parse_mail(ses_stored(dmarc="pass header.from=evil.example"))
+    assert mail.verdicts.dmarc == "UNALIGNED"
+    assert "DMARC result for header.from=evil.example, not the From domain aws.com" in mail.problems
+    assert not assess(mail).authentic
+    assert parse_mail(ses_stored(dmarc="pass header.from=AWS.com")).verdicts.dmarc == "PASS"
+    assert parse_mail(ses_stored(dmarc="pass")).verdicts.dmarc == "PASS"  # no header.from: nothing to compare
+
+
+@pytest.mark.parametrize(
+    ("dkim", "verdict"),
+    [
+        ("pass header.d=aws.com; dkim=fail header.i=@aws.com", "FAIL"),
+        ("fail header.i=@aws.com; dkim=pass header.d=aws.com", "FAIL"),
+        ("gray header.d=aws.com; dkim=pass header.d=aws.com", "PASS"),
+        ("fail header.d=evil.example; dkim=pass header.d=aws.com", "PASS"),
+    ],
+)
+def test_any_failing_signature_of_the_from_domain_fails_dkim(dkim, verdict):
+    mail = parse_mail(ses_stored(dkim=dkim))
+    assert mail.verdicts.dkim == verdict
+    assert assess(mail).authentic is (verdict == "PASS")

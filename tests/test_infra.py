@@ -1229,8 +1229,10 @@ def test_each_package_bundles_the_requirements_built_for_lambda(template: dict[s
         "zenpy",
         "slack_sdk",
         "flask",
+        "publicsuffixlist",
     ):
         assert f"{package}/__init__.py" in names, package
+    assert "publicsuffixlist/public_suffix_list.dat" in names  # read from the package, never fetched
     assert "serverless_wsgi.py" in names  # its handle_request runs the Slack endpoint's Flask app
     # The one compiled dependency must be the build for the Lambda runtime, not for this machine.
     binaries = [n for n in names if n.startswith("pydantic_core/") and n.endswith(".so")]
@@ -1249,6 +1251,7 @@ def test_the_unzipped_package_imports_from_its_root(template: dict[str, Any], tm
         "rootmail.errors",
         "rootmail.domain.vocabulary",
         "rootmail.handlers",
+        "rootmail.domain.suffixes",
         "zenpy",
         "slack_sdk",
         "requests",

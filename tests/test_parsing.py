@@ -9,6 +9,7 @@ import json
 import quopri
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -505,6 +506,59 @@ def test_forged_verdict_right_after_the_block_of_a_mail_without_its_own_received
     mail = parse_mail(build(top=ses_block(spam=None), headers=headers))
     assert mail.verdicts.spam is None
     assert mail.verdicts.dmarc == "PASS"
+
+
+def test_a_block_without_spam_and_virus_verdicts_is_read_as_ses_writes_it_when_not_scanning():
+    # A receipt rule that does not scan writes no verdict headers (SES's notification says DISABLED); older
+    # blocks had no DMARC result.
+    top = [
+        (n, v.replace("\r\n dmarc=pass header.from=amazon.com;", ""))
+        for n, v in ses_block(spam=None, virus=None)
+    ]
+    mail = parse_mail(build(top=top))
+    assert mail.verdicts == Verdicts(spam=None, virus=None, spf="PASS", dkim="PASS", dmarc=None)
+    assert not [p for p in mail.problems if "SES" in p]
+
+
+SES_KINDS = ("Return-Path", "X-SES-Spam-Verdict", "Received-SPF", "Authentication-Results", "X-SES-RECEIPT")
+
+
+@pytest.mark.parametrize(
+    "kind", ["Authentication-Results", "X-SES-RECEIPT", "X-SES-DKIM-SIGNATURE", "Received-SPF"]
+)
+def test_a_block_missing_a_header_ses_always_writes_has_no_verdicts(kind):
+    # Where SES's block ends early, the sender's own headers may start right there: nothing in it is SES's word.
+    mail = parse_mail(build(top=[(n, v) for n, v in ses_block() if n != kind]))
+    assert mail.verdicts == Verdicts()
+    assert mail.ses_received and mail.envelope_recipient == RECIPIENT.lower()
+    assert f"incomplete SES block (no {kind}): its verdicts are not read" in mail.problems
+
+
+@pytest.mark.parametrize("kind", SES_KINDS)
+def test_a_repeated_or_out_of_order_ses_header_ends_the_block(kind):
+    top = ses_block(spam="FAIL", dkim="fail", dmarc="fail", spf="fail")
+    forged = {
+        "Return-Path": "<bounce@amazon.com>",
+        "X-SES-Spam-Verdict": "PASS",
+        "Received-SPF": "pass (spfCheck: ok) client-ip=192.0.2.1; envelope-from=bounce@amazon.com;",
+        "Authentication-Results": "amazonses.com; spf=pass; dkim=pass header.i=@amazon.com; dmarc=pass",
+        "X-SES-RECEIPT": "AEFBQUFB",
+    }
+    # The sender's copy as the first of its headers, right below SES's whole block.
+    mail = parse_mail(build(top=top, headers=[(kind, forged[kind]), *SENDER_HEADERS[1:]]))
+    assert mail.verdicts == Verdicts(spam="FAIL", virus="PASS", spf="FAIL", dkim="FAIL", dmarc="FAIL")
+    # And a header SES writes earlier, after one it writes later, is not SES's either: here SES's block lacks its
+    # signature, and the sender's copy comes after SES's receipt.
+    top = [(n, v) for n, v in top if n != "X-SES-DKIM-SIGNATURE"]
+    mail = parse_mail(build(top=top, headers=[(kind, forged[kind]), *SENDER_HEADERS[1:]]))
+    assert mail.verdicts == Verdicts()
+    assert "incomplete SES block (no X-SES-DKIM-SIGNATURE): its verdicts are not read" in mail.problems
+
+
+def test_a_header_of_another_kind_on_top_means_no_ses_block():
+    mail = parse_mail(build(top=[("X-Forwarded-To", "root@example.com"), *ses_block()]))
+    assert mail.ses_received is False and mail.verdicts == Verdicts()
+    assert "no SES receipt block on top" in mail.problems
 
 
 def test_authentication_results_of_another_server_are_ignored():

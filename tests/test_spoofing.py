@@ -5,17 +5,20 @@ is forwarded, ticketed or escalated to a customer, and no authentic AWS mail is 
 from __future__ import annotations
 
 import itertools
+import re
 from pathlib import Path
 
 import pytest
 
+from rootmail.config import get_settings
 from rootmail.domain.accounts import Account
-from rootmail.domain.authenticity import assess
+from rootmail.domain.authenticity import DEFAULT_AWS_SENDER_DOMAINS, assess
 from rootmail.domain.parsing import parse_mail
 from rootmail.domain.routing import RoutingPolicy, resolve
 from rootmail.domain.rules import load_rule_files
 from rootmail.domain.triage import decide
 from rootmail.domain.vocabulary import Action
+from rootmail.errors import ConfigurationError
 from rootmail.offline import AccountDirectory
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,3 +136,179 @@ def test_credential_mail_never_leaves_the_operators_side_in_any_language(languag
     decision = decide(mail, authenticity, resolution, RULES)
     assert authenticity.authentic
     assert decision.action == Action.RESTRICTED and decision.action not in CUSTOMER_ACTIONS
+
+
+# ---- names AWS, GitHub, Heroku ... hand out to their customers ----------------------------------------------
+
+# Sent through SES by whoever verified the address: SES's envelope (amazonses.com) passes SPF, and SES signs with
+# its own domain only, so there is no DKIM or DMARC result for the From domain.
+SENT_THROUGH_SES = {"spam": "PASS", "virus": "PASS", "spf": "PASS", "dkim": "NONE", "dmarc": "NONE"}
+CUSTOMER_HOSTNAMES = {
+    "an EC2 public DNS name": "ec2-203-0-113-10.compute-1.amazonaws.com",
+    "an EC2 public DNS name outside us-east-1": "ec2-203-0-113-10.eu-west-1.compute.amazonaws.com",
+    "an ELB name": "my-alb-1234567890.us-east-1.elb.amazonaws.com",
+    "an S3 bucket name": "aws-health.s3.amazonaws.com",
+    "an API Gateway name": "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com",
+}
+
+
+@pytest.mark.parametrize(
+    "verdicts", [SENT_THROUGH_SES, ALL_PASS], ids=["sent through SES", "every verdict PASS"]
+)
+@pytest.mark.parametrize("kind", sorted(CUSTOMER_HOSTNAMES))
+def test_aws_mail_from_a_hostname_a_customer_controls_under_amazonaws_com_is_quarantined(kind, verdicts):
+    domain = CUSTOMER_HOSTNAMES[kind]
+    mail, authenticity, decision = decided(mail_from(domain, **verdicts))
+    assert mail.sender_domain == domain and mail.verdicts.spf == "PASS"  # SES's own envelope passed SPF
+    assert not authenticity.authentic
+    assert authenticity.reasons == [f"sender domain {domain} is not an allowed AWS sender domain"]
+    assert decision.action == Action.QUARANTINE
+
+
+@pytest.mark.parametrize(
+    ("domain", "why"),
+    [
+        ("aws-health.github.io", "lies under github.io, a public suffix whose names others hand out"),
+        ("aws-health.herokuapp.com", "lies under herokuapp.com, a public suffix whose names others hand out"),
+        ("ec2-203-0-113-10.compute-1.amazonaws.com", "is itself a public suffix"),
+        ("aws", "is itself a public suffix"),
+    ],
+)
+def test_a_sender_under_a_suffix_others_hand_out_names_under_is_refused_even_when_listed(domain, why):
+    # The allowlist refuses such entries at load; an unchecked list (a caller's own) must not let them through.
+    listed = [*DEFAULT_AWS_SENDER_DOMAINS, domain]
+    why += " (Public Suffix List), not a domain AWS sends from"
+    mail = parse_mail(mail_from(domain, **ALL_PASS))
+    assert assess(mail, listed).reasons == [f"sender domain {domain} {why}"]
+    relayed = parse_mail(mail_from("aws.com", extra=f"Sender: health@{domain}", **ALL_PASS))
+    assert assess(relayed, listed).reasons == [f"Sender/Resent-From health@{domain} {why}"]
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "ec2-203-0-113-10.compute-1.amazonaws.com",
+        "compute-1.amazonaws.com",
+        "my-alb-1234567890.us-east-1.elb.amazonaws.com",
+        "aws-health.github.io",
+        "herokuapp.com",
+        "aws",
+        "co.uk",
+    ],
+)
+def test_an_allowlist_entry_others_can_register_names_under_is_refused_at_load(monkeypatch, entry):
+    monkeypatch.setenv("ROOTMAIL_AWS_SENDER_DOMAINS", f"aws.com,{entry}")
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(
+            ConfigurationError, match=rf"ROOTMAIL_AWS_SENDER_DOMAINS.*{re.escape(entry)}.*Public Suffix"
+        ):
+            get_settings()
+    finally:
+        get_settings.cache_clear()
+
+
+def test_a_dmarc_result_for_another_domain_proves_nothing_about_this_from():
+    # SES read another From domain than rootmail did (parsers disagree on malformed From headers, several From
+    # lines): its DMARC pass is for that one.
+    raw = mail_from("aws.com", **ALL_PASS).replace(b"header.from=aws.com", b"header.from=evil.example")
+    mail, authenticity, decision = decided(raw)
+    assert mail.verdicts.dmarc == "UNALIGNED"
+    assert authenticity.reasons == ["DMARC result is for another domain than the From domain"]
+    assert decision.action == Action.QUARANTINE
+
+
+def test_a_failing_dkim_signature_of_the_from_domain_refuses_even_beside_a_passing_one():
+    raw = mail_from("aws.com", **ALL_PASS).replace(
+        b" dkim=pass header.i=@aws.com;", b" dkim=fail header.i=@aws.com;\n dkim=pass header.d=aws.com;"
+    )
+    mail, authenticity, decision = decided(raw)
+    assert mail.verdicts.dkim == "FAIL"
+    assert authenticity.reasons == ["DKIM failed"]
+    assert decision.action == Action.QUARANTINE
+
+
+# ---- a sender's own copies of SES's headers, where SES's block lacks one ---------------------------------
+
+FORGED_SES = {
+    "X-SES-Spam-Verdict": "X-SES-Spam-Verdict: PASS",
+    "X-SES-Virus-Verdict": "X-SES-Virus-Verdict: PASS",
+    "Authentication-Results": (
+        "Authentication-Results: amazonses.com; spf=pass (spf=pass) client-ip=192.0.2.1;"
+        " envelope-from=bounce@aws.com; dkim=pass header.i=@aws.com; dmarc=pass header.from=aws.com;"
+    ),
+    "X-SES-RECEIPT": "X-SES-RECEIPT: AEFBQUFBQUFB",
+    "X-SES-DKIM-SIGNATURE": "X-SES-DKIM-SIGNATURE: a=rsa-sha256; d=amazonses.com; v=1; b=Zm9v",
+}
+FORGED_MAIL = {**ALL_PASS, "spf": "FAIL", "dkim": "FAIL", "dmarc": "FAIL"}  # what SES found: a forgery
+# (SES headers missing from its block, the sender's copies right below it, SES's verdicts on the mail)
+MISSING_SES_HEADERS = {
+    "no spam verdict (not scanned) nor signature, a forged PASS": (
+        ("X-SES-Spam-Verdict", "X-SES-DKIM-SIGNATURE"),
+        ("X-SES-Spam-Verdict",),
+        ALL_PASS,
+    ),
+    "no virus verdict nor signature, a forged PASS": (
+        ("X-SES-Virus-Verdict", "X-SES-DKIM-SIGNATURE"),
+        ("X-SES-Virus-Verdict",),
+        ALL_PASS,
+    ),
+    "no Authentication-Results nor signature, forged results": (
+        ("Authentication-Results", "X-SES-DKIM-SIGNATURE"),
+        ("Authentication-Results",),
+        FORGED_MAIL,
+    ),
+    "no Authentication-Results, receipt nor signature, forged results": (
+        ("Authentication-Results", "X-SES-RECEIPT", "X-SES-DKIM-SIGNATURE"),
+        ("Authentication-Results",),
+        FORGED_MAIL,
+    ),
+    "no Authentication-Results, forged results": (
+        ("Authentication-Results",),
+        ("Authentication-Results",),
+        FORGED_MAIL,
+    ),
+    "no spam verdict, a forged PASS": (("X-SES-Spam-Verdict",), ("X-SES-Spam-Verdict",), ALL_PASS),
+    "no signature, forged verdicts and results": (
+        ("X-SES-DKIM-SIGNATURE",),
+        ("X-SES-Spam-Verdict", "Authentication-Results"),
+        {**FORGED_MAIL, "spam": "FAIL"},
+    ),
+    "no receipt nor signature, forged results and both": (
+        ("X-SES-RECEIPT", "X-SES-DKIM-SIGNATURE"),
+        ("Authentication-Results", "X-SES-RECEIPT", "X-SES-DKIM-SIGNATURE"),
+        FORGED_MAIL,
+    ),
+}
+
+
+def without_ses_headers(raw: bytes, names: tuple[str, ...]) -> bytes:
+    """`raw` less the named headers (and their folded lines) of SES's block on top."""
+    head, _, rest = raw.partition(b"\nReceived: from iad-notify-mta")
+    lines, skipping = [], False
+    for line in head.split(b"\n"):
+        if line[:1] not in (b" ", b"\t"):
+            skipping = line.split(b":", 1)[0].decode() in names
+        if not skipping:
+            lines.append(line)
+    return b"\n".join(lines) + b"\nReceived: from iad-notify-mta" + rest
+
+
+@pytest.mark.parametrize("case", sorted(MISSING_SES_HEADERS))
+def test_where_ses_left_out_a_header_the_senders_copy_below_is_never_read_as_ses(case):
+    missing, forged, verdicts = MISSING_SES_HEADERS[case]
+    raw = without_ses_headers(mail_from("aws.com", **verdicts), missing)
+    forgery = "".join(FORGED_SES[name] + "\n" for name in forged).encode()
+    raw = raw.replace(
+        b"\nReceived: from iad-notify-mta", b"\n" + forgery + b"Received: from iad-notify-mta", 1
+    )
+    mail, authenticity, decision = decided(raw)
+    assert mail.ses_received and mail.envelope_recipient == ACCOUNT.email
+    if "X-SES-Spam-Verdict" in forged:
+        assert mail.verdicts.spam != "PASS"
+    if "X-SES-Virus-Verdict" in forged:
+        assert mail.verdicts.virus != "PASS"
+    if "Authentication-Results" in forged:
+        assert mail.verdicts.dkim != "PASS" and mail.verdicts.dmarc != "PASS" and mail.verdicts.spf != "PASS"
+    assert not authenticity.authentic
+    assert decision.action == Action.QUARANTINE

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from rootmail.domain.accounts import DEFAULT_CONTACT_KINDS, parse_contact_kinds
 from rootmail.domain.authenticity import DEFAULT_AWS_SENDER_DOMAINS
 from rootmail.domain.routing import DEFAULT_MULTI_ACCOUNT_SENDERS, DEFAULT_THIRD_PARTY_SENDERS, RoutingPolicy
+from rootmail.domain.suffixes import shared_suffix_reason
 from rootmail.errors import ConfigurationError
 
 
@@ -35,7 +36,10 @@ class Settings(BaseSettings):
     slack_token_parameter: str | None = None
     slack_channel: str | None = None
     slack_api_url: str = "https://slack.com/api/"
-    aws_sender_domains: Annotated[tuple[str, ...], NoDecode] = DEFAULT_AWS_SENDER_DOMAINS
+    # The exact domains AWS sends from (an entry allows that domain only); checked, the default too, at load.
+    aws_sender_domains: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=DEFAULT_AWS_SENDER_DOMAINS, validate_default=True
+    )
     # Who may write about several accounts in one mail, and whose mail carries text any AWS customer can set
     # (addresses or exact domains): see domain/routing.py.
     multi_account_senders: Annotated[tuple[str, ...], NoDecode] = DEFAULT_MULTI_ACCOUNT_SENDERS
@@ -104,6 +108,19 @@ class Settings(BaseSettings):
     @classmethod
     def _no_separator(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("aws_sender_domains")
+    @classmethod
+    def _domains_of_their_own(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # A name others hand out (an EC2 host under compute-1.amazonaws.com, x.github.io) would let its owner's
+        # mail pass as AWS's.
+        bad = [f"{domain} {why}" for domain in value if (why := shared_suffix_reason(domain))]
+        if bad:
+            raise ValueError(
+                f"ROOTMAIL_AWS_SENDER_DOMAINS: {'; '.join(bad)} (Public Suffix List); "
+                "list only the exact domains AWS sends from"
+            )
+        return value
 
     @field_validator("slack_operator_ids", "slack_channel_ids", mode="before")
     @classmethod
