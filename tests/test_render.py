@@ -215,3 +215,62 @@ def test_no_generated_message_ever_gains_a_header_line(subject, name, encoded):
         b"Content-Type",
         b"Content-Language",
     ]
+
+
+MAX_LINE = 998  # RFC 5322 2.1.1: octets per line, CRLF excluded
+
+
+def attached_original(data: bytes) -> tuple[str, bytes]:
+    """The attachment's content type and the original it carries, as a mail client would save it: a message/rfc822
+    part as the bytes between its headers and the closing boundary, anything else decoded from its encoding."""
+    message = parse(data)
+    (attachment,) = list(message.iter_attachments())
+    assert attachment.get_filename() == "original.eml"
+    if attachment.get_content_type() != "message/rfc822":
+        return attachment.get_content_type(), attachment.get_content()
+    boundary = message.get_boundary().encode()
+    part = data.split(b"--" + boundary)[2]  # preamble, the text part, the attachment, the closing "--"
+    return "message/rfc822", part.split(b"\r\n\r\n", 1)[1].removesuffix(b"\r\n")
+
+
+def test_an_original_with_a_line_over_998_octets_is_attached_base64_and_the_forward_stays_valid():
+    # A 7-bit clean original whose HTML part is one 5,000-character line (as some senders' mail is).
+    raw = b"From: AWS <health@aws.com>\r\nSubject: Notice\r\n\r\n<p>" + b"x" * 5000 + b"</p>\r\n"
+    data = render(raw=raw).data
+    assert max(len(line) for line in data.split(b"\r\n")) <= MAX_LINE
+    assert attached_original(data) == ("application/octet-stream", raw)
+
+
+def test_an_original_with_lines_of_998_octets_still_travels_as_a_message():
+    raw = b"From: AWS <health@aws.com>\r\nSubject: Notice\r\n\r\n" + b"y" * MAX_LINE + b"\r\nend\r\n"
+    data = render(raw=raw).data
+    assert max(len(line) for line in data.split(b"\r\n")) <= MAX_LINE
+    assert attached_original(data) == ("message/rfc822", raw)
+    assert attached_original(render().data) == ("message/rfc822", RAW)  # the usual original: unchanged
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lines=st.lists(
+        st.one_of(
+            st.integers(min_value=0, max_value=1200).map(lambda n: b"a" * n),
+            st.binary(max_size=40),  # bare CR or LF, NUL, 8-bit bytes
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+)
+def test_every_original_is_attached_recoverably_without_a_line_over_998_octets(lines):
+    raw = b"From: health@aws.com\r\nSubject: Notice\r\n\r\n" + b"\r\n".join(lines) + b"\r\n"
+    data = render(raw=raw).data
+    assert max(len(line) for line in data.split(b"\r\n")) <= MAX_LINE
+    kind, original = attached_original(data)
+    # Only an original that is valid 7-bit message data once its line ends are CRLF travels as message/rfc822
+    # (in that canonical form); any other goes base64, exactly as stored.
+    canonical = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    seven_bit = canonical.isascii() and all(
+        len(line) <= MAX_LINE and b"\r" not in line and b"\0" not in line for line in canonical.split(b"\r\n")
+    )
+    assert (kind, original) == (
+        ("message/rfc822", canonical) if seven_bit else ("application/octet-stream", raw)
+    )

@@ -180,17 +180,37 @@ def _without_other_accounts(text: str, own: str, other_account_ids: Sequence[str
 
 
 def _attach_original(message: EmailMessage, raw: bytes) -> None:
-    if raw.isascii():
-        # message/rfc822 may only carry 7bit/8bit data; 7-bit clean originals travel byte for byte.
+    canonical = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    if _seven_bit(canonical):
+        # message/rfc822 may only be 7bit or 8bit, never base64: an original that is valid 7-bit data (in CRLF
+        # form) travels as it is, and mail clients show it as the message it is.
         part = EmailMessage(policy=SMTP)
         part["Content-Type"] = "message/rfc822"
         part["Content-Disposition"] = 'attachment; filename="original.eml"'
-        part.set_payload(raw.decode("ascii").replace("\r\n", "\n").replace("\n", "\r\n"))
+        part.set_payload(canonical.decode("ascii"))
         message.make_mixed()
         message.attach(part)
     else:
-        # 8-bit originals (raw Shift_JIS, binary junk) are sent base64 so no hop can mangle them.
+        # Any other original (raw Shift_JIS, a line over 998 octets, bare CR, NUL, binary junk) is sent base64,
+        # byte for byte: sent as message/rfc822 it would make the whole forward invalid MIME, which a hop may
+        # reject or mangle.
         message.add_attachment(raw, maintype="application", subtype="octet-stream", filename="original.eml")
+
+
+MAX_LINE = 998  # RFC 5322 2.1.1: octets per line, CRLF excluded
+
+
+def _seven_bit(data: bytes) -> bool:
+    """RFC 2045's 7bit data: US-ASCII without NUL, CR and LF only together, no line over MAX_LINE octets. Counted
+    with bytes methods: a regular expression would backtrack over every long line of a 28 MB original."""
+    crlf = data.count(b"\r\n")
+    return (
+        data.isascii()
+        and b"\0" not in data
+        and data.count(b"\r") == crlf
+        and data.count(b"\n") == crlf
+        and max(map(len, data.split(b"\r\n"))) <= MAX_LINE
+    )
 
 
 def ticket_comment(
