@@ -4,17 +4,26 @@ run through the real retry workflow and the real triage; replies go through the 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import io
 import json
+import logging
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from rootmail.domain.operator_messages import CREATE_RULE, rule_modal
 from rootmail.domain.rules import load_rule_files
 from rootmail.local.emulator import LocalPipeline
 from rootmail.local.slack_requests import (
     COMMANDS_PATH,
     INTERACTIONS_PATH,
+    button_click,
     command_body,
     interaction_body,
     modal_values,
@@ -357,3 +366,192 @@ def test_a_signed_but_malformed_interaction_gets_a_clear_error_and_changes_nothi
     no_payload = pipeline.slack_request(INTERACTIONS_PATH, b"nothing=here")
     assert no_payload["statusCode"] == 400
     assert pipeline.slack.views == [] and pipeline.retry_executions() == []
+
+
+# ---- signed but malformed: a short 400 and a log line, never a 500 ------------------------------------------------
+
+# What a payload could carry that must not reach the logs (a token pasted into a field, a customer's address).
+SECRET = "xoxb-0000-SECRET-from-a-payload"
+DELETE = object()
+JUNK = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False),
+    st.text(max_size=12),
+    st.just(SECRET),
+    st.just(f"[[{SECRET}"),
+    st.just(json.dumps({"pattern": SECRET, "channel": [SECRET]})),
+    st.lists(st.one_of(st.integers(), st.just(SECRET), st.just({})), max_size=3),
+    st.dictionaries(st.sampled_from(["id", "value", "type", "values", SECRET]), st.just(SECRET), max_size=3),
+)
+# Every field the endpoint or the operators' code reads of an interaction payload.
+INTERACTION_FIELDS = [
+    ("type",),
+    ("user",),
+    ("user", "id"),
+    ("channel",),
+    ("channel", "id"),
+    ("response_url",),
+    ("trigger_id",),
+    ("actions",),
+    ("actions", 0),
+    ("actions", 0, "action_id"),
+    ("actions", 0, "value"),
+    ("view",),
+    ("view", "callback_id"),
+    ("view", "private_metadata"),
+    ("view", "state"),
+    ("view", "state", "values"),
+    ("view", "state", "values", "rule_id"),
+    ("view", "state", "values", "rule_id", "value"),
+    ("view", "state", "values", "rule_id", "value", "value"),
+    ("view", "state", "values", "priority", "value", "value"),
+    ("view", "state", "values", "category", "value", "selected_option"),
+]
+
+
+@pytest.fixture
+def log():
+    """What the service logs while the test runs (the handler's stream, bound when the logger was made)."""
+    buffer = io.StringIO()
+    handlers = [h for h in logging.getLogger("rootmail").handlers if isinstance(h, logging.StreamHandler)]
+    saved = [h.stream for h in handlers]
+    for handler in handlers:
+        handler.stream = buffer
+    yield buffer
+    for handler, stream in zip(handlers, saved, strict=True):
+        handler.stream = stream
+
+
+def child(parent: object, step: str | int) -> object:
+    if isinstance(parent, dict) and isinstance(step, str):
+        return parent.get(step)
+    if isinstance(parent, list) and isinstance(step, int) and step < len(parent):
+        return parent[step]
+    return None
+
+
+def mutated(payload: dict, changes: list) -> object:
+    """The payload with each (field, value) change made where the field's parent is still there."""
+    payload = json.loads(json.dumps(payload))
+    for path, value in changes:
+        parent: object = payload
+        for step in path[:-1]:
+            parent = child(parent, step)
+        last = path[-1]
+        if isinstance(parent, dict) and isinstance(last, str):
+            if value is DELETE:
+                parent.pop(last, None)
+            else:
+                parent[last] = value
+        elif isinstance(parent, list) and isinstance(last, int) and last < len(parent):
+            if value is DELETE:
+                del parent[last]
+            else:
+                parent[last] = value
+    return payload
+
+
+def signed_bytes(secret: str, body: bytes) -> dict[str, str]:
+    """Slack's v0 signature over any body, UTF-8 or not (slack_sdk's generator takes only UTF-8)."""
+    stamp = str(int(time.time()))
+    digest = hmac.new(secret.encode(), b"v0:" + stamp.encode() + b":" + body, hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": f"v0={digest}"}
+
+
+def assert_answered_or_refused(response, log) -> None:
+    """200 (the shape was fine after all) or a short 400 with a log line that holds nothing of the payload."""
+    written = log.getvalue()
+    log.seek(0)
+    log.truncate()
+    assert response["statusCode"] in (200, 400), response
+    if response["statusCode"] == 400:
+        assert len(response["body"]) < 200 and SECRET not in response["body"]
+        assert '"level":"WARNING"' in written and SECRET not in written
+
+
+def test_signed_interactions_of_any_shape_get_an_answer_or_a_400_never_a_500(pipeline, log):
+    view = rule_modal({"id": "e6ff56f8", "count": 3, "sample": "Reminder"}, channel=CHANNEL, language="en")
+    click = button_click(
+        CREATE_RULE,
+        json.dumps({"id": "e6ff56f8", "count": 3}),
+        user=OPERATOR,
+        channel=CHANNEL,
+        response_url=pipeline.slack.response_url("malformed"),
+    )
+    submission = view_submission(
+        view, modal_values(view, category="health", action="forward", rule_id="any-shape"), user=OPERATOR
+    )
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        base=st.sampled_from([click, submission]),
+        changes=st.lists(
+            st.tuples(st.sampled_from(INTERACTION_FIELDS), st.one_of(st.just(DELETE), JUNK)),
+            min_size=1,
+            max_size=3,
+        ),
+    )
+    def check(base, changes):
+        payload = mutated(base, changes)
+        response = pipeline.slack_request(INTERACTIONS_PATH, interaction_body(payload))
+        assert_answered_or_refused(response, log)
+
+    check()
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "[" * 10_000 + "]" * 10_000,  # deeper than Python's JSON parser recurses
+        json.dumps(SECRET),
+        json.dumps([{"type": "block_actions", "user": {"id": OPERATOR}}]),
+        "{" + json.dumps(SECRET),
+        json.dumps({"type": "view_submission", "user": {"id": OPERATOR}, "view": SECRET}),
+        json.dumps({"type": "block_actions", "user": SECRET, "channel": {"id": CHANNEL}}),
+        json.dumps(
+            {"type": "block_actions", "user": {"id": OPERATOR}, "channel": {"id": CHANNEL}, "actions": SECRET}
+        ),
+        json.dumps(
+            {
+                "type": "block_actions",
+                "user": {"id": OPERATOR},
+                "channel": {"id": CHANNEL},
+                "response_url": 7,
+                "actions": [{"action_id": CREATE_RULE, "value": SECRET}],
+            }
+        ),
+    ],
+)
+def test_signed_interaction_payloads_that_are_not_slack_shaped_get_a_400(pipeline, log, payload):
+    response = pipeline.slack_request(INTERACTIONS_PATH, urlencode({"payload": payload}).encode())
+    assert response["statusCode"] == 400, response
+    assert_answered_or_refused(response, log)
+    assert pipeline.slack.views == [] and pipeline.slack.responses == [] and pipeline.retry_executions() == []
+
+
+def test_signed_commands_of_any_shape_get_an_answer_or_a_400_never_a_500(pipeline, log):
+    fields = ["token", "team_id", "channel_id", "user_id", "command", "text", "response_url", "trigger_id"]
+    texts = st.one_of(st.sampled_from(["help", "list", "list 2", "show x", "", "list pattern zz"]), st.text())
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        form=st.lists(st.tuples(st.one_of(st.sampled_from(fields), st.text(max_size=5)), texts), max_size=10),
+        operator=st.booleans(),
+        raw=st.one_of(st.none(), st.binary(max_size=60)),
+    )
+    def check(form, operator, raw):
+        pairs = [("user_id", OPERATOR), ("channel_id", CHANNEL)] if operator else []
+        body = raw if raw is not None else urlencode(pairs + form).encode()
+        response = pipeline.slack_request(COMMANDS_PATH, body, signed_bytes(pipeline.signing_secret, body))
+        assert_answered_or_refused(response, log)
+
+    check()
+
+
+def test_a_signature_header_that_is_not_ascii_is_refused_not_a_500(pipeline):
+    body = command_body("list", user=OPERATOR, channel=CHANNEL, response_url=pipeline.slack.response_url("x"))
+    headers = {**signed(pipeline.signing_secret, body), "X-Slack-Signature": "v0=ü"}
+    response = pipeline.slack_request(COMMANDS_PATH, body, headers)
+    assert response["statusCode"] == 401 and "invalid signature" in response["body"]
