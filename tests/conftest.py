@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import io
+import logging
+
 import pytest
 
 
@@ -25,3 +28,16 @@ def no_sdk_retry_sleep(monkeypatch):
     import botocore.endpoint
 
     monkeypatch.setattr(botocore.endpoint, "time", _NoSleep)
+
+
+@pytest.fixture
+def log():
+    """What the service logs while the test runs (the handler's stream, bound when the logger was made)."""
+    buffer = io.StringIO()
+    handlers = [h for h in logging.getLogger("rootmail").handlers if isinstance(h, logging.StreamHandler)]
+    saved = [h.stream for h in handlers]
+    for handler in handlers:
+        handler.stream = buffer
+    yield buffer
+    for handler, stream in zip(handlers, saved, strict=True):
+        handler.stream = stream

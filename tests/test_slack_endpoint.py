@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import io
 import json
-import logging
 import time
 from pathlib import Path
 from urllib.parse import urlencode
@@ -409,19 +407,6 @@ INTERACTION_FIELDS = [
     ("view", "state", "values", "priority", "value", "value"),
     ("view", "state", "values", "category", "value", "selected_option"),
 ]
-
-
-@pytest.fixture
-def log():
-    """What the service logs while the test runs (the handler's stream, bound when the logger was made)."""
-    buffer = io.StringIO()
-    handlers = [h for h in logging.getLogger("rootmail").handlers if isinstance(h, logging.StreamHandler)]
-    saved = [h.stream for h in handlers]
-    for handler in handlers:
-        handler.stream = buffer
-    yield buffer
-    for handler, stream in zip(handlers, saved, strict=True):
-        handler.stream = stream
 
 
 def child(parent: object, step: str | int) -> object:
