@@ -39,3 +39,18 @@ def test_no_client_is_built_before_it_is_needed(monkeypatch):
     assert built == []
     _ = runtime.ledger
     assert built == ["dynamodb"]
+
+
+def test_the_reconcile_attempt_limit_defaults_to_three_and_refuses_nonsense(monkeypatch):
+    from rootmail.config import get_settings
+
+    monkeypatch.delenv("ROOTMAIL_RECONCILE_MAX_ATTEMPTS", raising=False)
+    assert Settings().reconcile_max_attempts == 3
+    monkeypatch.setenv("ROOTMAIL_RECONCILE_MAX_ATTEMPTS", "5")
+    assert Settings().reconcile_max_attempts == 5
+    for wrong in ("0", "-1", "many", "1000"):
+        monkeypatch.setenv("ROOTMAIL_RECONCILE_MAX_ATTEMPTS", wrong)
+        get_settings.cache_clear()
+        with pytest.raises(ConfigurationError, match="reconcile_max_attempts"):
+            get_settings()
+    get_settings.cache_clear()

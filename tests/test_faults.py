@@ -188,3 +188,178 @@ def test_a_failing_execution_leaves_the_mail_in_flight_until_the_audit_re_drives
     pipeline.wait()
     assert states(pipeline) == {name: expected_state(name) for name in MAILS}
     assert_nothing_twice(pipeline)
+
+
+# ---- a mail that never ends: the reconciler's attempt limit -------------------------------------------------------
+
+LIMIT = 3
+MAIL = "11-health-single-account"
+
+
+@pytest.fixture
+def reconciling(no_retry_sleep, no_sdk_retry_sleep):
+    """The reconciler with no grace (the test's mail is seconds old), the shortest stuck threshold, and the default
+    attempt limit named."""
+    with sample_pipeline(
+        reconcile_grace_minutes="0", reconcile_stuck_minutes="5", reconcile_max_attempts=str(LIMIT)
+    ) as local:
+        yield local
+
+
+def hourly(pipeline: LocalPipeline, hour: int) -> dict:
+    """The hourly reconcile `hour` hours from now (each run re-drives under its own hour's name), then its
+    re-driven executions to their end."""
+    from datetime import UTC, datetime, timedelta
+
+    from rootmail.audit import reconcile
+    from rootmail.runtime import runtime
+
+    result = reconcile(runtime(), now=datetime.now(UTC) + timedelta(hours=hour))
+    pipeline.wait()
+    return result
+
+
+def recording(params) -> bool:
+    """Record's write of a terminal state (what a state's output over 256 KB, which no Catch handles, prevents)."""
+    names = (params.get("ExpressionAttributeNames") or {}).values()
+    return params["TableName"].endswith("-ledger") and "deliveries" in names
+
+
+def opening_or_recording(params) -> bool:
+    """Parse's opening of the record too (what a Parse that times out or runs out of memory never does)."""
+    names = (params.get("ExpressionAttributeNames") or {}).values()
+    return params["TableName"].endswith("-ledger") and bool({"summary", "deliveries"} & set(names))
+
+
+def emf_metrics(text: str) -> dict[str, float]:
+    """The metrics in a function's EMF output, by name."""
+    found = {}
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and "_aws" in record:
+            for directive in record["_aws"]["CloudWatchMetrics"]:
+                for metric in directive["Metrics"]:
+                    value = record[metric["Name"]]  # one value, or the list of them
+                    found[metric["Name"]] = sum(value) if isinstance(value, list) else value
+    return found
+
+
+def test_a_mail_whose_execution_always_fails_is_queued_after_the_limit_of_re_drives(reconciling, capsys, log):
+    with reconciling.aws_fault(
+        "dynamodb", "UpdateItem", error="InternalServerError", times=10**6, when=recording
+    ):
+        key = reconciling.store_mail(MAIL, (CORPUS / f"{MAIL}.eml").read_bytes())
+        reconciling.wait()
+        assert reconciling.ledger().get(MAIL)["state"] == "in-flight"
+        for hour in range(1, LIMIT + 1):
+            result = hourly(reconciling, hour)
+            assert len(result["redriven"]) == 1 and result["given_up"] == [], hour
+            assert reconciling.ledger().get(MAIL)["redrives"] == hour
+        assert [e["status"] for e in reconciling.executions()] == ["FAILED"] * (1 + LIMIT)
+
+        # Re-driven LIMIT times and still in flight: the next run queues it for the operators instead (the hourly
+        # function itself, its record left two hours ago).
+        backdate(reconciling, MAIL, hours=2)
+        capsys.readouterr()
+        summary = reconciling.invoke("reconcile", {})
+        written = capsys.readouterr().out
+    assert summary["redriven"] == [] and summary["given_up"] == [MAIL]
+    record = reconciling.ledger().get(MAIL)
+    assert record["state"] == "queued" and record["redrives"] == LIMIT
+    reason = record["queue_reason"]
+    assert f"given up after {LIMIT} re-drives" in reason
+    assert "FAILED" in reason and "LedgerUnavailable" in reason  # the last execution's status and error
+    assert emf_metrics(written)["MailGivenUp"] == 1
+    (line,) = [json.loads(x) for x in log.getvalue().splitlines() if '"mail given up"' in x]
+    assert line["mail_id"] == MAIL and line["redrives"] == LIMIT and line["queue_reason"] == reason
+    # The operators see it: in `rootmail audit`, and in the digest as a pattern of its own.
+    assert main(["audit"]) == 0
+    out = capsys.readouterr().out
+    assert f"{MAIL}: {reason} (queued " in out and f"rootmail replay {key}" in out
+    digest = reconciling.invoke("digest", {})
+    assert digest["queued"] == 1 and "given up after" in reconciling.slack.messages[-1]["text"] + json.dumps(
+        reconciling.slack.messages[-1]["blocks"]
+    )
+    # It is not re-driven again.
+    for hour in (LIMIT + 1, LIMIT + 2):
+        again = hourly(reconciling, hour)
+        assert (again["redriven"], again["given_up"], again["findings"]) == ([], [], [])
+    assert len(reconciling.executions()) == 1 + LIMIT
+
+    # Healed, an operator's replay finishes it and records its real state.
+    assert main(["replay", key]) == 0
+    reconciling.wait()
+    assert reconciling.ledger().get(MAIL)["state"] == expected_state(MAIL)
+    assert_nothing_twice(reconciling)
+    assert len(reconciling.sent_mail()) == 1
+
+
+def test_a_mail_that_never_gets_a_record_is_queued_after_the_limit_of_re_drives(reconciling):
+    with reconciling.aws_fault(
+        "dynamodb", "UpdateItem", error="InternalServerError", times=10**6, when=opening_or_recording
+    ):
+        reconciling.store_mail(MAIL, (CORPUS / f"{MAIL}.eml").read_bytes())
+        reconciling.wait()
+        assert reconciling.ledger().get(MAIL) is None
+        for hour in range(1, LIMIT + 1):
+            result = hourly(reconciling, hour)
+            assert [f["problem"] for f in result["findings"]] == ["not triaged"], hour
+            assert len(result["redriven"]) == 1 and result["given_up"] == [], hour
+            # The count lives in a record of its own, which holds no state: the mail is still not triaged.
+            counted = reconciling.ledger().get(MAIL)
+            assert counted["redrives"] == hour and "state" not in counted
+        given_up = hourly(reconciling, LIMIT + 1)
+        assert given_up["redriven"] == [] and [g["mail_id"] for g in given_up["given_up"]] == [MAIL]
+        record = reconciling.ledger().get(MAIL)
+        assert record["state"] == "queued" and f"given up after {LIMIT} re-drives" in record["queue_reason"]
+        assert "FAILED" in record["queue_reason"]
+        again = hourly(reconciling, LIMIT + 2)
+        assert (again["redriven"], again["given_up"], again["findings"]) == ([], [], [])
+    assert len(reconciling.executions()) == 1 + LIMIT
+
+    # Healed, the operators' retry in Slack finishes it.
+    reconciling.slack_command("retry")
+    reconciling.wait()
+    assert reconciling.ledger().get(MAIL)["state"] == expected_state(MAIL)
+    assert len(reconciling.sent_mail()) == 1
+
+
+def test_a_mail_that_succeeds_on_its_second_re_drive_ends_in_its_real_state(reconciling):
+    failing = [True]
+    with reconciling.aws_fault(
+        "dynamodb",
+        "UpdateItem",
+        error="InternalServerError",
+        times=10**6,
+        when=lambda params: failing[0] and recording(params),
+    ):
+        reconciling.store_mail(MAIL, (CORPUS / f"{MAIL}.eml").read_bytes())
+        reconciling.wait()
+        assert len(hourly(reconciling, 1)["redriven"]) == 1
+        assert reconciling.ledger().get(MAIL)["state"] == "in-flight"
+        failing[0] = False
+        assert len(hourly(reconciling, 2)["redriven"]) == 1
+    record = reconciling.ledger().get(MAIL)
+    assert record["state"] == expected_state(MAIL) and record["redrives"] == 2
+    assert "queue_reason" not in record
+    for hour in range(3, 3 + LIMIT):
+        assert hourly(reconciling, hour)["redriven"] == []
+    assert reconciling.ledger().get(MAIL)["state"] == expected_state(MAIL)
+    assert [e["status"] for e in reconciling.executions()].count("SUCCEEDED") == 1
+    assert len(reconciling.sent_mail()) == 1
+
+
+def backdate(pipeline: LocalPipeline, mail_id: str, *, hours: int) -> None:
+    from datetime import timedelta
+
+    from rootmail.adapters.tables import now_iso
+
+    pipeline.client("dynamodb").update_item(
+        TableName=pipeline.tables["ledger"],
+        Key={"mail_id": {"S": mail_id}},
+        UpdateExpression="SET updated_at = :t",
+        ExpressionAttributeValues={":t": {"S": now_iso(-timedelta(hours=hours))}},
+    )

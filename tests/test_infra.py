@@ -234,6 +234,8 @@ EXPECTED_GRANTS = {
         ("s3:ListBucket", MAIL_BUCKET),
         ("dynamodb:Query", "LedgerTable/index/by-state"),
         ("dynamodb:BatchGetItem", "LedgerTable"),
+        # Each mail's re-drive count, and the queueing of one re-driven often enough.
+        ("dynamodb:UpdateItem", "LedgerTable"),
         ("states:StartExecution", "TriageStateMachine"),
         ("states:DescribeExecution", TRIAGE_EXECUTIONS),
     ),
@@ -324,6 +326,7 @@ EXPECTED_ENV = {
         "ROOTMAIL_STATE_MACHINE_ARN",
         "ROOTMAIL_RECONCILE_GRACE_MINUTES",
         "ROOTMAIL_RECONCILE_STUCK_MINUTES",
+        "ROOTMAIL_RECONCILE_MAX_ATTEMPTS",
     },
 }
 
@@ -401,6 +404,14 @@ EXPECTED_ALARMS: dict[str, tuple[str, str, dict[str, Any], str, int, int]] = {
     "MailStuckInFlightAlarm": (
         RECONCILE_METRICS_NAMESPACE,
         "MailStuckInFlight",
+        RECONCILE_METRIC_DIMENSIONS,
+        "Maximum",
+        3600,
+        0,
+    ),
+    "MailGivenUpAlarm": (
+        RECONCILE_METRICS_NAMESPACE,
+        "MailGivenUp",
         RECONCILE_METRIC_DIMENSIONS,
         "Maximum",
         3600,
@@ -768,7 +779,6 @@ def test_each_function_role_grants_exactly_its_own_needs(template: dict[str, Any
         ("record", ("dynamodb:Query", "LedgerTable/index/by-state")),
         ("ingest", ("s3:ListBucket", MAIL_BUCKET)),
         ("reconcile", ("s3:GetObject", MAIL_OBJECTS)),  # the keys and dates only, never the mail
-        ("reconcile", ("dynamodb:UpdateItem", "LedgerTable")),  # the re-driven triage writes the ledger
         ("reconcile", ("states:StartExecution", "RetryStateMachine")),
     ],
 )
@@ -833,7 +843,11 @@ def test_each_function_gets_only_its_configuration(template: dict[str, Any], nam
             assert value == "C0CIOPS1"
         elif key == "ROOTMAIL_OPERATOR_LANGUAGE":
             assert value == "en"
-        elif key in ("ROOTMAIL_RECONCILE_GRACE_MINUTES", "ROOTMAIL_RECONCILE_STUCK_MINUTES"):
+        elif key in (
+            "ROOTMAIL_RECONCILE_GRACE_MINUTES",
+            "ROOTMAIL_RECONCILE_STUCK_MINUTES",
+            "ROOTMAIL_RECONCILE_MAX_ATTEMPTS",
+        ):
             from rootmail.config import Settings  # the deployed default is the code's
 
             assert value == str(Settings.model_fields[key.removeprefix("ROOTMAIL_").lower()].default), key
@@ -895,6 +909,37 @@ def test_reconcile_lists_only_incoming_and_scans_only_the_overview(template: dic
     audit_source = (ROOT / "functions" / "rootmail" / "audit.py").read_text(encoding="utf-8")
     assert "fields=Ledger.OVERVIEW" in audit_source
     assert not _statements_granting(template, "ReconcileRole", "dynamodb:Scan")  # never the whole ledger
+
+
+@pytest.mark.infra
+def test_reconcile_writes_only_a_records_re_drive_fields(template: dict[str, Any]) -> None:
+    """The re-driven triage writes the ledger; reconcile itself only counts re-drives and queues a mail it gives
+    up on: its grant names those attributes (Ledger.REDRIVE_FIELDS), and its writes use no other."""
+    from rootmail.adapters.tables import Ledger
+
+    (write,) = _statements_granting(template, "ReconcileRole", "dynamodb:UpdateItem")
+    assert write["Condition"] == {
+        "ForAllValues:StringEquals": {"dynamodb:Attributes": list(Ledger.REDRIVE_FIELDS)},
+        "StringEqualsIfExists": {"dynamodb:ReturnValues": "NONE"},
+    }
+
+    class Recording:
+        def __init__(self) -> None:
+            self.calls: list[dict[str, Any]] = []
+
+        def update_item(self, **call: Any) -> dict[str, Any]:
+            self.calls.append(call)
+            return {}
+
+    client = Recording()
+    ledger = Ledger(client, "ledger")
+    ledger.count_redrive(
+        "m", execution="e", bucket="b", key="incoming/m", received_at="2024-05-01T10:00:00.000Z"
+    )
+    ledger.give_up("m", reason="given up after 3 re-drives", bucket="b", key="incoming/m")
+    for call in client.calls:
+        assert {"mail_id", *call["ExpressionAttributeNames"].values()} <= set(Ledger.REDRIVE_FIELDS)
+        assert call.get("ReturnValues", "NONE") == "NONE"
 
 
 @pytest.mark.infra
@@ -997,6 +1042,9 @@ def test_the_reconcile_alarms_watch_exactly_the_metrics_its_handler_writes(
     found = {
         "at": "2024-05-01T10:00:00.000Z",
         "findings": [{"problem": NOT_TRIAGED}, {"problem": STUCK}],
+        "given_up": [
+            {"mail_id": "m", "key": "incoming/m", "redrives": 3, "reason": "given up after 3 re-drives"}
+        ],
         "oldest_queued": "2024-05-01T09:00:00.000Z",
     }
     monkeypatch.setattr(reconcile, "runtime", lambda: None)
@@ -1018,7 +1066,7 @@ def test_the_reconcile_alarms_watch_exactly_the_metrics_its_handler_writes(
                     directive["Namespace"],
                     {name: record[name] for name in dimension_set},
                 )
-    assert written.keys() == {"MailNotTriaged", "MailStuckInFlight", "OldestQueuedMailAge"}
+    assert written.keys() == {"MailNotTriaged", "MailStuckInFlight", "MailGivenUp", "OldestQueuedMailAge"}
     alarms = _resources(template, "AWS::CloudWatch::Alarm")
     watched = {
         alarm["Properties"]["MetricName"]: (

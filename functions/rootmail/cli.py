@@ -6,13 +6,16 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rootmail.cli_accounts import add_commands as add_accounts_commands
 from rootmail.cli_rules import add_commands as add_rules_commands
 from rootmail.cli_slack import add_commands as add_slack_commands
 from rootmail.domain.rules import RuleSet, load_rule_files
 from rootmail.errors import RootmailError
+
+if TYPE_CHECKING:
+    from rootmail.audit import Finding
 
 DEFAULT_RULES = Path("rules")
 
@@ -80,6 +83,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     audit.add_argument("--all", action="store_true", help="every stored mail, however old")
     audit.add_argument("--redrive", action="store_true", help="start the triage of what it finds again")
+    audit.add_argument(
+        "--max-attempts",
+        type=int,
+        metavar="N",
+        help="a mail re-driven N times already is queued instead ($ROOTMAIL_RECONCILE_MAX_ATTEMPTS, 3)",
+    )
     audit.add_argument("--json", action="store_true")
     replay = commands.add_parser("replay", help="re-run stored mail through the state machine (idempotent)")
     replay.add_argument("keys", nargs="*", metavar="KEY", help="stored mail keys (incoming/...)")
@@ -189,16 +198,29 @@ def _audit(args: argparse.Namespace) -> int:
         states = ", ".join(f"{n} {s}" for s, n in sorted(report.states.items()))
         print(f"{report.stored} stored mail(s): {states or 'none'}")
         for finding in report.findings:
-            print(f"  {finding.mail_id}: {finding.problem} since {finding.since} → {finding.command}")
+            times = f" (re-driven {finding.redrives} time(s))" if finding.redrives else ""
+            print(f"  {finding.mail_id}: {finding.problem} since {finding.since}{times} → {finding.command}")
         print(
             f"{len(report.findings)} mail(s) need attention"
             if report.findings
             else "every stored mail is accounted for"
         )
+        for finding in report.given_up:
+            _print_given_up(finding)
     if args.redrive and report.findings:
-        started = audit.redrive(rt, report.findings, run=run)
-        print(f"re-driven: {len(started)} execution(s) started (run {run})")
+        limit = args.max_attempts or rt.settings.reconcile_max_attempts
+        redriven = audit.redrive(rt, report.findings, run=run, max_attempts=limit)
+        print(f"re-driven: {len(redriven.started)} execution(s) started (run {run})")
+        for finding in redriven.given_up:
+            _print_given_up(finding)
     return 1 if report.findings and not args.redrive else 0
+
+
+def _print_given_up(finding: Finding) -> None:
+    """A mail the reconciler stopped re-driving: queued, for an operator to look into and retry."""
+    print(
+        f"  {finding.mail_id}: {finding.reason} (queued {finding.since}) → /rootmail retry, or {finding.command}"
+    )
 
 
 def _contacts(args: argparse.Namespace) -> int:

@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     reconcile_stuck_minutes: int = Field(default=60, ge=5, le=10080)
     # How far back the hourly run looks for stored mail without a record (`rootmail audit --all`: all of it).
     reconcile_lookback_hours: int = Field(default=48, ge=1, le=24 * 90)
+    # How often the reconciler re-drives one mail: one still not terminal after that many is queued for the
+    # operators (an execution that fails in a way no Catch handles would fail every time).
+    reconcile_max_attempts: int = Field(default=3, ge=1, le=24)
 
     @field_validator("aws_sender_domains", "multi_account_senders", "third_party_senders", mode="before")
     @classmethod

@@ -59,3 +59,11 @@ class Workflow:
         except (ClientError, BotoCoreError) as exc:
             raise TriageNotStarted(f"could not read execution {name}: {describe(exc)}") from exc
         return str(answer["status"])
+
+    def outcome(self, name: str) -> dict[str, str]:
+        """The execution's status and, when it failed, the error and cause Step Functions recorded for it."""
+        try:
+            answer = self._sfn.describe_execution(executionArn=self.execution_arn(name))
+        except (ClientError, BotoCoreError) as exc:
+            raise TriageNotStarted(f"could not read execution {name}: {describe(exc)}") from exc
+        return {k: str(answer[k]) for k in ("status", "error", "cause") if answer.get(k)}

@@ -106,6 +106,45 @@ class Ledger:
         assignments.append("#received = if_not_exists(#received, :now)")
         self._update(mail_id, "SET " + ", ".join(assignments), values, names)
 
+    def count_redrive(self, mail_id: str, *, execution: str, bucket: str, key: str, received_at: str) -> None:
+        """Count one more re-drive of the mail by the reconciler (one atomic increment; a mail with no record gets
+        one that holds only this count and where it is stored, no state) and name its execution."""
+        fields = {"last_redrive": execution}
+        assignments, names, values = _assignments(fields)
+        names.update(
+            {"#redrives": "redrives", "#bucket": "bucket", "#key": "object_key", "#received": "received_at"}
+        )
+        values.update({":zero": 0, ":one": 1, ":bucket": bucket, ":key": key, ":received": received_at})
+        assignments += [
+            "#redrives = if_not_exists(#redrives, :zero) + :one",
+            "#bucket = if_not_exists(#bucket, :bucket)",
+            "#key = if_not_exists(#key, :key)",
+            "#received = if_not_exists(#received, :received)",
+        ]
+        self._update(mail_id, "SET " + ", ".join(assignments), values, names)
+
+    def give_up(self, mail_id: str, *, reason: str, bucket: str, key: str) -> bool:
+        """Queue a mail the reconciler stops re-driving, with why, unless it has reached a terminal state meanwhile
+        (then False: nothing written)."""
+        now = now_iso()
+        assignments, names, values = _assignments(
+            {"state": "queued", "queue_reason": reason, "updated_at": now}
+        )
+        names.update({"#s": "state", "#bucket": "bucket", "#key": "object_key", "#received": "received_at"})
+        values.update({":in_flight": self.IN_FLIGHT, ":bucket": bucket, ":key": key, ":now": now})
+        assignments += [
+            "#bucket = if_not_exists(#bucket, :bucket)",
+            "#key = if_not_exists(#key, :key)",
+            "#received = if_not_exists(#received, :now)",
+        ]
+        return self._update(
+            mail_id,
+            "SET " + ", ".join(assignments),
+            values,
+            names,
+            condition="attribute_not_exists(#s) OR #s = :in_flight",
+        )
+
     def get(self, mail_id: str) -> dict[str, Any] | None:
         try:
             item = self._db.get_item(
@@ -143,6 +182,22 @@ class Ledger:
         "bucket",
         "object_key",
         "attempts",
+        "redrives",
+        "last_redrive",
+    )
+
+    # Every attribute the reconciler's writes touch (count_redrive, give_up): its IAM grant allows no other
+    # (serverless.yml, ReconcileRole; tests/test_infra.py checks), so it can never rewrite what a triage recorded.
+    REDRIVE_FIELDS = (
+        "mail_id",
+        "redrives",
+        "last_redrive",
+        "bucket",
+        "object_key",
+        "received_at",
+        "state",
+        "queue_reason",
+        "updated_at",
     )
 
     def get_many(self, mail_ids: Sequence[str], *, fields: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -195,8 +250,15 @@ class Ledger:
             raise LedgerUnavailable(f"ledger query of {state} mail: {describe(exc)}") from None
 
     def _update(
-        self, mail_id: str, expression: str, values: dict[str, Any], names: dict[str, str] | None = None
-    ) -> None:
+        self,
+        mail_id: str,
+        expression: str,
+        values: dict[str, Any],
+        names: dict[str, str] | None = None,
+        *,
+        condition: str | None = None,
+    ) -> bool:
+        """False when the `condition` did not hold (nothing written)."""
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "Key": to_item({"mail_id": mail_id}),
@@ -205,10 +267,17 @@ class Ledger:
         }
         if names:
             kwargs["ExpressionAttributeNames"] = names
+        if condition:
+            kwargs["ConditionExpression"] = condition
         try:
             self._db.update_item(**kwargs)
-        except (ClientError, BotoCoreError) as exc:
+        except ClientError as exc:
+            if condition and error_code(exc) == "ConditionalCheckFailedException":
+                return False
             raise LedgerUnavailable(f"ledger write of {mail_id}: {describe(exc)}") from None
+        except BotoCoreError as exc:
+            raise LedgerUnavailable(f"ledger write of {mail_id}: {describe(exc)}") from None
+        return True
 
 
 @dataclass(frozen=True)
