@@ -83,6 +83,7 @@ LEDGER_WRITE = ("dynamodb:UpdateItem",)
 DELIVERY_GUARD = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 QUEUED_MAIL = ("dynamodb:Query", "LedgerTable/index/by-state")  # the ledger's records in one state
 LEDGER_RECORD = ("dynamodb:GetItem", "LedgerTable")
+ACCOUNT_BY_ID = ("dynamodb:GetItem", "AccountsTable")  # the delivery steps read the accounts they deliver to
 
 
 def _grants(*pairs: tuple[tuple[str, ...] | str, set[str] | str]) -> set[tuple[str, str]]:
@@ -146,6 +147,7 @@ EXPECTED_GRANTS = {
         (LOGS, "ForwardLogGroup"),
         ("s3:GetObject", MAIL_OBJECTS),
         (DELIVERY_GUARD, "DeliveriesTable"),
+        ACCOUNT_BY_ID,
         ("ses:SendEmail", SENDER_IDENTITIES | {CONFIGURATION_SET}),
         ("dynamodb:BatchGetItem", "SuppressionsTable"),
     ),
@@ -159,6 +161,7 @@ EXPECTED_GRANTS = {
         (LOGS, "TicketLogGroup"),
         ("s3:GetObject", MAIL_OBJECTS),
         (DELIVERY_GUARD, "DeliveriesTable"),
+        ACCOUNT_BY_ID,
         ("ssm:GetParameter", ZENDESK_TOKEN),
         ("kms:Decrypt", ANY_KMS_KEY),
     ),
@@ -166,6 +169,7 @@ EXPECTED_GRANTS = {
         (LOGS, "EscalateLogGroup"),
         ("s3:GetObject", MAIL_OBJECTS),
         (DELIVERY_GUARD, "DeliveriesTable"),
+        ACCOUNT_BY_ID,
         ("ssm:GetParameter", {ZENDESK_TOKEN, SLACK_TOKEN}),
         ("kms:Decrypt", ANY_KMS_KEY),
     ),
@@ -251,11 +255,12 @@ ACCOUNTS_ENV = {
 EXPECTED_ENV = {
     "ingest": {"ROOTMAIL_STATE_MACHINE_ARN"},
     "parse": {"ROOTMAIL_MAIL_BUCKET", "ROOTMAIL_LEDGER_TABLE", "ROOTMAIL_DELIVERIES_TABLE"},
-    "resolve": {"ROOTMAIL_ACCOUNTS_TABLE"},
+    "resolve": {"ROOTMAIL_ACCOUNTS_TABLE", "ROOTMAIL_ROOT_ADDRESS_TAG_SEPARATOR"},
     "classify": {"ROOTMAIL_MAIL_BUCKET", "ROOTMAIL_RULES_TABLE"},
     "forward": {
         "ROOTMAIL_MAIL_BUCKET",
         "ROOTMAIL_DELIVERIES_TABLE",
+        "ROOTMAIL_ACCOUNTS_TABLE",
         "ROOTMAIL_SENDER_ADDRESS",
         "ROOTMAIL_REPLY_TO_ADDRESS",
         "ROOTMAIL_CONTACT_KINDS",
@@ -266,6 +271,7 @@ EXPECTED_ENV = {
     "ticket": {
         "ROOTMAIL_MAIL_BUCKET",
         "ROOTMAIL_DELIVERIES_TABLE",
+        "ROOTMAIL_ACCOUNTS_TABLE",
         "ROOTMAIL_ZENDESK_SUBDOMAIN",
         "ROOTMAIL_ZENDESK_EMAIL",
         "ROOTMAIL_ZENDESK_TOKEN_PARAMETER",
@@ -274,6 +280,7 @@ EXPECTED_ENV = {
     "escalate": {
         "ROOTMAIL_MAIL_BUCKET",
         "ROOTMAIL_DELIVERIES_TABLE",
+        "ROOTMAIL_ACCOUNTS_TABLE",
         "ROOTMAIL_ZENDESK_SUBDOMAIN",
         "ROOTMAIL_ZENDESK_EMAIL",
         "ROOTMAIL_ZENDESK_TOKEN_PARAMETER",
@@ -304,6 +311,7 @@ EXPECTED_ENV = {
         "ROOTMAIL_SLACK_OPERATOR_IDS",
         "ROOTMAIL_SLACK_CHANNEL_IDS",
         "ROOTMAIL_OPERATOR_LANGUAGE",
+        "ROOTMAIL_ROOT_ADDRESS_TAG_SEPARATOR",
     },
     "digest": {
         "ROOTMAIL_LEDGER_TABLE",
@@ -843,6 +851,11 @@ def test_each_function_gets_only_its_configuration(template: dict[str, Any], nam
             assert value == "C0CIOPS1"
         elif key == "ROOTMAIL_OPERATOR_LANGUAGE":
             assert value == "en"
+        elif key == "ROOTMAIL_ROOT_ADDRESS_TAG_SEPARATOR":
+            assert value == ""  # a +tag is part of a root address unless the provider says otherwise
+            from rootmail.config import Settings
+
+            assert Settings(root_address_tag_separator=value).root_address_tag_separator is None
         elif key in (
             "ROOTMAIL_RECONCILE_GRACE_MINUTES",
             "ROOTMAIL_RECONCILE_STUCK_MINUTES",
