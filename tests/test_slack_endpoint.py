@@ -356,6 +356,24 @@ def test_a_rule_that_does_not_validate_is_shown_in_the_modal_and_not_stored(pipe
     assert not ids & {view["blocks"][1]["element"]["initial_value"], values_id(bad)}
 
 
+def test_a_pattern_re2_cannot_take_is_refused_under_the_subject_field_and_not_stored(pipeline, unknown_mail):
+    view = open_rule_modal(pipeline)
+    for subject, reason in (
+        (r"(?i)re:Invent (?=\d)", "uses a lookahead or lookbehind"),
+        (r"(re:Invent) \1", "uses a backreference"),
+    ):
+        values = modal_values(
+            view, category="health", action="forward", rule_id="looks-around", subject=subject
+        )
+        refused = answer(submit(pipeline, view, values))
+        assert refused["response_action"] == "errors"
+        assert refused["errors"]["subject"].startswith(
+            "slack: rule 'looks-around': `match.subject` " + reason
+        )
+    assert pipeline.rules_table().get("looks-around") is None
+    assert all("looks-around" not in m["text"] for m in pipeline.slack.messages)
+
+
 def test_a_signed_but_malformed_interaction_gets_a_clear_error_and_changes_nothing(pipeline):
     broken = {"type": "block_actions", "user": {"id": OPERATOR}, "channel": {"id": CHANNEL}}
     broken["actions"] = [{"action_id": "rule_from_pattern", "value": "{not json"}]

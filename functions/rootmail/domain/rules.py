@@ -7,19 +7,20 @@ once, then matches parsed mail with no I/O.
 from __future__ import annotations
 
 import re
-import string
 import tomllib
 import unicodedata
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# The parser and compiler re itself uses (re._parser and re._compiler since 3.11): the pattern-safety check reads
-# the same parse tree the matcher runs, instead of guessing from the text.
-from re import _compiler as _sre_compiler  # type: ignore[attr-defined]
+# re's own parser (re._parser since 3.11), for the subject screen only: the literal text a pattern requires, read
+# from its parse tree. Matching is RE2's.
 from re import _constants as _sre_constants  # type: ignore[attr-defined]
 from re import _parser as _sre_parser  # type: ignore[attr-defined]
 from typing import Any
+
+import re2
 
 from rootmail.domain.vocabulary import Action, Category, urgency
 from rootmail.errors import RuleError
@@ -63,17 +64,21 @@ def _screenable(char: str) -> bool:
     return unicodedata.category(char) in _UNCASED
 
 
-def subject_screen(pattern: re.Pattern[str]) -> SubjectScreen | None:
-    """The longest literal text the pattern requires, read from its parse tree; None when it requires none."""
-    flags = pattern.flags
-    if flags & re.LOCALE:
+def subject_screen(pattern: str) -> SubjectScreen | None:
+    """The longest literal text a subject pattern requires, read from the parse tree of Python's re; None when it
+    requires none, or when Python's parser cannot read the pattern (RE2's own syntax, like `\\p{Han}`): that rule
+    is then always tried. The screen reads literals, groups, alternations and repeats, which RE2 and Python spell
+    alike, except inside a bracket, where `[[:alpha:]]` is a class of letters to RE2 and `[[:alph]` then `]` to
+    Python: a pattern with `[:` gets no screen."""
+    if "[:" in pattern:
         return None
-    ignorecase = bool(flags & re.IGNORECASE)
     try:
-        tree = _sre_parser.parse(pattern.pattern, flags)
-    except re.error:  # it compiled, so it parses; were it not so, the regex alone would decide
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "possible nested set" and the like: RE2 is the judge of syntax
+            tree = _sre_parser.parse(pattern)
+    except (re.error, OverflowError, RecursionError):
         return None
-    ignorecase = ignorecase or bool(tree.state.flags & re.IGNORECASE)
+    ignorecase = bool(tree.state.flags & re.IGNORECASE)
     needles = _required_text(list(tree), ignorecase)
     if not needles or min(map(len, needles)) < 2:
         return None
@@ -132,7 +137,7 @@ class Rule:
     description: str = ""
     senders: frozenset[str] = frozenset()
     sender_domains: tuple[str, ...] = ()
-    subject: re.Pattern[str] | None = None
+    subject: SubjectPattern | None = None
     body_any: tuple[str, ...] = ()  # as written; matched case-insensitively
     body_all: tuple[str, ...] = ()
     source: str = ""  # where the rule came from: "rules/support.toml:12" or "table"
@@ -148,7 +153,7 @@ class Rule:
         object.__setattr__(self, "folded_all", tuple(m.casefold() for m in self.body_all))
         object.__setattr__(self, "domain_set", frozenset(self.sender_domains))
         if self.subject is not None:
-            object.__setattr__(self, "screen", subject_screen(self.subject))
+            object.__setattr__(self, "screen", subject_screen(self.subject.pattern))
 
     def matches(
         self, sender: str, suffixes: frozenset[str], subject: str, lowered: str, folded_body: str
@@ -167,7 +172,7 @@ class Rule:
                 needle in (lowered if screen.lowered else subject) for needle in screen.needles
             ):
                 return False
-            if self.subject.search(subject) is None:
+            if not self.subject.found_in(subject):
                 return False
         if self.folded_all and not all(marker in folded_body for marker in self.folded_all):
             return False
@@ -292,10 +297,10 @@ def compile_rule(
     if "subject" in match:
         if not isinstance(match["subject"], str) or not match["subject"]:
             raise fail("`match.subject` must be a non-empty regular expression", "subject")
-        problem = pattern_problem(match["subject"])
-        if problem:
-            raise fail(f"`match.subject` {problem}", "subject")
-        subject = re.compile(match["subject"])
+        try:
+            subject = compile_subject(match["subject"])
+        except PatternRefused as exc:
+            raise fail(f"`match.subject` {exc}", "subject") from None
     body_any, body_all = strings("body_any"), strings("body_all")
     senders, domains = strings("senders"), strings("sender_domains")
     if any("." not in d.strip(".") for d in domains):
@@ -313,7 +318,7 @@ def compile_rule(
         and not domains
         and not body_any
         and not body_all
-        and (subject is None or all(subject.search(probe) for probe in _PROBE_SUBJECTS if probe))
+        and (subject is None or all(subject.found_in(probe) for probe in _PROBE_SUBJECTS if probe))
         and not forced
     ):
         raise fail(
@@ -337,160 +342,177 @@ def compile_rule(
     )
 
 
-def pattern_problem(pattern: str) -> str | None:
-    r"""Why a subject pattern is refused, if it is: it does not compile, it is too long, or it could take
-    catastrophic (exponential) time on a crafted subject. Python's re backtracks; what explodes is a repeat whose
-    iterations can split the same text in many ways: a repeat ending in a repeat of what it starts with (`(a+)+`,
-    `(\w+\s?)*`, `(.*)*`), or a repeated alternation whose branches can start alike (`(a|ab)+`)."""
+# What Python's re means by \d, \w and \s (and \D, \W, \S) in a str pattern, in RE2's syntax: RE2's own are ASCII
+# only, and subjects hold full-width digits and ideographic spaces. tests/test_rule_patterns.py holds these to
+# Python's re over every code point. Python's \w and \W ignore (?i); RE2 would case-fold the letters' class, and
+# with it U+0345, a combining mark that folds to ι: hence (?-i:...) around them.
+_SPACE = (
+    r"\t\n\x0b\x0c\r\x1c-\x1f \x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}"
+)
+_NOT_SPACE = (
+    r"\x00-\x08\x0e-\x1b!-\x{84}\x{86}-\x{9f}\x{a1}-\x{167f}\x{1681}-\x{1fff}\x{200b}-\x{2027}\x{202a}-\x{202e}"
+    r"\x{2030}-\x{205e}\x{2060}-\x{2fff}\x{3001}-\x{10ffff}"
+)
+_WORD = r"\p{L}\p{N}_"
+_CLASSES = {  # escape → (outside a bracket, inside one); \W has no form inside a bracket (_in_re2_syntax)
+    "d": (r"\p{Nd}", r"\p{Nd}"),
+    "D": (r"\P{Nd}", r"\P{Nd}"),
+    "w": (f"(?-i:[{_WORD}])", _WORD),
+    "W": (f"(?-i:[^{_WORD}])", ""),
+    "s": (f"[{_SPACE}]", _SPACE),
+    "S": (f"[^{_SPACE}]", _NOT_SPACE),
+}
+# `{,3}`: a repeat of 0 to 3 to Python's re, the text "{,3}" to RE2.
+_OPEN_LOW_REPEAT = re.compile(r"\{,\d*\}")
+# Group openings between `\b` and the character it stands before: `\b(?:Re|Fwd)`.
+_GROUP_OPENINGS = re.compile(r"(?:\((?:\?(?:P?<[A-Za-z_]\w*>|[imsU-]*:))?)*")
+_LOOKAROUND = re.compile(r"\(\?<?[=!]")
+_BACKREFERENCE = re.compile(r"\\[1-9]|\(\?P=")
+
+
+def _re2_options() -> Any:
+    options = re2.Options()
+    options.never_capture = True  # a rule asks only whether the subject matches, never for a group
+    options.log_errors = (
+        False  # a refused pattern is the caller's to report (with its file and line), not stderr's
+    )
+    # The rest as RE2 has them: Perl syntax with its (?i) (?m) (?s) (?U) flags, leftmost-first like Python's re, `.`
+    # not matching a newline, UTF-8 text, and 8 MiB of memory per pattern (a larger one is refused).
+    return options
+
+
+_OPTIONS = _re2_options()
+
+
+class PatternRefused(RuleError):
+    """Why a subject pattern cannot be a rule's: the message completes "`match.subject` ..." (compile_rule adds the
+    rule's file and line)."""
+
+
+@dataclass(frozen=True)
+class SubjectPattern:
+    """A rule's subject pattern: as the operator wrote it, and compiled with RE2, which matches in time linear in the
+    subject whatever the pattern (no backtracking: a forged subject cannot make a rule slow)."""
+
+    pattern: str
+    regexp: Any = field(compare=False, repr=False)  # re2's compiled pattern
+
+    def found_in(self, text: str) -> bool:
+        return self.regexp.search(text) is not None
+
+
+def compile_subject(pattern: str) -> SubjectPattern:
+    r"""Compile a subject pattern with RE2: RE2's syntax, where `\d`, `\w` and `\s` mean what they mean in Python's
+    re (Unicode digits, letters and spaces, not RE2's ASCII ones). Raises PatternRefused, saying why, for what RE2
+    cannot run (lookarounds, backreferences...) and for what would mean something else than it says."""
     if len(pattern) > MAX_PATTERN:
-        return f"is longer than {MAX_PATTERN} characters"
+        raise PatternRefused(f"is longer than {MAX_PATTERN} characters")
+    rewritten = _in_re2_syntax(pattern)
     try:
-        parsed = _sre_parser.parse(pattern)
-    except re.error as exc:
-        return f"does not compile: {exc}"
-    found = _ambiguous_repeat(parsed.state, list(parsed))
-    if found:
+        regexp = re2.compile(rewritten, _OPTIONS)
+    except re2.error as exc:
+        raise PatternRefused(_why_refused(pattern, exc)) from None
+    except UnicodeError:
+        raise PatternRefused("is not valid text (it holds a lone surrogate)") from None
+    return SubjectPattern(pattern, regexp)
+
+
+def pattern_problem(pattern: str) -> str | None:
+    """Why a subject pattern is refused, if it is (see `compile_subject`)."""
+    try:
+        compile_subject(pattern)
+    except PatternRefused as exc:
+        return str(exc)
+    return None
+
+
+def _why_refused(pattern: str, exc: Exception) -> str:
+    said = exc.args[0] if exc.args else ""
+    error = said.decode("utf-8", "replace") if isinstance(said, bytes) else str(said)
+    if _LOOKAROUND.search(pattern):
         return (
-            f"could take catastrophic time ({found}); rewrite it so each repeat can split a text one way only"
+            "uses a lookahead or lookbehind ((?=, (?!, (?<=, (?<!), which RE2 does not run: it matches in one "
+            "pass over the subject, without looking around"
         )
-    return None
+    if _BACKREFERENCE.search(pattern):
+        return (
+            r"uses a backreference (\1, (?P=name)), which RE2 does not run: it matches in one pass over the "
+            "subject, without referring back to a group"
+        )
+    if "too large" in error:
+        return f"is too large for RE2 ({error}): a wide class repeated many times, like \\w{{1,1000}}, is; use + instead"
+    return f"does not compile with RE2: {error}"
 
 
-_REPEATS = {_sre_constants.MAX_REPEAT, _sre_constants.MIN_REPEAT}
-# The characters a piece of a pattern is checked against (ASCII, and some Japanese and Latin-1).
-_SAMPLE = string.printable + "あア漢éßяЖΩ€\u3000\u00a0\u200b"
-
-
-def _ambiguous_repeat(state: Any, items: list[tuple[Any, Any]]) -> str | None:
-    for op, av in items:
-        children: list[list[tuple[Any, Any]]] = []
-        if op in _REPEATS:
-            _, high, body = av
-            body = list(body)
-            if high == _sre_constants.MAXREPEAT or high > 1:
-                first = _first(state, body)
-                ends_in_repeat, last = _last(state, body)
-                if ends_in_repeat and first & last:
-                    return "a repeat that ends in a repeat of what it starts with"
-                if _overlapping_branches(state, body):
-                    return "a repeated alternation whose branches can start alike"
-                if _repeat_then_alike(state, body):
-                    return "a repeat inside a repeat, followed by what it repeats"
-            children = [body]
-        elif op == _sre_constants.SUBPATTERN:
-            children = [list(av[-1])]
-        elif op == _sre_constants.BRANCH:
-            children = [list(b) for b in av[1]]
-        elif op in (_sre_constants.ASSERT, _sre_constants.ASSERT_NOT):
-            children = [list(av[1])]
-        for child in children:
-            found = _ambiguous_repeat(state, child)
-            if found:
-                return found
-    return None
-
-
-def _chars(state: Any, item: tuple[Any, Any]) -> frozenset[str]:
-    """The sample characters one element can start with."""
-    op, av = item
-    if op in _REPEATS:
-        return _first(state, list(av[2]))
-    if op == _sre_constants.SUBPATTERN:
-        return _first(state, list(av[-1]))
-    if op == _sre_constants.BRANCH:
-        return frozenset().union(*(_first(state, list(b)) for b in av[1]))
-    if op in (_sre_constants.AT, _sre_constants.ASSERT, _sre_constants.ASSERT_NOT):
-        return frozenset()
-    try:
-        single = _sre_compiler.compile(_sre_parser.SubPattern(state, [item]))
-    except (re.error, TypeError, ValueError):
-        return frozenset(_SAMPLE)
-    return frozenset(c for c in _SAMPLE if single.fullmatch(c))
-
-
-def _may_be_empty(item: tuple[Any, Any]) -> bool:
-    op, av = item
-    if op in _REPEATS:
-        return bool(av[0] == 0) or all(_may_be_empty(i) for i in av[2])
-    if op == _sre_constants.SUBPATTERN:
-        return all(_may_be_empty(i) for i in av[-1])
-    if op == _sre_constants.BRANCH:
-        return any(all(_may_be_empty(i) for i in b) for b in av[1])
-    return op in (_sre_constants.AT, _sre_constants.ASSERT, _sre_constants.ASSERT_NOT)
-
-
-def _first(state: Any, items: list[tuple[Any, Any]]) -> frozenset[str]:
-    found: frozenset[str] = frozenset()
-    for item in items:
-        found |= _chars(state, item)
-        if not _may_be_empty(item):
-            break
-    return found
-
-
-def _last(state: Any, items: list[tuple[Any, Any]]) -> tuple[bool, frozenset[str]]:
-    """Whether a sequence can end in an unbounded repeat (only optional parts after it), and what those trailing
-    parts and that repeat can match."""
-    found: frozenset[str] = frozenset()
-    repeated = False
-    for item in reversed(items):
-        op, av = item
-        if op in _REPEATS and av[1] > 1:
-            found |= _chars(state, item)
-            repeated = True
-        elif op == _sre_constants.SUBPATTERN:
-            inner, chars = _last(state, list(av[-1]))
-            found |= chars
-            repeated = repeated or inner
-        elif op == _sre_constants.BRANCH:
-            for branch in av[1]:
-                inner, chars = _last(state, list(branch))
-                found |= chars
-                repeated = repeated or inner
-        else:
-            found |= _chars(state, item)
-        if not _may_be_empty(item):
-            return repeated, found
-    return repeated, found
-
-
-def _unbounded(item: tuple[Any, Any]) -> bool:
-    """A repeat that can take more than one character's worth (`a+`, `a*`, `a{1,10}`)."""
-    op, av = item
-    return op in _REPEATS and av[1] > 1
-
-
-def _repeat_then_alike(state: Any, items: list[tuple[Any, Any]]) -> bool:
-    """An unbounded repeat followed (past optional parts) by something that can take the same characters."""
-    for index, item in enumerate(items):
-        op, av = item
-        if op == _sre_constants.SUBPATTERN and _repeat_then_alike(state, list(av[-1])):
-            return True
-        if not _unbounded(item):
+def _in_re2_syntax(pattern: str) -> str:
+    r"""The pattern for RE2: `\d \D \w \W \s \S` written out with Python's meaning; the rest as written. Raises
+    PatternRefused for what RE2 would read otherwise than Python's re did and cannot be written out."""
+    out: list[str] = []
+    position, end = 0, len(pattern)
+    in_bracket = False
+    bracket_start = 0  # where a `]` is still a literal one: `[]a]`, `[^]a]`
+    while position < end:
+        char = pattern[position]
+        if char == "\\" and position + 1 < end:
+            code = pattern[position + 1]
+            step = 2
+            if code == "W" and in_bracket:
+                # RE2 has no "none of these categories" to put in a bracket beside other characters.
+                raise PatternRefused(r"puts \W inside [...]: write it beside the bracket, as (?:\W|[...])")
+            if code in _CLASSES:
+                out.append(_CLASSES[code][in_bracket])
+                position += step
+                continue
+            if code == "Q" and not in_bracket:  # \Q...\E: literal text, nothing in it to rewrite
+                quoted = pattern.find(r"\E", position + 2)
+                step = (end if quoted < 0 else quoted + 2) - position
+            elif code in "pPx" and pattern.startswith("{", position + 2):  # \p{Han}, \x{3042}
+                closing = pattern.find("}", position + 2)
+                step = (end if closing < 0 else closing + 1) - position
+            elif code == "C":
+                raise PatternRefused(r"uses \C (any one byte), which can match half a character")
+            elif code in "bB" and not in_bracket:
+                _check_boundary(pattern, position)
+            out.append(pattern[position : position + step])
+            position += step
             continue
-        repeated = _chars(state, item)
-        for following in items[index + 1 :]:
-            if _chars(state, following) & repeated:
-                return True
-            if not _may_be_empty(following):
-                break
-    return False
+        if in_bracket:
+            if char == "[" and pattern.startswith("[:", position):  # [:alpha:] inside a bracket
+                closing = pattern.find(":]", position + 2)
+                if closing >= 0:
+                    out.append(pattern[position : closing + 2])
+                    position = closing + 2
+                    continue
+            elif char == "]" and position > bracket_start:
+                in_bracket = False
+        elif char == "[":
+            in_bracket = True
+            bracket_start = position + 1 + pattern.startswith("^", position + 1)
+            out.append(pattern[position:bracket_start])
+            position = bracket_start
+            continue
+        elif char == "{" and (low := _OPEN_LOW_REPEAT.match(pattern, position)):
+            raise PatternRefused(
+                f"holds `{low.group()}`, which Python's re read as a repeat from 0 and RE2 reads as text: "
+                f"write `{{0{low.group()[1:]}` for the repeat, or `\\{low.group()}` for the text"
+            )
+        out.append(char)
+        position += 1
+    return "".join(out)
 
 
-def _overlapping_branches(state: Any, items: list[tuple[Any, Any]]) -> bool:
-    """The body of a repeat is (or holds, in a group) an alternation with an empty branch or two branches that
-    can start with the same character."""
-    for op, av in items:
-        if op == _sre_constants.SUBPATTERN and _overlapping_branches(state, list(av[-1])):
-            return True
-        if op == _sre_constants.BRANCH:
-            starts = [(_first(state, list(b)), not b) for b in av[1]]
-            if any(empty for _, empty in starts):
-                return True
-            for i, (first, _) in enumerate(starts):
-                if any(first & other for other, _ in starts[i + 1 :]):
-                    return True
-    return False
+def _check_boundary(pattern: str, position: int) -> None:
+    r"""RE2's `\b` and `\B` know only ASCII letters, digits and _ as word characters (Python's re knew all letters):
+    next to 請 a boundary would be found where there is none, and none where there is one. Refused there."""
+    before = pattern[:position].rstrip(")")[-1:]
+    openings = _GROUP_OPENINGS.match(pattern, position + 2)
+    after = pattern[openings.end() if openings else position + 2 :][:1]
+    for char in (before, after):
+        if char and not char.isascii() and (char.isalnum() or char == "_"):
+            raise PatternRefused(
+                f"puts {pattern[position : position + 2]} next to {char!r}: RE2 counts only ASCII letters, digits "
+                "and _ as word characters, so there it would not mean a word boundary; write the text without it"
+            )
 
 
 def _compile_each(items: Iterable[tuple[dict[str, Any], str]]) -> tuple[list[Rule], list[str]]:
