@@ -445,6 +445,25 @@ def serverless_yml() -> dict[str, Any]:
     return yaml.safe_load((ROOT / "serverless.yml").read_text(encoding="utf-8"))
 
 
+@pytest.mark.parametrize(("architecture", "machine"), [("arm64", "aarch64"), ("x86_64", "x86_64")])
+def test_pip_takes_wheels_for_glibc_2_17_and_2_28_on_either_architecture(
+    serverless_yml: dict[str, Any], architecture: str, machine: str
+) -> None:
+    """The python3.12 runtime has glibc 2.34: wheels tagged manylinux2014 (2.17) and manylinux_2_28 both run there,
+    and google-re2's come only as manylinux_2_28; pip takes exactly the tags it is given."""
+    custom = serverless_yml["custom"]
+    platforms = [
+        re.sub(
+            r"\$\{self:custom\.(\w+)\.\$\{param:architecture\}\}",
+            lambda found: custom[found[1]][architecture],
+            argument.split(" ", 1)[1],
+        )
+        for argument in custom["pythonRequirements"]["pipCmdExtraArgs"]
+        if argument.startswith("--platform ")
+    ]
+    assert platforms == [f"manylinux2014_{machine}", f"manylinux_2_28_{machine}"]
+
+
 def test_serverless_yml_declares_exactly_the_contract_functions(serverless_yml: dict[str, Any]) -> None:
     assert sorted(serverless_yml["functions"]) == sorted(FUNCTIONS)
 
@@ -1295,9 +1314,14 @@ def test_each_package_bundles_the_requirements_built_for_lambda(template: dict[s
         assert f"{package}/__init__.py" in names, package
     assert "publicsuffixlist/public_suffix_list.dat" in names  # read from the package, never fetched
     assert "serverless_wsgi.py" in names  # its handle_request runs the Slack endpoint's Flask app
-    # The one compiled dependency must be the build for the Lambda runtime, not for this machine.
-    binaries = [n for n in names if n.startswith("pydantic_core/") and n.endswith(".so")]
-    assert binaries == ["pydantic_core/_pydantic_core.cpython-312-aarch64-linux-gnu.so"]
+    # The compiled dependencies the domain needs must be the builds for the Lambda runtime, not for this machine:
+    # pydantic_core, and google-re2, whose python3.12 wheels are tagged manylinux_2_28 only (serverless.yml asks pip
+    # for that tag too).
+    binaries = sorted(n for n in names if n.startswith(("pydantic_core/", "re2/")) and n.endswith(".so"))
+    assert binaries == [
+        "pydantic_core/_pydantic_core.cpython-312-aarch64-linux-gnu.so",
+        "re2/_re2.cpython-312-aarch64-linux-gnu.so",
+    ]
     assert sum(info.file_size for info in infos) < 250 * 1024 * 1024  # Lambda's unzipped size limit
 
 
