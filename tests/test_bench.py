@@ -78,6 +78,23 @@ def test_the_bench_sets_triage_and_two_parsers_side_by_side_on_the_same_mails(tm
     assert headline[0].startswith("triage per mail, 300 mails") and "318 rules" in headline[-1]
 
 
+def test_the_bench_sets_pythons_re_and_re2_side_by_side_on_the_crafted_subjects(tmp_path):
+    report = run_bench(tmp_path, "--only", "crafted-patterns", "--rounds", "1")
+    (bench,) = report["benchmarks"]
+    assert [row["pattern"] for row in bench["rows"]] == [
+        r"`(?i)invoice.*\d+.*\d+.*\d+.*due`",
+        r"`\d+\d+\d+\d+x`",
+        "`[^x]*[^y]*[^z]*!`",
+        "`(?:(?:a*)?)+$`",
+    ]
+    for row in bench["rows"]:
+        assert row["same_answer"] is True and 0 < row["subject_chars"] <= 200
+        assert (
+            row["ratio_python_to_re2"] > 0 and row["re2_microseconds_10000_chars"] > 0
+        )  # recorded, never judged
+    assert "| crafted subject on a backtracking pattern |" in (tmp_path / "report.md").read_text()
+
+
 def test_the_cost_model_counts_what_the_definition_runs_on_each_path_and_where_the_time_goes(tmp_path):
     report = run_bench(tmp_path, "--only", "cost-model")
     profile, bench = report["benchmarks"]
