@@ -23,7 +23,7 @@ from rootmail.domain.operator_messages import (
     rule_from_modal,
     rule_modal,
 )
-from rootmail.domain.rules import classify, compile_rule, pattern_problem
+from rootmail.domain.rules import classify, compile_rule, compile_subject, pattern_problem
 from rootmail.errors import CommandError
 
 NOW = "2026-11-23T14:00:00.000Z"
@@ -248,6 +248,7 @@ def test_subject_regex_matches_any_subject_of_its_pattern(subject):
     regex = subject_regex(mask(subject))
     assert re.search(regex, subject)
     assert pattern_problem(regex) is None  # the modal's prefill is a rule the rules engine accepts
+    assert compile_subject(regex).found_in(subject)  # and, matched by RE2 as rules are, it takes the subject
 
 
 def test_the_modal_is_prefilled_and_its_rule_takes_the_patterns_mail():
