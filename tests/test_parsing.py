@@ -7,6 +7,7 @@ import email
 import email.policy
 import json
 import quopri
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -278,7 +279,7 @@ def multipart(
     return f'multipart/mixed; boundary="{declared or boundary}"', body
 
 
-def test_plain_text_is_preferred_over_html_and_attachments_are_not_read():
+def test_plain_text_is_preferred_over_html_and_attachments_are_not_in_it():
     alternative_type, alternative = multipart(
         "ALT",
         [
@@ -305,7 +306,82 @@ def test_plain_text_is_preferred_over_html_and_attachments_are_not_read():
     mail = parse_mail(build(body, content_type=content_type))
     assert mail.text == "Plain Account ID: 111111111111"
     assert mail.account_ids == ["111111111111"]
-    assert mail.problems == []  # the attachment's unknown charset was never looked at
+    # A text attachment is read for `other_text` only (a reader can open it); other attachments are never decoded.
+    assert "Account ID: 999999999999" in mail.other_text and "888888888888" not in mail.other_text
+    assert mail.problems == ["unknown charset: x-never-decoded"]
+
+
+# --- every text a reader could see: other_text ------------------------------------------------------
+
+
+def test_a_code_only_in_the_html_alternative_is_in_other_text():
+    alternative_type, alternative = multipart(
+        "ALT",
+        [
+            ("Content-Type: text/plain; charset=utf-8", b"Sign in to the console to continue."),
+            ("Content-Type: text/html; charset=utf-8", b"<p>Your <b>verification code</b>: 604817</p>"),
+        ],
+    )
+    mail = parse_mail(build(alternative, content_type=alternative_type))
+    assert mail.text == "Sign in to the console to continue."
+    assert mail.other_text == "Your verification code: 604817"
+    summary = json.dumps(mail.to_summary())
+    assert "other_text" not in mail.to_summary() and "604817" not in summary
+    assert mail.identity() == replace(mail, other_text="").identity()  # identity is unchanged by it
+
+
+def test_text_attachments_and_text_inside_attached_messages_are_in_other_text_in_document_order():
+    inner_type, inner = multipart(
+        "IN",
+        [
+            ("Content-Type: text/plain; charset=utf-8", b"Your one-time password is 551234."),
+            (
+                "Content-Type: text/html; charset=iso-8859-1",
+                b"<p>Reset: <a href='https://x.example/r?t=9'>here</a></p>",
+            ),
+            ("Content-Type: image/png\r\nContent-Transfer-Encoding: base64", b64(b"\x89PNG 777777")),
+        ],
+    )
+    attached = (
+        b"From: AWS <no-reply@signin.aws>\r\nSubject: Your code\r\nMIME-Version: 1.0\r\n"
+        + f"Content-Type: {inner_type}\r\n\r\n".encode()
+        + inner
+    )
+    content_type, body = multipart(
+        "MIX",
+        [
+            ("Content-Type: text/plain; charset=utf-8", b"Forwarded for your records."),
+            (
+                "Content-Type: text/plain\r\nContent-Disposition: attachment; filename=codes.txt",
+                b"Backup code 1: 889900",
+            ),
+            ("Content-Type: message/rfc822\r\nContent-Disposition: attachment", attached),
+        ],
+    )
+    mail = parse_mail(build(body, content_type=content_type))
+    assert mail.text == "Forwarded for your records."
+    assert mail.other_text == (
+        "Backup code 1: 889900\n\nYour one-time password is 551234.\n\nReset: here <https://x.example/r?t=9>"
+    )
+    assert "777777" not in mail.other_text and mail.account_ids == [] and mail.problems == []
+
+
+def test_html_only_mail_has_its_other_parts_in_other_text_and_not_its_html():
+    content_type, body = multipart(
+        "MIX",
+        [
+            ("Content-Type: text/html; charset=utf-8", b"<p>Hello</p>"),
+            ("Content-Type: text/html\r\nContent-Disposition: attachment", b"<p>Code: 123123</p>"),
+        ],
+    )
+    mail = parse_mail(build(body, content_type=content_type))
+    assert (mail.text, mail.other_text) == ("Hello", "Code: 123123")
+
+
+def test_a_single_part_mail_has_no_other_text():
+    mail = parse_mail(build(b"Your sign-in code is 482913.\r\n"))
+    assert mail.text == "Your sign-in code is 482913." and mail.other_text == ""
+    assert parse_mail(build(HTML, content_type="text/html; charset=utf-8")).other_text == ""
 
 
 def test_wrong_boundary_is_recovered_and_reported():

@@ -65,8 +65,8 @@ class ParsedMail:
     envelope_recipient: str | None = None  # from SES's own `Received: ... for <addr>;` line, lowercased
     recipients: list[str] = field(default_factory=list)  # To + Cc, lowercased, unique, in order
     text: str = ""  # text/plain part(s), else the HTML converted to text
-    # Every other text part (HTML alternatives, text attachments, attached messages): the customer can read them
-    # in a forwarded original, so the credential guard reads them too. Never in a summary.
+    # Every other text/plain and text/html part a reader could open (the HTML alternative, text attachments, the
+    # text of attached messages), HTML converted, in document order, blank lines between; never in a summary.
     other_text: str = ""
     account_ids: list[str] = field(default_factory=list)  # 12-digit IDs, subject first, then body
     # Those of `account_ids` where AWS lists the accounts a notice concerns (see domain/identifiers.py)
@@ -77,7 +77,7 @@ class ParsedMail:
     verdicts: Verdicts = field(default_factory=Verdicts)
     ses_received: bool = False  # SES's receipt block was found on top
     size: int = 0  # bytes of the raw message
-    truncated: bool = False  # only the first MAX_PARSED_BYTES were read (a very large mail)
+    truncated: bool = False  # only part of the body was read (a very large or intricate mail; see problems)
     problems: list[str] = field(default_factory=list)  # human-readable, empty when none
 
     def identity(self) -> str | None:

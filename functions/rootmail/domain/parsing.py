@@ -12,14 +12,18 @@ from __future__ import annotations
 import binascii
 import codecs
 import functools
+import heapq
+import itertools
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from email.headerregistry import HeaderRegistry
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import Compat32
 from email.utils import getaddresses, parsedate_to_datetime
+from html import unescape
 from html.parser import HTMLParser
 from typing import Any
 
@@ -43,21 +47,77 @@ _WELL_FORMED = {
 }
 _LINE_BREAKS = re.compile(r"[\r\n]")
 _DEFAULT_HEADERS = HeaderRegistry()
+# policy.default's header classes take time quadratic in a value's length (a kilobyte of `;` costs 25 ms, four
+# 330 ms) and recurse once per nested comment. A MIME header the parser asks for is cut to this length first (a
+# real one holds a type and a few parameters), and each parse gives those classes this many characters of
+# malformed values, none longer than the last: past them, a value is read as compat32 reads it (as written).
+MAX_MIME_HEADER_CHARS = 4096
+_MALFORMED_MIME_BUDGET = 8192
+_MALFORMED_MIME_VALUE = 1024
+
+
+class _MimeHeaderBudget:
+    """What one parse's malformed MIME headers may still cost; each value is read once (the parser asks again)."""
+
+    def __init__(self) -> None:
+        self.left = _MALFORMED_MIME_BUDGET
+        self.refused = 0  # malformed values read as written, past the budget
+        self.read: dict[tuple[str, str], str] = {}
+
+    def parse(self, name: str, value: str) -> str:
+        key = (name, value)
+        if key in self.read:
+            return self.read[key]
+        if len(value) > min(self.left, _MALFORMED_MIME_VALUE):
+            self.refused += 1
+            return value
+        self.left -= len(value)
+        try:
+            parsed = str(_DEFAULT_HEADERS(name, _LINE_BREAKS.sub("", value)))  # as policy.default does
+        except Exception:  # RecursionError (nested comments), and whatever else its parser trips on
+            parsed = value
+        self.read[key] = parsed
+        return parsed
 
 
 class _Policy(Compat32):
+    budget: _MimeHeaderBudget
+
+    def __init__(self, budget: _MimeHeaderBudget) -> None:
+        super().__init__()
+        object.__setattr__(self, "budget", budget)  # one per parse (see _parser); policies are read-only
+
     def header_fetch_parse(self, name: str, value: str) -> Any:
+        if len(value) > MAX_MIME_HEADER_CHARS:
+            # Whole parameters only; compat32 reads parameters in time quadratic in their number too.
+            cut = value.rfind(";", 0, MAX_MIME_HEADER_CHARS)
+            value = value[: cut if cut > 0 else MAX_MIME_HEADER_CHARS]
         pattern = _WELL_FORMED.get(name.lower())
         if pattern is not None and pattern.fullmatch(value):
             return value
-        return str(_DEFAULT_HEADERS(name, _LINE_BREAKS.sub("", value)))  # as policy.default does
+        return self.budget.parse(name, value)
 
 
-_PARSER = BytesParser(policy=_Policy())
+def _parser() -> tuple[BytesParser, _MimeHeaderBudget]:
+    budget = _MimeHeaderBudget()
+    return BytesParser(policy=_Policy(budget=budget)), budget
+
+
 _MAX_PARTS = 500  # a mail with more MIME parts than this is hostile; stop walking
 # SES stores mail of up to 40 MB; parsing costs several times a mail's size in memory. What triage needs (the
 # headers, the text parts) comes first in every notice AWS sends: past this, only attachments follow.
 MAX_PARSED_BYTES = 8 * 1024 * 1024
+# The stdlib's MIME parser costs about two microseconds a line whatever its length, plus a third of one for each
+# multipart around the line (it checks each line against every boundary), about 50 microseconds a part, ten times
+# a line's cost a header field (and each lookup of a header, a dozen a part, reads all the part's fields), and it
+# recurses once per nested multipart or attached message. So within MAX_PARSED_BYTES it is given lines up to these
+# bounds (see _parser_prefix), on hostile mail only: lines, each counted once more per multipart or message declared
+# above it (8 MB of base64 in an attachment two multiparts deep is 330,000); lines starting with `--` or a
+# Content-Type; declarations of multipart or message parts; lines that look like a header field.
+MAX_LINE_VISITS = 500_000
+MAX_MIME_LINES = 2000
+MAX_CONTAINERS = 100
+MAX_HEADER_FIELDS = 10_000
 
 # ----------------------------------------------------------------------------------------------------
 # Charsets
@@ -129,7 +189,7 @@ def _try_decode(data: bytes, codec: str) -> str | None:
         if codec == _JIS:
             return _jis_via_cp932(data, "strict")
         if codec == _EUC:
-            return _euc_via_cp932(data, "strict")
+            return _euc_via_cp932(data)
         return data.decode(codec)
     except (UnicodeError, LookupError, ValueError):
         return None
@@ -214,11 +274,12 @@ class _CP932Builder:
         self.out: list[str] = []
         self.sjis = bytearray()
 
-    def invalid(self, position: int, why: str) -> None:
+    def invalid(self, position: int, why: str, count: int = 1) -> None:
+        """`count` bytes from `position` with no equivalent."""
         if self.errors == "strict":
             raise UnicodeDecodeError(self.codec, self.source, position, position + 1, why)
         self.flush()
-        self.out.append("\ufffd")
+        self.out.append("\ufffd" * count)
 
     def text(self, value: str) -> None:
         self.flush()
@@ -234,6 +295,15 @@ class _CP932Builder:
         return "".join(self.out)
 
 
+_KANA_TO_SJIS = bytes(b | 0x80 if 0x21 <= b <= 0x5F else b for b in range(256))
+# In JIS X 0208 mode, byte by byte: a run of pairs of graphic bytes; line breaks (some encoders do not switch back
+# to ASCII before one); bytes that are neither (a graphic byte is one when the next is not). One token per run,
+# where a loop over bytes took a Python step per byte (a microsecond; a megabyte of junk took seconds).
+_JIS_TOKEN = re.compile(
+    rb"((?:[\x21-\x7e]{2})+)|([\r\n]+)|((?:[^\x21-\x7e\r\n]|[\x21-\x7e](?![\x21-\x7e]))+)"
+)
+
+
 def _jis_via_cp932(data: bytes, errors: str) -> str:
     """ISO-2022-JP decoded through CP932, which has the NEC and IBM extensions ISO-2022-JP codecs lack."""
     out = _CP932Builder(data, "iso2022_jp", errors)
@@ -246,47 +316,39 @@ def _jis_via_cp932(data: bytes, errors: str) -> str:
         elif mode in (b"\x1b(B", b"\x1b(J"):
             out.sjis += chunk
         elif mode == b"\x1b(I":  # JIS X 0201 katakana: the same codes with the high bit set in Shift_JIS
-            out.sjis += bytes(b | 0x80 if 0x21 <= b <= 0x5F else b for b in chunk)
+            out.sjis += chunk.translate(_KANA_TO_SJIS)
         elif mode == b"\x1b$(D":  # JIS X 0212 has no CP932 equivalent
             out.text((mode + chunk + b"\x1b(B").decode("iso2022_jp_2", errors))
         elif (pairs := _jis_pairs_to_sjis(chunk)) is not None:  # the common case, many times faster
             out.sjis += pairs
         else:
-            i = 0
-            while i < len(chunk):
-                j1 = chunk[i]
-                if 0x21 <= j1 <= 0x7E and i + 1 < len(chunk) and 0x21 <= chunk[i + 1] <= 0x7E:
-                    out.sjis += _jis_pair_to_sjis(j1, chunk[i + 1])
-                    i += 2
-                elif j1 in (0x0A, 0x0D):  # some encoders do not switch back to ASCII before a line break
-                    out.sjis.append(j1)
-                    i += 1
+            for token in _JIS_TOKEN.finditer(chunk):
+                pairs, breaks, invalid = token.groups()
+                if invalid:
+                    out.invalid(start + token.start(), "invalid JIS X 0208 byte", len(invalid))
                 else:
-                    out.invalid(start + i, "invalid JIS X 0208 byte")
-                    i += 1
+                    out.sjis += breaks or _jis_pairs_to_sjis(pairs) or b""
     return out.result()
 
 
-def _euc_via_cp932(data: bytes, errors: str) -> str:
-    """EUC-JP decoded through CP932 (like Microsoft's CP51932), for NEC row 13 characters."""
-    out = _CP932Builder(data, "euc_jp", errors)
-    i = 0
-    n = len(data)
-    while i < n:
-        b = data[i]
-        if b < 0x80:
-            out.sjis.append(b)
-            i += 1
-        elif b == 0x8E and i + 1 < n and 0xA1 <= data[i + 1] <= 0xDF:  # half-width katakana
-            out.sjis.append(data[i + 1])
-            i += 2
-        elif 0xA1 <= b <= 0xFE and i + 1 < n and 0xA1 <= data[i + 1] <= 0xFE:
-            out.sjis += _jis_pair_to_sjis(b - 0x80, data[i + 1] - 0x80)
-            i += 2
-        else:  # JIS X 0212 (0x8F) and stray bytes have no CP932 equivalent
-            out.invalid(i, "no CP932 equivalent")
-            i += 3 if b == 0x8F else 1
-    return out.result()
+_LESS_0X80 = bytes((b - 0x80) & 0xFF for b in range(256))
+# EUC-JP's runs: ASCII; JIS X 0208 pairs (with the high bit set); half-width katakana (0x8E then the code).
+_EUC_TOKEN = re.compile(rb"([\x00-\x7f]+)|((?:[\xa1-\xfe]{2})+)|\x8e([\xa1-\xdf])")
+
+
+def _euc_via_cp932(data: bytes) -> str:
+    """EUC-JP decoded through CP932 (like Microsoft's CP51932), for NEC row 13 characters. Strict: JIS X 0212 (0x8F)
+    and stray bytes, which have no CP932 equivalent, raise UnicodeDecodeError."""
+    sjis = bytearray()
+    pos = 0
+    while pos < len(data):
+        token = _EUC_TOKEN.match(data, pos)
+        if token is None:
+            raise UnicodeDecodeError("euc_jp", data, pos, pos + 1, "no CP932 equivalent")
+        ascii_run, pairs, kana = token.groups()
+        sjis += ascii_run or kana or _jis_pairs_to_sjis(pairs.translate(_LESS_0X80)) or b""
+        pos = token.end()
+    return sjis.decode("cp932")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -296,7 +358,9 @@ _FOLD = re.compile(r"\r?\n(?=[ \t])|\r?\n$")
 _BARE_NEWLINE = re.compile(r"\n(?![ \t])")
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
 _ANGLE_ID = re.compile(r"<([^<>\s]+)>")
-_ADDRESS_TOKEN = re.compile(r"[^\s<>\"(),;:@\[\]\\]+@[^\s<>\"(),;:@\[\]\\]+")
+# A run of address characters with an @ inside, from the start of the run: what a findall of the pattern less its
+# lookbehind finds, in linear time (without it, each position of a long run with no @ was tried to the run's end).
+_ADDRESS_TOKEN = re.compile(r"(?<![^\s<>\"(),;:@\[\]\\])[^\s<>\"(),;:@\[\]\\]+@[^\s<>\"(),;:@\[\]\\]+")
 # Each pattern is written twice: case-insensitive, and as the lowercase pattern less its leading \b that
 # `_search_lowered` uses on ASCII values (re can skip ahead to a literal prefix, but not under IGNORECASE or
 # after a \b). Their matches are only ever read lowercased.
@@ -381,12 +445,13 @@ def decode_header_text(value: str, problems: list[str]) -> str:
     if "=?" not in value:
         return value
     out: list[str] = []
-    pending: list[Any] = []  # [charset, bytes] of the encoded word(s) being collected
+    # [charset, bytearray] of the encoded word(s) being collected (bytes, made anew by each +=, were quadratic)
+    pending: list[Any] = []
     pos = 0
 
     def flush() -> None:
         if pending:
-            out.append(decode_bytes(pending[1], pending[0], problems))
+            out.append(decode_bytes(bytes(pending[1]), pending[0], problems))
             pending.clear()
 
     for match in _ENCODED_WORD.finditer(value):
@@ -407,7 +472,7 @@ def decode_header_text(value: str, problems: list[str]) -> str:
             pending[1] += decoded
         else:
             flush()
-            pending.extend((charset, decoded))
+            pending.extend((charset, bytearray(decoded)))
         pos = match.end()
     flush()
     out.append(value[pos:])
@@ -744,20 +809,72 @@ def _parse_ses_block(mail: ParsedMail, headers: list[tuple[str, str, str]], prob
 # ----------------------------------------------------------------------------------------------------
 # Body text
 
+# A mail's text parts are decoded up to MAX_TEXT_CHARS bytes for `text` (its inline parts) and MAX_OTHER_TEXT_CHARS
+# for `other_text` (attachments, attached messages), each part cut at a line break, and HTML is converted to text up
+# to MAX_HTML_CHARS in all: html.parser takes up to two microseconds a character on dense markup, the CP932
+# fallbacks for broken ISO-2022-JP or EUC-JP about one a byte on the worst junk. No notice comes close to these.
+MAX_TEXT_CHARS = 1024 * 1024
+MAX_OTHER_TEXT_CHARS = 1024 * 1024
+MAX_HTML_CHARS = 512 * 1024
+
 _CHARSET_PARAM = re.compile(r"""(?:^|;)\s*charset\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s;"']+))""", re.IGNORECASE)
 _MIME_TYPE = re.compile(r"[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+")
 _BOUNDARY_LINE = re.compile(rb"^--([^\s\"]{1,70})[ \t]*\r?$", re.MULTILINE)
 
 
+@dataclass(eq=False)
+class _TextPart:
+    html: bool
+    inline: bool  # neither an attachment nor in an attached message: what `text` is read from
+    text: str
+
+
+class _TextBudget:
+    """What one mail may still decode (bytes, for `text` and for `other_text`) and convert from HTML (characters)."""
+
+    def __init__(self) -> None:
+        self.decode = {True: MAX_TEXT_CHARS, False: MAX_OTHER_TEXT_CHARS}
+        self.html = MAX_HTML_CHARS
+        self.cut = False
+
+    def decoded(self, data: bytes, charset: str | None, inline: bool, problems: list[str]) -> str:
+        left = self.decode[inline]
+        if len(data) > left:
+            self.cut = True
+            problems.append(_too_much_text(inline))
+            data = data[: data.rfind(b"\n", 0, left) + 1 or left]
+        self.decode[inline] -= len(data)
+        return decode_bytes(data, charset, problems) if data else ""
+
+    def converted(self, document: str, problems: list[str]) -> str:
+        if len(document) > self.html:
+            self.cut = True
+            problems.append(f"more than {MAX_HTML_CHARS // 1024} KB of HTML: the rest not converted to text")
+            document = document[: self.html]
+        self.html -= len(document)
+        try:
+            return html_to_text(document)
+        except Exception:  # html.parser has crashed on some malformed markup (e.g. `<![if ...`)
+            problems.append("unparseable HTML body")
+            return _tidy(_without_tags(document))
+
+
+def _too_much_text(inline: bool) -> str:
+    if inline:
+        return f"more than {MAX_TEXT_CHARS // 1024**2} MB of text: the rest not read"
+    where = "in attachments and attached messages"
+    return f"more than {MAX_OTHER_TEXT_CHARS // 1024**2} MB of text {where}: the rest not read"
+
+
 def _mime_headers(part: Message) -> tuple[str | None, str | None]:
-    """A part's first Content-Type and Content-Disposition, raw; None when missing."""
+    """A part's first Content-Type and Content-Disposition, raw (cut to MAX_HEADER_CHARS); None when missing."""
     ctype = disposition = None
     for key, value in part.raw_items():
         lkey = key.lower()
         if lkey == "content-type" and ctype is None:
-            ctype = value
+            ctype = value[:MAX_HEADER_CHARS]
         elif lkey == "content-disposition" and disposition is None:
-            disposition = value
+            disposition = value[:MAX_HEADER_CHARS]
     return ctype, disposition
 
 
@@ -778,17 +895,20 @@ def _is_attachment(disposition: str | None) -> bool:
 
 
 def _text_parts(
-    msg: Message, problems: list[str], top: tuple[str | None, str | None]
-) -> tuple[list[str], list[str]]:
-    """Decoded inline text/plain and text/html parts, in order. Other parts are not decoded.
-
-    `top` is `_mime_headers(msg)`, already known from reading the mail's headers."""
-    plain: list[str] = []
-    html: list[str] = []
-    stack: list[tuple[Message, bool]] = [(msg, False)]
+    msg: Message,
+    problems: list[str],
+    top: tuple[str | None, str | None],
+    parser: BytesParser,
+    budget: _TextBudget,
+) -> list[_TextPart]:
+    """Every text/plain and text/html part, decoded, in document order (attached messages' too). No other part is
+    decoded. `top` is `_mime_headers(msg)`, already known from reading the mail's headers."""
+    parts: list[_TextPart] = []
+    # (part, split again by `_reparse_multipart`, in an attached message)
+    stack: list[tuple[Message, bool, bool]] = [(msg, False, False)]
     count = 0
     while stack:
-        part, recovered = stack.pop()
+        part, recovered, attached = stack.pop()
         count += 1
         if count > _MAX_PARTS:
             problems.append(f"more than {_MAX_PARTS} MIME parts, the rest ignored")
@@ -796,42 +916,42 @@ def _text_parts(
         raw_type, disposition = top if part is msg else _mime_headers(part)
         ctype, charset = _content_type(raw_type)
         if part.is_multipart():
-            if ctype.startswith("message/"):
-                continue  # an attached mail is an attachment
             children = part.get_payload()
             if isinstance(children, list):
-                stack.extend((c, recovered) for c in reversed(children) if isinstance(c, Message))
+                inside = attached or ctype.startswith("message/")
+                stack.extend((c, recovered, inside) for c in reversed(children) if isinstance(c, Message))
             continue
         if ctype.startswith("multipart/"):
             # The parser could not split it (missing or wrong boundary): find the boundary actually used.
             body = part.get_payload(decode=True)
             if isinstance(body, bytes):
-                inner = None if recovered else _reparse_multipart(body)
+                inner = None if recovered else _reparse_multipart(body, parser)
                 if inner is not None:
-                    stack.append((inner, True))
+                    stack.append((inner, True, attached))
                 else:
-                    plain.append(decode_bytes(body, charset, problems))
-            continue
-        if not ctype.startswith("text/") or _is_attachment(disposition):
+                    parts.append(
+                        _TextPart(False, not attached, budget.decoded(body, charset, not attached, problems))
+                    )
             continue
         if ctype not in ("text/plain", "text/html"):
             continue
         data = part.get_payload(decode=True)
-        if not isinstance(data, bytes):
-            continue
-        text = decode_bytes(data, charset, problems)
-        (plain if ctype == "text/plain" else html).append(text)
-    return plain, html
+        if isinstance(data, bytes):
+            inline = not attached and not _is_attachment(disposition)
+            parts.append(
+                _TextPart(ctype == "text/html", inline, budget.decoded(data, charset, inline, problems))
+            )
+    return parts
 
 
-def _reparse_multipart(body: bytes) -> Message | None:
+def _reparse_multipart(body: bytes, parser: BytesParser) -> Message | None:
     match = _BOUNDARY_LINE.search(body)
     if match is None:
         return None
     boundary = match.group(1)
     if boundary.endswith(b"--"):
         boundary = boundary[:-2]
-    inner = _PARSER.parsebytes(b'Content-Type: multipart/mixed; boundary="' + boundary + b'"\r\n\r\n' + body)
+    inner = parser.parsebytes(b'Content-Type: multipart/mixed; boundary="' + boundary + b'"\r\n\r\n' + body)
     return inner if inner.is_multipart() else None
 
 
@@ -845,6 +965,11 @@ _SKIP_TAGS = frozenset(("script", "style", "title"))
 _SPACES = re.compile(r"[ \t\r\n\f\v\xa0]+")
 _INLINE_SPACES = re.compile(r"[ \t\f\v\xa0]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
+# A tag with no `<` inside, and its attributes; the href of a link.
+_UNCLOSED_REST_TAG = re.compile(r"<(/?)([a-zA-Z][^\s/<>]*)([^<>]*)>")
+_HREF = re.compile(r"""(?:^|[\s/])href\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'<>]+))""", re.IGNORECASE)
+_TAG = re.compile(r"<[^>]*>")
+_LONE_LT = re.compile(r"<(?![a-zA-Z/!?])")
 
 
 class _HTMLText(HTMLParser):
@@ -889,12 +1014,44 @@ class _HTMLText(HTMLParser):
         if not self.skip:
             self.chunks.append(_SPACES.sub(" ", data))
 
+    def read_unclosed_rest(self) -> None:
+        """Read what `feed` left: markup with no end (a tag, comment or declaration never closed) and all after it.
+
+        `close()` would search each `<` after it to the end for the end of its markup: time quadratic in their
+        number (CVE-2025-6069, in html.parser before 3.12.11 and 3.13.4). This reads each tag that ends before the
+        next `<` as a tag and the rest as text, in one pass. A well-formed document leaves nothing."""
+        rest, self.rawdata = self.rawdata, ""
+        if self.cdata_elem is not None:  # in a <script> or <style> never closed, which close() does not show
+            return
+        pos = 0
+        for tag in _UNCLOSED_REST_TAG.finditer(rest):
+            self.handle_data(unescape(rest[pos : tag.start()]))
+            closing, name, attributes = tag.groups()
+            if closing:
+                self.handle_endtag(name.lower())
+            else:
+                href = _HREF.search(attributes)
+                self.handle_starttag(
+                    name.lower(), [("href", next(g for g in href.groups() if g is not None))] if href else []
+                )
+            pos = tag.end()
+        self.handle_data(unescape(rest[pos:]))
+
 
 def html_to_text(html: str) -> str:
     parser = _HTMLText()
-    parser.feed(html)
-    parser.close()
+    # A `<` that starts no markup is text to html.parser, handed over a character at a time: as `&lt;`, with the
+    # text around it.
+    parser.feed(_LONE_LT.sub("&lt;", html))
+    parser.read_unclosed_rest()
     return _tidy("".join(parser.chunks))
+
+
+def _without_tags(document: str) -> str:
+    """`_TAG.sub(" ", document)`, in linear time: no tag starts after the last `>`, and trying each `<` there
+    would scan to the end."""
+    end = document.rfind(">") + 1
+    return _TAG.sub(" ", document[:end]) + document[end:]
 
 
 def _tidy(text: str) -> str:
@@ -902,23 +1059,154 @@ def _tidy(text: str) -> str:
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
 
 
-def _body_text(msg: Message, problems: list[str], top: tuple[str | None, str | None]) -> str:
-    plain, html = _text_parts(msg, problems, top)
-    text = "\n\n".join(p.replace("\r\n", "\n").replace("\r", "\n").strip("\n") for p in plain).strip()
-    if text or not html:
-        return text
-    converted = []
-    for document in html:
-        try:
-            converted.append(html_to_text(document))
-        except Exception:  # html.parser has crashed on some malformed markup (e.g. `<![if ...`)
-            problems.append("unparseable HTML body")
-            converted.append(_tidy(re.sub(r"<[^>]*>", " ", document)))
-    return "\n\n".join(c for c in converted if c)
+def _plain_text(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n").strip("\n")
+
+
+def _body_text(
+    msg: Message, problems: list[str], top: tuple[str | None, str | None], parser: BytesParser
+) -> tuple[str, str, bool]:
+    """(text, other_text, whether a bound cut either): `text` from the inline text/plain parts, else the inline
+    HTML converted; `other_text` from every other text part, in document order."""
+    budget = _TextBudget()
+    parts = _text_parts(msg, problems, top, parser, budget)
+    used = [p for p in parts if p.inline and not p.html]
+    text = "\n\n".join(_plain_text(p.text) for p in used).strip()
+    if not text:
+        used = [p for p in parts if p.inline and p.html]
+        text = "\n\n".join(c for c in (budget.converted(p.text, problems) for p in used) if c)
+    others = (
+        budget.converted(p.text, problems) if p.html else _plain_text(p.text).strip()
+        for p in parts
+        if p not in used
+    )
+    other_text = "\n\n".join(o for o in others if o)
+    if len(text) > MAX_TEXT_CHARS:
+        problems.append(_too_much_text(True))
+        text, budget.cut = text[:MAX_TEXT_CHARS], True
+    if len(other_text) > MAX_OTHER_TEXT_CHARS:
+        problems.append(_too_much_text(False))
+        other_text, budget.cut = other_text[:MAX_OTHER_TEXT_CHARS], True
+    return text, other_text, budget.cut
+
+
+# ----------------------------------------------------------------------------------------------------
+# What the MIME parser reads
+
+# A line that starts a header field (a name, then `:`), as the stdlib's parser splits lines (CRLF, CR or LF); the
+# rest of a header, folded lines and all; the types that nest (the parser recurses into them).
+_FIELD_LINE = re.compile(rb"[\r\n][!-9;-~]++:")
+_FIELD_FIRST = re.compile(rb"[!-9;-~]++:")
+_HEADER_REST = re.compile(rb"[^\r\n]*(?:(?:\r\n|\r|\n)[ \t][^\r\n]*)*")
+_NESTING_TYPE = re.compile(rb"multipart|message", re.IGNORECASE)
+
+
+def _lines_between(raw: bytes, start: int, end: int) -> int:
+    return raw.count(b"\n", start, end) + raw.count(b"\r", start, end) - raw.count(b"\r\n", start, end)
+
+
+def _after_lines(raw: bytes, start: int, count: int) -> int:
+    """The position right after the `count`-th line break from `start`, about: counted block by block (a CRLF
+    split by two blocks counts twice), then by a binary search in the block where it is."""
+    block = start
+    while block < len(raw) and (lines := _lines_between(raw, block, block + 65536)) < count:
+        block, count = block + 65536, count - lines
+    low, high = block, min(block + 65536, len(raw))
+    while low < high:
+        middle = (low + high) // 2
+        if _lines_between(raw, block, middle) < count:
+            low = middle + 1
+        else:
+            high = middle
+    return min(low + 1 if low > start and raw[low - 1 : low + 1] == b"\r\n" else low, len(raw))
+
+
+def _line_starts(data: bytes, prefix: bytes, end: int) -> Iterator[int]:
+    """Where the lines of data[:end] that start with `prefix` start, in order, by C searches."""
+    if data.startswith(prefix):
+        yield 0
+    found = [data.find(b"\n" + prefix, 0, end), data.find(b"\r" + prefix, 0, end)]
+    while (at := min((f for f in found if f >= 0), default=-1)) >= 0:
+        yield at + 1
+        kind = found.index(at)
+        found[kind] = data.find(data[at : at + 1] + prefix, at + 1, end)
+
+
+def _mime_lines(raw: bytes, lowered: bytes, end: int) -> Iterator[tuple[int, bool]]:
+    """(start, whether it is a Content-Type line) of each line of raw[:end] that starts with `--` (a boundary, maybe)
+    or a Content-Type header, in order. `lowered` is `raw.lower()`."""
+    return heapq.merge(
+        ((at, False) for at in _line_starts(raw, b"--", end)),
+        ((at, True) for at in _line_starts(lowered, b"content-type:", end)),
+    )
+
+
+def _surely_within_bounds(raw: bytes, types: int) -> bool:
+    """Whether no bound of _parser_prefix can be reached, given how many `content-type:` the mail holds (at most as
+    many parts declared, nesting or not): by counts, a pass over the mail each, or by the size alone where that
+    tells (a line takes a byte at least, one starting with `--` or a header field three)."""
+    size = len(raw)
+    if types > MAX_CONTAINERS:
+        return False
+    lines = size if size * (types + 1) <= MAX_LINE_VISITS else _lines_between(raw, 0, size)
+    if lines * (types + 1) > MAX_LINE_VISITS:
+        return False
+    dashes = size // 3 if size // 3 + types <= MAX_MIME_LINES else raw.count(b"\n--") + raw.count(b"\r--") + 1
+    if dashes + types > MAX_MIME_LINES:
+        return False
+    return size // 3 <= MAX_HEADER_FIELDS or raw.count(b":") <= MAX_HEADER_FIELDS
+
+
+def _parser_prefix(raw: bytes) -> tuple[int, str | None]:
+    """How much of `raw` the MIME parser reads: all (None), or up to the line where one of its bounds is reached
+    (and what bound). C searches and counts over the bytes, a Python step per MIME line only."""
+    lowered = raw.lower()
+    if _surely_within_bounds(raw, lowered.count(b"content-type:")):  # nearly every mail
+        return len(raw), None
+    return _bounded_prefix(raw, lowered)
+
+
+def _bounded_prefix(raw: bytes, lowered: bytes) -> tuple[int, str | None]:
+    """_parser_prefix, the long way: line by line where it matters. `lowered` is `raw.lower()`."""
+    end, why = len(raw), None
+    if raw.count(b":") > MAX_HEADER_FIELDS:  # else there are not that many header fields: no need to look
+        fields = _FIELD_LINE.finditer(raw)
+        beyond = next(itertools.islice(fields, MAX_HEADER_FIELDS - bool(_FIELD_FIRST.match(raw)), None), None)
+        if beyond is not None:
+            end, why = beyond.start() + 1, f"more than {MAX_HEADER_FIELDS:,} header fields"
+    visits = nesting = 0
+    at = 0  # where the lines counted so far end
+    for count, (start, content_type) in enumerate(_mime_lines(raw, lowered, end), 1):
+        lines = _lines_between(raw, at, start)
+        if visits + lines * (nesting + 1) > MAX_LINE_VISITS:
+            break
+        visits += lines * (nesting + 1)
+        at = start
+        if count > MAX_MIME_LINES:
+            return at, f"more than {MAX_MIME_LINES:,} MIME boundary and Content-Type lines"
+        rest = _HEADER_REST.match(raw, start + 13) if content_type else None  # 13: len("content-type:")
+        if rest is not None and _NESTING_TYPE.search(rest.group()):
+            nesting += 1
+            if nesting > MAX_CONTAINERS:
+                return at, f"more than {MAX_CONTAINERS} multipart parts or attached messages"
+    allowed = (MAX_LINE_VISITS - visits) // (nesting + 1)
+    if _lines_between(raw, at, end) <= allowed:
+        return end, why
+    why = f"more than {MAX_LINE_VISITS:,} lines to split, each counted once more per multipart around it"
+    return _after_lines(raw, at, allowed), why
 
 
 # ----------------------------------------------------------------------------------------------------
 # The whole mail
+
+# Header fields read, and characters of each: what a header holds (an address list, a subject, SES's verdicts)
+# is far shorter; a longer one is hostile, and parsing it (addresses: about 6 µs a character) must stay cheap.
+MAX_HEADERS = 1000
+MAX_HEADER_CHARS = 16 * 1024
+# Characters of address headers read, of each kind (From; To and Cc; Sender and Resent-*), in their order.
+MAX_ADDRESS_CHARS = 16 * 1024
+MAX_ACCOUNT_IDS = 1000
+MAX_PROBLEMS = 50
 
 
 def parse_mail(raw: bytes) -> ParsedMail:
@@ -928,20 +1216,27 @@ def parse_mail(raw: bytes) -> ParsedMail:
     if not raw:
         problems.append("empty message")
         return mail
+    raw = bytes(raw)
     if len(raw) > MAX_PARSED_BYTES:
-        cut = bytes(raw).rfind(b"\n", 0, MAX_PARSED_BYTES) + 1 or MAX_PARSED_BYTES
+        cut = raw.rfind(b"\n", 0, MAX_PARSED_BYTES) + 1 or MAX_PARSED_BYTES
         problems.append(
             f"{len(raw):,} bytes: only the first {MAX_PARSED_BYTES // (1024 * 1024)} MB were read "
             "(the rest is attachments, not needed to triage; the stored mail is kept whole)"
         )
-        raw = bytes(raw)[:cut]
+        raw = raw[:cut]
         mail.truncated = True
+    cut, why = _parser_prefix(raw)
+    if why is not None:
+        problems.append(f"{why}: only the first {cut:,} bytes were read (the stored mail is kept whole)")
+        raw = raw[:cut]
+        mail.truncated = True
+    parser, mime_budget = _parser()
     try:
-        msg: Message = _PARSER.parsebytes(bytes(raw))
+        msg: Message = parser.parsebytes(raw)
     except Exception as exc:  # not seen in practice; belt and braces for the "never raises" promise
         problems.append(f"unparseable message: {type(exc).__name__}")
         return mail
-    headers = [(name.lower(), name, value) for name, value in msg.raw_items()]
+    headers = _read_headers(msg, problems)
     if not headers:
         problems.append("no headers")
     first: dict[str, str] = {}  # the first value of each header, by lowercased name
@@ -955,29 +1250,72 @@ def parse_mail(raw: bytes) -> ParsedMail:
         except Exception as exc:  # one broken piece must not cost the others
             problems.append(f"failed to read {what}: {type(exc).__name__}")
 
+    def read_body() -> None:
+        mail.text, mail.other_text, cut = _body_text(msg, problems, top, parser)
+        mail.truncated = mail.truncated or cut
+
     step("headers", lambda: _parse_headers(mail, headers, first, problems))
     step("SES block", lambda: _parse_ses_block(mail, headers, problems))
-    step("body", lambda: setattr(mail, "text", _body_text(msg, problems, top)))
+    step("body", read_body)
     if not mail.text and headers:
         problems.append("no text body")
-    step("identifiers", lambda: _parse_identifiers(mail))
+    if mime_budget.refused:
+        problems.append(
+            f"malformed MIME headers past the first {_MALFORMED_MIME_BUDGET:,} characters read as written"
+        )
+    step("identifiers", lambda: _parse_identifiers(mail, problems))
     step("MIME structure", lambda: _record_defects(msg, problems))
-    # Problems quote bytes from the mail (charset names, addresses): keep them valid, short, and once each.
-    mail.problems = list(dict.fromkeys(_one_line(p)[:300] for p in problems))
+    mail.problems = _listed(problems)
     return mail
+
+
+def _read_headers(msg: Message, problems: list[str]) -> list[tuple[str, str, str]]:
+    """The mail's header fields as (lowercased name, name, value), within MAX_HEADERS and MAX_HEADER_CHARS."""
+    items = msg.raw_items()
+    if len(msg) > MAX_HEADERS:
+        problems.append(f"{len(msg):,} header fields: only the first {MAX_HEADERS:,} read")
+        items = itertools.islice(items, MAX_HEADERS)
+    headers = []
+    for name, value in items:
+        if len(value) > MAX_HEADER_CHARS:
+            problems.append(f"{name[:40]} header of {len(value):,} characters cut to {MAX_HEADER_CHARS:,}")
+            value = value[:MAX_HEADER_CHARS].rstrip("\r\n")
+        headers.append((name.lower(), name, value))
+    return headers
+
+
+def _listed(problems: list[str]) -> list[str]:
+    """Problems quote bytes from the mail (charset names, addresses): valid, short, once each, and not too many."""
+    listed = list(dict.fromkeys(_one_line(p)[:300] for p in problems))
+    if len(listed) > MAX_PROBLEMS:
+        listed[MAX_PROBLEMS - 1 :] = [f"{len(listed) - MAX_PROBLEMS + 1:,} more problems"]
+    return listed
 
 
 # Address headers, by what they are: From; recipients; other senders.
 _ADDRESS_HEADERS = {"from": 0, "to": 1, "cc": 1, "sender": 2, "resent-from": 2, "resent-sender": 2}
+_ADDRESS_KINDS = ("From", "To and Cc", "Sender and Resent-*")
 
 
 def _parse_headers(
     mail: ParsedMail, headers: list[tuple[str, str, str]], first: dict[str, str], problems: list[str]
 ) -> None:
     raw: tuple[list[str], list[str], list[str]] = ([], [], [])
+    read = [0, 0, 0]  # characters, by kind
     for lname, _, value in headers:  # one dict lookup per header: most are none of these
         if (kind := _ADDRESS_HEADERS.get(lname)) is not None:
-            raw[kind].append(value)
+            left = MAX_ADDRESS_CHARS - read[kind]
+            # Past the budget, or cut by _read_headers (maybe in the middle of an address): whole mailboxes only,
+            # up to the last comma that fits (a part of an address would be read as an address of its own).
+            if len(value) > left or len(value) >= MAX_HEADER_CHARS:
+                problems.append(
+                    f"{_ADDRESS_KINDS[kind]} headers of more than {MAX_ADDRESS_CHARS:,} characters: the rest not read"
+                )
+                comma = value.rfind(",", 0, left)
+                value = value[:comma] if comma > 0 else "" if raw[kind] else value[:left]
+            read[kind] += len(value)
+            if value:
+                raw[kind].append(value)
     raw_from, raw_recipients, raw_other_senders = raw
     if "message-id" in first:
         mail.message_id = _message_id(first["message-id"], problems)
@@ -996,11 +1334,13 @@ def _parse_headers(
     mail.other_senders = _recipients(raw_other_senders)
 
 
-def _parse_identifiers(mail: ParsedMail) -> None:
+def _parse_identifiers(mail: ParsedMail, problems: list[str]) -> None:
     found = find_identifiers(mail.subject, mail.text)
-    mail.account_ids = list(found.account_ids)
-    mail.listed_account_ids = list(found.listed_account_ids)
-    mail.resource_account_ids = list(found.resource_account_ids)
+    if len(found.account_ids) > MAX_ACCOUNT_IDS:
+        problems.append(f"{len(found.account_ids):,} account IDs: only the first {MAX_ACCOUNT_IDS:,} kept")
+    mail.account_ids = list(found.account_ids[:MAX_ACCOUNT_IDS])
+    mail.listed_account_ids = list(found.listed_account_ids[:MAX_ACCOUNT_IDS])
+    mail.resource_account_ids = list(found.resource_account_ids[:MAX_ACCOUNT_IDS])
     mail.case_id = found.case_id
 
 
