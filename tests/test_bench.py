@@ -128,3 +128,19 @@ def test_the_digest_bench_groups_the_queue_and_the_readme_table_is_replaced_in_p
     text = readme.read_text(encoding="utf-8")
     assert "old table" not in text and text.endswith("<!-- bench:end -->\nafter\n")
     assert "| digest over 3,000 queued mails |" in text
+
+
+def test_the_bench_parses_each_hostile_mail_next_to_a_normal_one(tmp_path):
+    from hostile import HOSTILE
+
+    report = run_bench(tmp_path, "--only", "parse-bombs", "--bomb-size", "300000", "--rounds", "1")
+    (bench,) = report["benchmarks"]
+    assert bench["name"] == "parse-bombs" and bench["parameters"]["bytes"] == 300_000
+    rows = {row["mail"]: row for row in bench["rows"]}
+    assert set(rows) == {"normal notice", "normal notice with an attachment, as large", *HOSTILE}
+    assert all(row["seconds"] > 0 for row in rows.values())  # recorded, never judged
+    assert rows["normal notice with an attachment, as large"]["ratio_to_normal_as_large"] == 1.0
+    (what, measured, _), *_ = bench["summary"]
+    assert (
+        what.startswith("parse_mail on hostile 293 KB mails, the worst of") and "a normal notice" in measured
+    )
