@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from email.message import EmailMessage
+from email.policy import SMTP
 from pathlib import Path
 
 from rootmail.domain.rules import load_rule_files
@@ -22,3 +25,34 @@ def sample_pipeline(**settings: str) -> Iterator[LocalPipeline]:
         local.seed_accounts(load_accounts(CORPUS / "accounts.json", CORPUS / "contacts.json"))
         local.seed_rules(load_rule_files(ROOT / "rules"))
         yield local
+
+
+def aws_mail(
+    template: str,
+    *,
+    subject: str,
+    plain: str | None = None,
+    html: str | None = None,
+    attachment: str | None = None,
+    root: str | None = None,
+) -> bytes:
+    """A mail as SES stored it (the template's SES block and sender, authentic) with this subject and content,
+    received at the template's root address or at `root`."""
+    raw = (CORPUS / template).read_bytes()
+    head = raw.split(b"\nSubject:", 1)[0]
+    if root is not None:
+        envelope = re.search(rb"\n for ([^\s;]+);", head)
+        assert envelope is not None, template
+        head = head.replace(envelope.group(1), root.encode())
+    message = EmailMessage(policy=SMTP)
+    if plain is not None:
+        message.set_content(plain)
+    if html is not None:
+        if plain is None:
+            message.set_content(html, subtype="html")
+        else:
+            message.add_alternative(html, subtype="html")
+    if attachment is not None:
+        message.add_attachment(attachment, filename="details.txt")
+    body = message.as_bytes(policy=SMTP).replace(b"\r\n", b"\n")
+    return head + b"\nSubject: " + subject.encode() + b"\nMIME-Version: 1.0\n" + body

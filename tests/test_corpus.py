@@ -55,6 +55,7 @@ def test_sample_mail(name):
     assert (result["category"], result["action"]) == (expected["category"], expected["action"]), result[
         "reason"
     ]
+    assert result["private"] is expected["private"], result["reason"]
     assert mail.account_ids == expected["account_ids"]
     assert result["case_id"] == expected["case_id"]
     assert result["authentic"] is expected["authentic"], result["authenticity_reasons"]

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import json
 import shutil
-from email.message import EmailMessage
-from email.policy import SMTP
 from pathlib import Path
 
 import pytest
 
 from rootmail.cli import main
-from samples import sample_pipeline
+from samples import aws_mail, sample_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "corpus"
@@ -32,31 +30,6 @@ subject = '(?i)notice'
 """
 
 
-def aws_mail(
-    template: str,
-    *,
-    subject: str,
-    plain: str | None = None,
-    html: str | None = None,
-    attachment: str | None = None,
-) -> bytes:
-    """A mail as SES stored it (the template's SES block and sender, authentic) with this subject and content."""
-    raw = (CORPUS / template).read_bytes()
-    head = raw.split(b"\nSubject:", 1)[0]
-    message = EmailMessage(policy=SMTP)
-    if plain is not None:
-        message.set_content(plain)
-    if html is not None:
-        if plain is None:
-            message.set_content(html, subtype="html")
-        else:
-            message.add_alternative(html, subtype="html")
-    if attachment is not None:
-        message.add_attachment(attachment, filename="details.txt")
-    body = message.as_bytes(policy=SMTP).replace(b"\r\n", b"\n")
-    return head + b"\nSubject: " + subject.encode() + b"\nMIME-Version: 1.0\n" + body
-
-
 NOTICE = "AWS Health Event\nAccount: 123456789012\n\nThis is a notice about your account.\n"
 MARKS = {
     "one-time password": {"plain": NOTICE + "Your one-time password is available.\n"},
@@ -64,6 +37,12 @@ MARKS = {
     "認証コード (Japanese)": {"plain": NOTICE + "認証コードは 482913 です。\n"},
     "a phrase broken over a line": {"plain": NOTICE + "Enter the verification\ncode below.\n"},
     "an alphanumeric code next to 'code'": {"plain": NOTICE + "Enter this code to confirm: a7K9q2\n"},
+    "a code written 482-913": {"plain": NOTICE + "Use code 482-913 to continue.\n"},
+    "a code in full-width digits": {"plain": NOTICE + "コード：４８２９１３\n"},
+    "認証番号 (Japanese)": {"plain": NOTICE + "認証番号をお知らせします。\n"},
+    "a code a sentence after its word": {
+        "plain": NOTICE + "Here is the code that we generated for your request just a moment ago: 482913\n"
+    },
     "an MFA recovery link": {
         "plain": NOTICE + "Continue: https://signin.aws.amazon.com/noMfa?token=QWxhZGRpbjpvcGVu&type=root\n"
     },

@@ -117,8 +117,9 @@ def test_the_largest_original_attached_keeps_the_forward_within_ses_limit():
     from rootmail.domain.accounts import Account
     from rootmail.domain.render import MAX_ATTACHED_ORIGINAL, render_forward
 
-    raw = with_attachment(HEALTH, MAX_ATTACHED_ORIGINAL - 64 * 1024)
-    assert len(raw) <= MAX_ATTACHED_ORIGINAL
+    # The largest original attached is the largest read whole (a larger one is not attached: see below).
+    raw = with_attachment(HEALTH, min(MAX_ATTACHED_ORIGINAL, MAX_PARSED_BYTES) - 64 * 1024)
+    assert len(raw) <= MAX_ATTACHED_ORIGINAL and not parse_mail(raw).truncated
     account = Account.from_dict(
         {"account_id": "123456789012", "email": "r@x.example", "contacts": ["ops@acme.example"]}
     )
@@ -135,3 +136,30 @@ def test_the_largest_original_attached_keeps_the_forward_within_ses_limit():
     )
     assert len(rendered.data) < SES_MAXIMUM  # attached, base64 and all, and still within what SES sends
     assert b"original.eml" in rendered.data
+
+
+def test_a_mail_not_read_whole_is_forwarded_without_its_original():
+    """Past the parser's bounds (8 MB) nothing was checked for credentials: the original stays with the
+    operators, and the customer's mail says so."""
+    from rootmail.domain.accounts import Account
+    from rootmail.domain.render import render_forward
+
+    account = Account(
+        "123456789012", "aws-root+acme-prod@cloudprovider.example", contacts=("ops@acme.example",)
+    )
+    for size, whole in ((2 * 1024 * 1024, True), (12 * 1024 * 1024, False)):
+        raw = with_attachment(HEALTH, size)
+        mail = parse_mail(raw)
+        assert mail.truncated is not whole
+        rendered = render_forward(
+            mail,
+            raw,
+            account,
+            sender="no-reply@provider.example",
+            reply_to="help@provider.example",
+            mail_id="m",
+        )
+        message = email.message_from_bytes(rendered.data, policy=email.policy.default)
+        assert bool(list(message.iter_attachments())) is whole, size
+        body = message.get_body(preferencelist=("plain",)).get_content()
+        assert ("too large to be read whole" in body) is not whole

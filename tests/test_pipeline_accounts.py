@@ -106,16 +106,19 @@ def test_the_sync_function_fills_the_table_from_the_organisation(pipeline):
 
 
 def test_forwarded_mail_and_tickets_use_the_contacts_of_the_mail_s_kind_and_the_account_s_language(pipeline):
-    records = run_mails(
-        pipeline,
-        corpus("19-cost-alert-budgets.eml", "12-health-multi-account.eml", "08-abuse-report-ec2.eml"),
+    mails = corpus("18-cost-alert-free-tier.eml", "12-health-multi-account.eml", "08-abuse-report-ec2.eml")
+    # GLOBEX's own Free Tier alert (the sample is HOOLI's).
+    free_tier = mails.pop("18-cost-alert-free-tier")
+    free_tier = free_tier.replace(b"aws-root+hooli-sandbox@", b"aws-root+globex@").replace(
+        HOOLI.encode(), GLOBEX.encode()
     )
-    assert records["19-cost-alert-budgets"]["state"] == "forwarded"
+    records = run_mails(pipeline, {"free-tier": free_tier, **mails})
+    assert records["free-tier"]["state"] == "forwarded"
     assert records["12-health-multi-account"]["state"] == "forwarded"
     assert records["08-abuse-report-ec2"]["state"] == "escalated"
     sent = [email.message_from_string(m["raw"], policy=email.policy.default) for m in pipeline.sent_mail()]
     globex = [m for m in sent if m["X-Rootmail-Account"] == GLOBEX]
-    by_subject = {("Budgets" in m["Subject"]): m for m in globex}
+    by_subject = {("Free Tier" in m["Subject"]): m for m in globex}
     cost, health = by_subject[True], by_subject[False]
     assert to(cost) == ["finance@globex.example"]  # cost-alert → billing
     assert to(health) == ["ops@globex.example"]  # health → operations

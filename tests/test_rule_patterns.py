@@ -89,6 +89,12 @@ REFUSED = [
     (r"Invoice #\d{,3}", "`{,3}`"),
     (r"\b請求書", "next to '請'"),
     (r"(?i)お知らせ\B", "next to 'せ'"),
+    # Spelled through a bracket, an escape or a class: RE2 would never find the boundary Python's re found.
+    (r"請求[書]\b", "next to '[書]'"),
+    (r"\x{8acb}\b", "next to '\\x{8acb}'"),
+    (r"\w+\b", "next to '\\w'"),
+    (r"\d{3}\b", "next to '\\d'"),
+    (r"\bnotice\b.*請求", "next to '.'"),
     (r"\C", "\\C"),
     (r"[\p{L}\p{N}_]{1,1000}", "is too large for RE2"),
 ]
@@ -191,3 +197,25 @@ def test_the_default_rules_take_the_corpus_subjects_as_pythons_re_did():
             assert rule.subject.found_in(subject) == expected, (rule.id, subject)
             taken += expected
     assert taken > 50  # the variants reach the rules, not only the misses
+
+
+@pytest.mark.parametrize(
+    "pattern", [r"\bMFA\b", r"(?i)(password assistance|\bMFA\b|パスワード)", r"[a-z]+\b"]
+)
+def test_a_boundary_beside_ascii_text_is_accepted(pattern):
+    assert pattern_problem(pattern) is None
+
+
+def test_subject_patterns_see_the_first_thousand_characters_of_a_subject():
+    """RE2 is linear in the subject, but an operator's wide counted repeats cost tens of microseconds a character;
+    a forged subject can be 16 KB. What AWS writes in a subject is a few hundred characters at most."""
+    from rootmail.domain.rules import MAX_CLASSIFIED_SUBJECT, classify, compile_rules
+
+    item = {"id": "late", "category": "billing", "action": "ignore", "match": {"subject": "tail$"}}
+    rules = compile_rules([(item, "test")])
+    short = "x" * (MAX_CLASSIFIED_SUBJECT - 4) + "tail"
+    decided = classify(rules, sender="a@b.example", sender_domain="b.example", subject=short, text="")
+    assert decided.rule_id == "late"
+    long = "x" * 16_000 + "tail"
+    decided = classify(rules, sender="a@b.example", sender_domain="b.example", subject=long, text="")
+    assert decided.rule_id is None

@@ -312,3 +312,20 @@ def test_where_ses_left_out_a_header_the_senders_copy_below_is_never_read_as_ses
         assert mail.verdicts.dkim != "PASS" and mail.verdicts.dmarc != "PASS" and mail.verdicts.spf != "PASS"
     assert not authenticity.authentic
     assert decision.action == Action.QUARANTINE
+
+
+@pytest.mark.parametrize(
+    "envelope",
+    ['"x@amazonses.com x"@evil.example', '"x@amazonses.com;"@evil.example', '"x@aws.com x"@evil.example'],
+)
+def test_an_spf_pass_for_a_quoted_envelope_sender_speaks_for_the_domain_after_the_quotes(envelope):
+    """A quoted local part may hold an `@`, spaces and `;`: SPF passed for the domain after it, never for an
+    AWS domain written inside it. Without an aligned DKIM pass the mail is then not AWS's."""
+    raw = mail_from("aws.com", spam="PASS", virus="PASS", spf="PASS", dkim="NONE", dmarc="NONE")
+    genuine = re.search(rb"envelope-from=([^;]+);", raw)
+    assert genuine is not None
+    _, authenticity, _ = decided(raw)
+    assert authenticity.authentic  # SES's own envelope, SPF passing: the control
+    mail, authenticity, decision = decided(raw.replace(genuine.group(1), envelope.encode()))
+    assert mail.verdicts.spf == "UNALIGNED"
+    assert not authenticity.authentic and decision.action == Action.QUARANTINE

@@ -10,6 +10,7 @@ The marks say what was found (a phrase, "a code next to 'code'", a link's host a
 from __future__ import annotations
 
 import re
+import unicodedata
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from rootmail.domain.mail import ParsedMail
@@ -43,6 +44,9 @@ CREDENTIAL_PHRASES = (
     "検証コード",
     "セキュリティコード",
     "ワンタイムパスワード",
+    "ワンタイムコード",
+    "認証番号",
+    "確認番号",
     "bestätigungscode",
     "sicherheitscode",
     "einmalpasswort",
@@ -69,9 +73,9 @@ CREDENTIAL_PHRASES = (
 _CODE_WORD = (
     r"(?:\bcodes?\b|\bpasscode\b|\botp\b|\bpin\b|コード|暗証番号|인증번호|코드|码|碼|código|codice|\bkode\b)"
 )
-_CODE = r"(?:\d{3} \d{3}|(?=[a-z]*\d)[a-z0-9]{6,8})"
+_CODE = r"(?:\d{3}[ -]\d{3}|(?=[a-z]*\d)[a-z0-9]{6,8})"
 _CODE_NEAR_WORD = re.compile(
-    rf"{_CODE_WORD}[^\n]{{0,48}}?(?<![\w#/=.:_-]){_CODE}(?![\w/=_-]|[.:-]\w)", re.IGNORECASE
+    rf"{_CODE_WORD}[^\n]{{0,80}}?(?<![\w#/=._-]){_CODE}(?![\w/=_-]|[.:-]\w)", re.IGNORECASE
 )
 _CODE_HINTS = (
     "code",
@@ -156,7 +160,8 @@ def credential_marks(mail: ParsedMail) -> list[str]:
     for source in (mail.subject, mail.text, mail.other_text):
         if not source or len(marks) >= MAX_MARKS:
             continue
-        folded = " ".join(source.casefold().split())
+        # NFKC: full-width digits and letters (Japanese mail) read as their ASCII selves.
+        folded = " ".join(unicodedata.normalize("NFKC", source).casefold().split())
         marks.extend(f"'{phrase}'" for phrase in CREDENTIAL_PHRASES if phrase in folded)
         if _OTP.search(folded):
             marks.append("'OTP'")

@@ -376,9 +376,12 @@ _VERDICT = re.compile(r"\s*([A-Za-z_]+)")
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 
 _SES_VERDICT_HEADERS = ("x-ses-spam-verdict", "x-ses-virus-verdict")
-_ENVELOPE_FROM = re.compile(r"\b(?:envelope-from|smtp\.mailfrom)\s*=\s*<?([^\s<>;]+)", re.IGNORECASE)
+# The envelope sender, whose local part may be quoted (`"a@b c"@example.com`, spaces and `;` included): its domain
+# is what follows the quoted string, never an `@` inside it.
+_MAILBOX = r'((?:"(?:[^"\\\r\n]|\\.)*"|[^\s<>;"])+)'
+_ENVELOPE_FROM = re.compile(rf"\b(?:envelope-from|smtp\.mailfrom)\s*=\s*<?{_MAILBOX}", re.IGNORECASE)
 # Written twice, as _SES_RECEIVED is.
-_ENVELOPE_FROM_LOWER = re.compile(r"(?:envelope-from|smtp\.mailfrom)\s*=\s*<?([^\s<>;]+)")
+_ENVELOPE_FROM_LOWER = re.compile(rf"(?:envelope-from|smtp\.mailfrom)\s*=\s*<?{_MAILBOX}")
 # SES refuses to send a From address its account has not verified: mail whose envelope sender is SES's own
 # bounce domain passed SPF only if the From identity was verified by its sender, so it counts as aligned.
 _SES_SENDING_DOMAINS = ("amazonses.com",)
@@ -707,7 +710,10 @@ def _spf_verdict(result: str | None, envelope_from: str | None, sender_domain: s
     """SPF speaks for the envelope sender's domain: a pass for an unrelated domain is `UNALIGNED`, not PASS."""
     if result != "PASS":
         return result
-    domain = (envelope_from or "").rpartition("@")[2].lower().rstrip(">")
+    sender = envelope_from or ""
+    if sender.count('"') % 2:
+        return "UNALIGNED"  # an unbalanced quote: no domain can be told for sure
+    domain = sender.rpartition("@")[2].lower().rstrip(">")
     if aligned(domain, sender_domain) or any(
         domain == d or domain.endswith("." + d) for d in _SES_SENDING_DOMAINS
     ):

@@ -42,6 +42,7 @@ _TEXTS = {
         "asks_more": "          {ask}",
         "deadline": "Deadline or date: {deadline}",
         "too_large": " The original ({size} MB) is too large to attach: ask us for it if you need it.",
+        "unread": " The original ({size} MB) is not attached: it is too large to be read whole. Ask us for it if you need it.",
         "meta": "Sent by {sender} on {date}.",
         "attached": " The original message is attached.",
         "reply": "Reply to this mail to reach our support team; AWS's own sender does not receive replies.",
@@ -59,6 +60,7 @@ _TEXTS = {
         "asks_more": "                {ask}",
         "deadline": "期限・日時: {deadline}",
         "too_large": "原文 ({size} MB) は大きすぎるため添付していません。必要な場合はお問い合わせください。",
+        "unread": "原文 ({size} MB) は大きすぎて全体を確認できないため添付していません。必要な場合はお問い合わせください。",
         "meta": "送信元: {sender} / 日時: {date}。",
         "attached": "原文を添付しています。",
         "reply": "ご不明な点はこのメールへの返信でサポート窓口までお問い合わせください。",
@@ -104,10 +106,14 @@ def render_forward(
     subject = header_text(t["subject"].format(subject=mail.subject or "(no subject)"))
     text = mail.text.strip()
     meta = t["meta"].format(sender=mail.sender or "?", date=mail.date or t["unknown_date"])
-    attach = not other_account_ids and len(raw) <= MAX_ATTACHED_ORIGINAL
+    # A mail not read whole (past the parser's bounds) may hold what the credential guard never saw: its original
+    # stays with the operators.
+    attach = not other_account_ids and not mail.truncated and len(raw) <= MAX_ATTACHED_ORIGINAL
     if other_account_ids:
         text = _without_other_accounts(text, account.account_id, other_account_ids, t["omitted"])
         meta += " " + t["shared"]
+    elif mail.truncated:
+        meta += t["unread"].format(size=round(len(raw) / 1024 / 1024, 1))
     elif not attach:
         meta += t["too_large"].format(size=round(len(raw) / 1024 / 1024, 1))
     else:
@@ -161,22 +167,52 @@ def urgent_comment(mail: ParsedMail, account: Account, other_account_ids: Sequen
     return "\n".join([*_notice_lines(mail, account, text), "", t["ticket"], "", t["original"], "", text])
 
 
+# A notice's field line (`Region: us-east-1`, `Affected resources: i-0abc…`, `リージョン: …`): a short label and a colon.
+_FIELD = re.compile(r"[ \t]*[^\s:：<>/][^:：<>/\n]{0,40}[:：][ \t]*\S")
+
+
 def _without_other_accounts(text: str, own: str, other_account_ids: Sequence[str], omitted: str) -> str:
-    """The text less every paragraph about another account: an aggregated notice gives each account a paragraph
-    (its ID, Region, affected resources), and none of that is this customer's to read. In a paragraph that names
-    this account (`own`) too, only the lines naming another go."""
+    """The text less everything about another account. An aggregated notice gives each account its lines: its ID,
+    then its fields (Region, start time, affected resources), in one paragraph (plain text) or a paragraph each
+    (HTML turned into text). So a paragraph about another account goes whole, and so do the field lines that follow
+    another account's line, blank lines or not, up to the next line that is not a field. In a paragraph that
+    names this account (`own`) too, only the lines naming another go."""
+    lines: list[tuple[str, bool]] = []  # each line, and whether its whole paragraph is another account's
+    for paragraph in re.split(r"\n[ \t]*\n", text):
+        flat = paragraph.replace("-", "")
+        whole = any(a in flat for a in other_account_ids) and own not in flat
+        if lines:
+            lines.append(("", False))
+        lines.extend((line, whole) for line in paragraph.split("\n"))
     kept: list[str] = []
     dropped = 0
-    for paragraph in re.split(r"\n[ \t]*\n", text):
-        lines = paragraph.split("\n")
-        flat = [line.replace("-", "") for line in lines]
-        about_others = [any(a in line for a in other_account_ids) for line in flat]
-        if any(about_others) and not any(own in line for line in flat):
-            dropped += sum(1 for line in lines if line.strip())
-            continue
-        kept.append("\n".join(line for line, other in zip(lines, about_others, strict=True) if not other))
-        dropped += sum(about_others)
-    return "\n\n".join([*kept, omitted.format(count=dropped)]) if dropped else text
+    others_fields = False  # inside the field lines of another account
+    for line, whole in lines:
+        flat = line.replace("-", "")
+        if whole or any(a in flat for a in other_account_ids):
+            others_fields = whole or own not in flat
+            dropped += bool(line.strip())
+        elif not line.strip():
+            kept.append(line)
+        elif others_fields and _FIELD.match(line):
+            dropped += 1
+        else:
+            others_fields = False
+            kept.append(line)
+    if not dropped:
+        return text
+    return "\n".join([*_tidy_blank_lines(kept), "", omitted.format(count=dropped)])
+
+
+def _tidy_blank_lines(lines: list[str]) -> list[str]:
+    """At most one blank line in a row, none at either end."""
+    out: list[str] = []
+    for line in lines:
+        if line.strip() or (out and out[-1].strip()):
+            out.append(line)
+    while out and not out[-1].strip():
+        out.pop()
+    return out
 
 
 def _attach_original(message: EmailMessage, raw: bytes) -> None:

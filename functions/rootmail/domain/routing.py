@@ -1,18 +1,20 @@
 """Which accounts' customers a mail may reach, decided from the envelope and from where the mail names accounts.
 
 The envelope recipient (SES's `Received: ... for <root address>`) is the mail's account: AWS writes to an account's
-root address. Account IDs in the text route nothing by themselves, because anyone can put words into authentic AWS
-mail (a budget's name, an SNS message, a resource's description). The rules, in order:
+root address (and to its alternate contacts, which anyone can point at an address of ours). Account IDs in the
+text route nothing by themselves, because anyone can put words into authentic AWS mail (a budget's name, a support
+case they open and copy any address on, a resource's description). The rules, in order:
 
 - **Unknown or missing envelope**: no account. An ID in the text never stands in for it; the mail is queued (or, if
   urgent, escalated without telling any customer) and operators decide.
-- **Multi-account notifiers** (AWS Health's aggregated notifications): the accounts the notice *lists* (a line
-  holding an account label and IDs only, see domain/identifiers.py) are recipients too, each sent only its own part.
-  An ID elsewhere in the text is recorded, never routed on.
+- **Senders whose text anyone can write** (Budgets, Cost Anomaly Detection, SNS: `third_party_senders`) and
+  **support case mail** (a case ID: whoever opened the case wrote it, and may have copied any root address on it):
+  no customer hears of it without an operator (`hold`): the mail cannot prove its account.
+- **Multi-account notifiers** (AWS Health): the accounts a notice *lists* (a line holding an account label and IDs
+  only, see domain/identifiers.py) are its recipients, each sent only its own part; the root's account only when it
+  is listed or nothing is. An ID elsewhere in the text is recorded, never routed on.
 - **Any other sender**: the mail is about the accounts it lists (or, if it lists none, the accounts it names). If
   that is an account other than the envelope's, no customer hears of it without an operator (`hold`).
-- **Senders whose text a third party can set** (Budgets, SNS, ...): every account the mail names anywhere, ARNs
-  included, must be the envelope's account, and it must name it; otherwise `hold`.
 """
 
 from __future__ import annotations
@@ -27,10 +29,16 @@ from rootmail.domain.mail import MAX_ACCOUNT_IDS, ParsedMail, fit
 
 # Senders whose one mail may concern several accounts (AWS Health's aggregated notifications).
 DEFAULT_MULTI_ACCOUNT_SENDERS: tuple[str, ...] = ("health@aws.com", "notifications@aws.com")
-# Senders that carry text an AWS customer chose and can send to any address: Budgets alerts (the budget's name),
-# Cost Anomaly Detection and Free Tier alerts (an extra address set by whoever runs the account), SNS e-mail
-# notifications (the whole message). An entry is an address or an exact domain.
-DEFAULT_THIRD_PARTY_SENDERS: tuple[str, ...] = ("costalerts.amazonaws.com", "sns.amazonaws.com")
+# Senders whose mail carries text any AWS customer writes and can send to any address, with no account of AWS's
+# own to check it against: Budgets alerts (the budget's name, in the subject and the body; the current layout names
+# no account), Cost Anomaly Detection (monitor and account names), SNS e-mail notifications (the whole message).
+# An entry is an address or an exact domain. Free Tier alerts are not among them: their text is AWS's, naming the
+# account they are about, which the ordinary rule checks.
+DEFAULT_THIRD_PARTY_SENDERS: tuple[str, ...] = (
+    "budgets@costalerts.amazonaws.com",
+    "anomalydetection@costalerts.amazonaws.com",
+    "sns.amazonaws.com",
+)
 MAX_NOTES = 10
 MAX_NOTE_BYTES = 320
 MAX_HOLD_BYTES = 640
@@ -177,30 +185,38 @@ def resolve(
     named = list(dict.fromkeys([*mail.listed_account_ids, *mail.account_ids]))
     sender = mail.sender
     hold: str | None = None
-    if policy.multi_account(sender):
-        if root is not None and (mail.account_ids_cut or len(mail.listed_account_ids) > MAX_ACCOUNT_IDS):
+    if root is None:
+        pass  # an unknown root address: never replaced by an account the text names
+    elif policy.third_party(sender):
+        hold = (
+            f"{sender} carries text anyone with an AWS account writes (a budget's name, a message), about any "
+            "account, to any address: for an operator"
+        )
+    elif mail.case_id:
+        hold = (
+            f"support case {mail.case_id}: whoever opened the case wrote its text, and may have copied any address "
+            "on it: for an operator"
+        )
+    elif policy.multi_account(sender):
+        listed = mail.listed_account_ids
+        if mail.account_ids_cut or len(listed) > MAX_ACCOUNT_IDS:
             hold = f"lists more than {MAX_ACCOUNT_IDS} accounts, more than one mail is delivered for: for an operator"
-        elif root is not None:
-            for account_id in mail.listed_account_ids:
-                if account_id not in recipients and (account := directory.by_id(account_id)) is not None:
-                    recipients[account_id] = account
-    elif root is not None:
-        if policy.third_party(sender):
-            concerned = list(dict.fromkeys([*named, *mail.resource_account_ids]))
-            if concerned != [root.account_id]:
-                hold = (
-                    f"{sender} carries text anyone with an AWS account can set, and this mail "
-                    + (f"names account(s) {_ids(concerned)}" if concerned else "names no account")
-                    + f", not only {root.account_id} whose root address received it: for an operator"
+        elif listed:
+            # The accounts it lists, and no other: AWS also writes to an account's alternate contacts, which anyone
+            # can point at a root address of ours.
+            recipients = {a: account for a in listed if (account := directory.by_id(a)) is not None}
+            if root.account_id not in listed:
+                notes.append(
+                    f"lists account(s) {_ids(listed)}, not {root.account_id} whose root address received it"
                 )
-        else:
-            concerned = list(mail.listed_account_ids) or list(mail.account_ids)
-            strangers = [a for a in concerned if a != root.account_id]
-            if strangers:
-                hold = (
-                    f"about account(s) {_ids(strangers)}, but received at the root address of {root.account_id}: "
-                    "for an operator"
-                )
+    else:
+        concerned = list(mail.listed_account_ids) or list(mail.account_ids)
+        strangers = [a for a in concerned if a != root.account_id]
+        if strangers:
+            hold = (
+                f"about account(s) {_ids(strangers)}, but received at the root address of {root.account_id}: "
+                "for an operator"
+            )
     if root is None and named:
         notes.append(f"names account(s) {_ids(named)}: never used in place of an unknown root address")
     unknown: list[str] = []

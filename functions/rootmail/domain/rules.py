@@ -29,6 +29,7 @@ _RULE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 _MATCH_KEYS = {"senders", "sender_domains", "subject", "body_any", "body_all"}
 _RULE_KEYS = {"id", "description", "priority", "category", "action", "match", "force"}
 MAX_PATTERN = 1000
+MAX_CLASSIFIED_SUBJECT = 1000  # characters: AWS's subjects are a few hundred at most
 # Subjects any rule that "matches every mail" would take: a rule with no sender and no body marker whose subject
 # pattern takes all of these is refused unless `force = true`.
 _PROBE_SUBJECTS = (
@@ -503,16 +504,68 @@ def _in_re2_syntax(pattern: str) -> str:
 
 def _check_boundary(pattern: str, position: int) -> None:
     r"""RE2's `\b` and `\B` know only ASCII letters, digits and _ as word characters (Python's re knew all letters):
-    next to 請 a boundary would be found where there is none, and none where there is one. Refused there."""
-    before = pattern[:position].rstrip(")")[-1:]
+    next to what can match 請 a boundary would be found where there is none, and none where there is one (a rule
+    that never matches). Refused when the piece of pattern on either side can match a letter beyond ASCII: such a
+    letter, a bracket or escape holding one, `\w`, `\d` (Python counts full-width digits as word characters),
+    `\W`, `\D`, `\S`, `\p{…}`, `.`."""
+    head = pattern[:position].rstrip(")")
+    head = re.sub(
+        r"(?:[*+?]|\{\d*(?:,\d*)?\})\??$", "", head
+    )  # a repeat: the piece repeated is the neighbour
     openings = _GROUP_OPENINGS.match(pattern, position + 2)
-    after = pattern[openings.end() if openings else position + 2 :][:1]
-    for char in (before, after):
-        if char and not char.isascii() and (char.isalnum() or char == "_"):
+    tail = pattern[openings.end() if openings else position + 2 :]
+    for piece in (_last_piece(head), _first_piece(tail)):
+        if piece and _may_match_a_letter_beyond_ascii(piece):
             raise PatternRefused(
-                f"puts {pattern[position : position + 2]} next to {char!r}: RE2 counts only ASCII letters, digits "
-                "and _ as word characters, so there it would not mean a word boundary; write the text without it"
+                f"puts {pattern[position : position + 2]} next to '{piece}', which can match a letter beyond ASCII: "
+                "RE2 counts only ASCII letters, digits and _ as word characters, so there it would not mean a word "
+                "boundary; write the pattern without it"
             )
+
+
+def _last_piece(head: str) -> str:
+    r"""The last atom of a pattern's start: a character, an escape, a bracket, `\x{…}`/`\p{…}`."""
+    if not head:
+        return ""
+    if head.endswith("]"):
+        start = head.rfind("[")
+        return head[start:] if start >= 0 else head[-1]
+    if head.endswith("}"):
+        start = max(head.rfind("\\x{"), head.rfind("\\p{"), head.rfind("\\P{"))
+        return head[start:] if start >= 0 else head[-1]
+    if len(head) >= 2 and head[-2] == "\\":
+        return head[-2:]
+    return head[-1]
+
+
+def _first_piece(tail: str) -> str:
+    """The first atom of a pattern's end (see `_last_piece`)."""
+    if not tail:
+        return ""
+    if tail.startswith("["):
+        end = tail.find("]", 2 if tail.startswith(("[]", "[^]")) else 1)
+        return tail[: end + 1] if end >= 0 else tail
+    if tail[:2] in ("\\x", "\\p", "\\P") and tail[2:3] == "{":
+        return tail[: tail.find("}") + 1 or len(tail)]
+    return tail[:2] if tail.startswith("\\") else tail[:1]
+
+
+def _may_match_a_letter_beyond_ascii(piece: str) -> bool:
+    if piece in ("\\w", "\\W", "\\d", "\\D", "\\S", ".") or piece[:2] in ("\\p", "\\P"):
+        return True
+    if piece.startswith("\\x{"):
+        try:
+            return int(piece[3:-1], 16) > 0x7F
+        except ValueError:
+            return True
+    if piece.startswith("["):
+        inside = piece[1:-1]
+        return (
+            inside.startswith("^")
+            or any(code in inside for code in ("\\w", "\\W", "\\d", "\\D", "\\S", "\\p", "\\P", "\\x", "[:"))
+            or any(not c.isascii() and (c.isalnum() or c == "_") for c in inside)
+        )
+    return any(not c.isascii() and (c.isalnum() or c == "_") for c in piece)
 
 
 def _compile_each(items: Iterable[tuple[dict[str, Any], str]]) -> tuple[list[Rule], list[str]]:
@@ -726,8 +779,11 @@ class RuleSet(Sequence[Rule]):
 def classify(
     rules: Sequence[Rule], *, sender: str | None, sender_domain: str | None, subject: str, text: str
 ) -> Classification:
-    """The first rule in matching order wins; every match is reported. No match: unclassified, queued."""
+    """The first rule in matching order wins; every match is reported. No match: unclassified, queued. Subject
+    patterns see the subject's first MAX_CLASSIFIED_SUBJECT characters: RE2 is linear in the text, but an operator's
+    pattern of wide counted repeats costs tens of microseconds a character, and a forged subject can be long."""
     ruleset = RuleSet.of(rules)
+    subject = subject[:MAX_CLASSIFIED_SUBJECT]
     folded, lowered = text.casefold(), subject.lower()
     sender, domain = (sender or "").lower(), (sender_domain or "").lower()
     suffixes = domain_suffixes(domain)
