@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
+from typing import Any
 
 from rootmail.domain.rules import load_rule_files
 from rootmail.local.emulator import LocalPipeline
@@ -56,3 +58,16 @@ def aws_mail(
         message.add_attachment(attachment, filename="details.txt")
     body = message.as_bytes(policy=SMTP).replace(b"\r\n", b"\n")
     return head + b"\nSubject: " + subject.encode() + b"\nMIME-Version: 1.0\n" + body
+
+
+def emf_records(text: str) -> list[dict[str, Any]]:
+    """The EMF records (CloudWatch embedded metrics) in a function's output."""
+    records = []
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and "_aws" in record:
+            records.append(record)
+    return records

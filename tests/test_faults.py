@@ -17,7 +17,7 @@ import pytest
 from rootmail.cli import main
 from rootmail.domain.vocabulary import STATE_FOR_ACTION, Action
 from rootmail.local.emulator import LocalPipeline
-from samples import sample_pipeline
+from samples import emf_records, sample_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "corpus"
@@ -234,16 +234,11 @@ def opening_or_recording(params) -> bool:
 def emf_metrics(text: str) -> dict[str, float]:
     """The metrics in a function's EMF output, by name."""
     found = {}
-    for line in text.splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and "_aws" in record:
-            for directive in record["_aws"]["CloudWatchMetrics"]:
-                for metric in directive["Metrics"]:
-                    value = record[metric["Name"]]  # one value, or the list of them
-                    found[metric["Name"]] = sum(value) if isinstance(value, list) else value
+    for record in emf_records(text):
+        for directive in record["_aws"]["CloudWatchMetrics"]:
+            for metric in directive["Metrics"]:
+                value = record[metric["Name"]]  # one value, or the list of them
+                found[metric["Name"]] = sum(value) if isinstance(value, list) else value
     return found
 
 

@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
+from samples import emf_records
+
 ROOT = Path(__file__).resolve().parents[1]
 CHECK = ROOT / "scripts" / "check_infra.py"
 SERVERLESS_DIR = ROOT / ".serverless"
@@ -1048,18 +1050,6 @@ def test_ses_can_publish_its_events_to_their_encrypted_topic(template: dict[str,
     assert template["Resources"]["SesEventsKey"]["Properties"]["EnableKeyRotation"] is True
 
 
-def _emf_records(text: str) -> list[dict[str, Any]]:
-    records = []
-    for line in text.splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and "_aws" in record:
-            records.append(record)
-    return records
-
-
 @pytest.mark.infra
 def test_the_reconcile_alarms_watch_exactly_the_metrics_its_handler_writes(
     template: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
@@ -1090,7 +1080,7 @@ def test_the_reconcile_alarms_watch_exactly_the_metrics_its_handler_writes(
     capsys.readouterr()
     reconcile.handler({}, context)
     written = {}
-    for record in _emf_records(capsys.readouterr().out):
+    for record in emf_records(capsys.readouterr().out):
         for directive in record["_aws"]["CloudWatchMetrics"]:
             (dimension_set,) = directive["Dimensions"]
             for metric in directive["Metrics"]:

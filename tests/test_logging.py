@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 from pathlib import Path
-
-import pytest
 
 from rootmail.config import Settings
 from rootmail.domain.rules import load_rule_files
@@ -18,19 +15,6 @@ from rootmail.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "corpus"
-
-
-@pytest.fixture
-def log():
-    """Everything the service logs, as written (the handler's stream, bound when the logger was made)."""
-    buffer = io.StringIO()
-    handlers = [h for h in logging.getLogger("rootmail").handlers if isinstance(h, logging.StreamHandler)]
-    saved = [h.stream for h in handlers]
-    for handler in handlers:
-        handler.stream = buffer
-    yield buffer
-    for handler, stream in zip(handlers, saved, strict=True):
-        handler.stream = stream
 
 
 def logged(buffer: io.StringIO) -> list[dict]:
