@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from rootmail.domain.identifiers import find_account_ids, find_case_id, find_identifiers
+from rootmail.domain.parsing import parse_mail
+from samples import aws_mail
 
 
 @pytest.mark.parametrize(
@@ -149,3 +151,48 @@ def test_labels_are_found_wherever_they_are_before_their_number(subject, body, a
     assert find_case_id(subject, body) == case_id
     found = find_identifiers(subject, body)
     assert (list(found.account_ids), found.case_id) == (expected, case_id)
+
+
+# ---- where AWS lists the accounts a notice concerns ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Affected accounts:\n111111111111\n222222222222\n\nThank you",
+        "影響を受けるアカウント:\n111111111111\n222222222222\n",
+        "影響を受けるアカウント\n1111-1111-1111\n2222-2222-2222\n",
+        "Affected account(s)\n\n1111-1111-1111\n2222-2222-2222",
+        # An HTML table as the parser reads it: cells apart by tabs, the account in the first column.
+        "Affected resources\n\nAccount ID\tResource\tRegion\n111111111111\ti-1\tus-east-1\n"
+        "2222-2222-2222\ti-2\tus-east-1\n\nThanks",
+        "AWS アカウント ID\tリソース\n111111111111\ti-1\n222222222222\ti-2",
+    ],
+)
+def test_bare_ids_under_a_heading_or_in_a_table_are_listed(text):
+    found = find_identifiers("", text)
+    assert found.listed_account_ids == ("111111111111", "222222222222")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # A sentence that begins with the word is no table header, and an ID in running text is not listed.
+        "Account name was set by the owner\n111111111111 is in the name",
+        "Account ID\tResource\nThe resource 111111111111\ti-1",
+        "Your account 111111111111 is fine.",
+        "予算名にアカウント 111111111111 と書かれています",
+    ],
+)
+def test_ids_outside_a_listing_are_not_listed(text):
+    assert find_identifiers("", text).listed_account_ids == ()
+
+
+def test_an_html_table_of_affected_accounts_is_read_as_a_listing():
+    html = (
+        "<p>Affected resources</p><table><tr><th>Account ID</th><th>Resource</th><th>Region</th></tr>"
+        "<tr><td>111111111111</td><td>i-1</td><td>us-east-1</td></tr>"
+        "<tr><td>2222-2222-2222</td><td>i-2</td><td>us-east-1</td></tr></table><p>Thanks</p>"
+    )
+    mail = parse_mail(aws_mail("11-health-single-account.eml", subject="Notice", html=html))
+    assert mail.listed_account_ids == ["111111111111", "222222222222"]

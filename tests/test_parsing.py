@@ -261,7 +261,8 @@ HTML = (
 def test_html_only_mail_is_converted_to_text():
     mail = parse_mail(build(HTML, content_type="text/html; charset=utf-8"))
     assert mail.text == (
-        "Dear customer,\nyour case & account:\n\nAccount ID: 123456789012\nRegion: us-east-1\n\n"
+        # A table's cells stay apart by a tab: a row reads as its columns.
+        "Dear customer,\nyour case & account:\n\nAccount ID:\t123456789012\nRegion:\tus-east-1\n\n"
         "one\ntwo <3>\n"
         "View case <https://console.aws.amazon.com/support/home#/case/?displayId=5244329601>"
     )

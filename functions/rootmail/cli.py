@@ -270,6 +270,12 @@ def _triage(args: argparse.Namespace) -> int:
                 f"{path}: {result['category']} → {action} "
                 f"(rule {result['rule_id'] or '-'}, accounts {accounts}, case {result['case_id'] or '-'})"
                 + (f"  held: {result['hold']}" if result["hold"] else "")
+                + (f"  alert: urgent words {', '.join(result['signals'])}" if result["alert"] else "")
+                + (
+                    f"  suggested: {result['suggestion']['category']} ({result['suggestion']['why']})"
+                    if result["suggestion"]
+                    else ""
+                )
                 + problems
             )
     return status

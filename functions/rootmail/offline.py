@@ -114,4 +114,7 @@ def triage_file(
         "authenticity_reasons": authenticity.reasons,
         "case_id": mail.case_id,
         "problems": list(mail.problems),
+        "alert": decision.alert,
+        "signals": list(decision.signals),
+        "suggestion": decision.suggestion.to_dict() if decision.suggestion else None,
     }

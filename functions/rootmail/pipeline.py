@@ -14,8 +14,10 @@ from rootmail.adapters.tables import Ledger
 from rootmail.domain.accounts import Account, contact_kind
 from rootmail.domain.authenticity import assess
 from rootmail.domain.mail import ParsedMail, fit
+from rootmail.domain.operator_messages import rule_prompt
 from rootmail.domain.parsing import parse_mail
 from rootmail.domain.render import (
+    alert_headline,
     operator_alert,
     render_forward,
     ticket_comment,
@@ -177,6 +179,7 @@ def classify_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     duplicate_of = (event.get("mail") or {}).get("duplicate_of")
     if duplicate_of:
         decision["action"] = str(Action.IGNORE)
+        decision["alert"] = False
         state = (event.get("mail") or {}).get("duplicate_state")
         decision["reason"] = (
             f"a copy of {duplicate_of} (the same Message-ID and content; that one is {state}): one mail is "
@@ -373,13 +376,29 @@ def alert_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     _, mail = load_mail(rt, event["key"])
     resolution = Resolution.from_dict(event["resolution"])
     decision = event["classification"]
-    headline = (
-        "Quarantined mail" if decision["action"] == Action.QUARANTINE else "Restricted mail (operators only)"
+    signal = bool(decision.get("alert")) and decision["action"] == Action.QUEUE
+    extra: list[dict[str, Any]] = []
+    if signal:
+        summary = event.get("mail") or {}
+        extra = rule_prompt(
+            subject=str(summary.get("subject") or mail.subject),
+            sender=summary.get("sender") or mail.sender,
+            signals=decision.get("signals") or [],
+            suggestion=decision.get("suggestion"),
+            language=rt.settings.operator_language,
+        )
+    delivery = _alert(
+        rt,
+        event,
+        mail,
+        resolution,
+        decision,
+        headline=alert_headline(decision["action"], decision["category"], signal=signal),
+        extra=extra,
+        # Its own delivery: a rule that later restricts or quarantines the mail still tells the operators.
+        key="signal" if signal else "alert",
     )
-    return {
-        "deliveries": [_alert(rt, event, mail, resolution, decision, headline=headline)],
-        "undelivered": [],
-    }
+    return {"deliveries": [delivery], "undelivered": []}
 
 
 def _alert(
@@ -391,6 +410,8 @@ def _alert(
     *,
     headline: str,
     link: str | None = None,
+    extra: list[dict[str, Any]] | None = None,
+    key: str = "alert",
 ) -> dict[str, Any]:
     text, blocks = operator_alert(
         headline=headline,
@@ -402,9 +423,10 @@ def _alert(
         reason=decision["reason"],
         link=link,
     )
+    blocks += extra or []
     return _guarded(
         rt,
-        f"{event['mail_id']}#slack#alert",
+        f"{event['mail_id']}#slack#{key}",
         event["execution"],
         lambda: {"ts": rt.slack.post(text, blocks)},
         {"channel": "slack", "recipient": rt.slack.channel},
@@ -449,6 +471,11 @@ def outcome(event: dict[str, Any]) -> dict[str, Any]:
         "authentic": decision.get("authentic", mail.get("authentic")),
         "deliveries": delivery.get("deliveries", []),
     }
+    if decision.get("suggestion"):
+        fields["suggestion"] = decision["suggestion"]
+    # Written every time, so a retry that no longer alerts does not keep an earlier run's alert.
+    fields["alert"] = bool(decision.get("alert"))
+    fields["signals"] = list(decision.get("signals") or [])
     if "error" in event:
         fields["state"] = State.QUEUED.value
         fields["queue_reason"] = _error_text(event["error"])

@@ -185,6 +185,9 @@ class Ledger:
         "redrives",
         "last_redrive",
     )
+    # What the digest and the slash command read of a record in a state: the overview, and for mail no rule knows
+    # its urgent words and the suggested category.
+    STATE_VIEW = (*OVERVIEW, "alert", "signals", "suggestion")
 
     # Every attribute the reconciler's writes touch (count_redrive, give_up): its IAM grant allows no other
     # (serverless.yml, ReconcileRole; tests/test_infra.py checks), so it can never rewrite what a triage recorded.
@@ -230,9 +233,9 @@ class Ledger:
         return found
 
     def in_state(self, state: str, *, oldest_first: bool = False) -> Iterator[dict[str, Any]]:
-        """Records in one state (their overview fields), the most recently updated first unless `oldest_first`
+        """Records in one state (their STATE_VIEW fields), the most recently updated first unless `oldest_first`
         (the `by-state` index)."""
-        names = {f"#p{i}": name for i, name in enumerate(self.OVERVIEW)}
+        names = {f"#p{i}": name for i, name in enumerate(self.STATE_VIEW)}
         pages = self._db.get_paginator("query").paginate(
             TableName=self.table,
             IndexName="by-state",

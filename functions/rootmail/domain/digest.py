@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from rootmail.domain.signals import suggest
+
 _PLACEHOLDER = re.compile(r"<(?:address|arn|resource|id|date|case|account|name|n)>")
 # Order matters: the most specific shapes are masked first.
 _MASKS: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -76,6 +78,11 @@ class Pattern:
     last_seen: str = ""
     sample_subject: str = ""
     mail_ids: list[str] = field(default_factory=list)
+    # Unclassified patterns: the category the newest mail's sender and words suggest ({"category", "why"}), and
+    # how many of its mails alerted the operators at once for their urgent words (and which words).
+    suggestion: dict[str, str] | None = None
+    alerted: int = 0
+    signals: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -89,6 +96,9 @@ class Pattern:
             "last_seen": self.last_seen,
             "sample_subject": self.sample_subject,
             "mail_ids": list(self.mail_ids),
+            "suggestion": self.suggestion,
+            "alerted": self.alerted,
+            "signals": list(self.signals),
         }
 
 
@@ -102,6 +112,15 @@ def _key(record: dict[str, Any]) -> tuple[str, str | None, str]:
 def _failed(record: dict[str, Any]) -> bool:
     # Queued for another reason than "no rule knew the mail": a delivery failed, no known account, a queue rule.
     return (record.get("queue_reason") or "no rule matched") != "no rule matched"
+
+
+def _suggestion(record: dict[str, Any]) -> dict[str, str] | None:
+    """What the pipeline suggested for the mail (from its sender and text), else what its sender and subject do."""
+    recorded = record.get("suggestion")
+    if isinstance(recorded, dict) and recorded.get("category"):
+        return {"category": str(recorded["category"]), "why": str(recorded.get("why") or "")}
+    found = suggest(record.get("sender"), str(record.get("subject") or ""))
+    return found.to_dict() if found else None
 
 
 def group_queue(records: Iterable[dict[str, Any]]) -> list[Pattern]:
@@ -119,11 +138,16 @@ def group_queue(records: Iterable[dict[str, Any]]) -> list[Pattern]:
         found.count += 1
         found.accounts.update(record.get("account_ids") or [])
         found.mail_ids.append(str(record["mail_id"]))
+        if record.get("alert"):
+            found.alerted += 1
+            found.signals = list(dict.fromkeys([*found.signals, *(record.get("signals") or [])]))[:6]
         if not found.first_seen or (seen and seen < found.first_seen):
             found.first_seen = seen
         if seen >= found.last_seen:
             found.last_seen = seen
             found.sample_subject = str(record.get("subject") or "")
+            if kind == "unclassified":
+                found.suggestion = _suggestion(record)
     newest_first = sorted(patterns.values(), key=lambda p: (p.last_seen, p.id), reverse=True)
     return sorted(newest_first, key=lambda p: -p.count)
 

@@ -25,7 +25,7 @@ _ACCOUNT_LABEL = r"""
   | \b(?:affected\s+)?(?:AWS\s+)?accounts?       # Account: / AWS account / Affected accounts: / Account(s):
     (?:\s*\(s\))?
     (?:\s*(?:IDs?|numbers?|no\.?)(?:\s*\(s\))?)?
-  | (?:AWS\s*)?アカウント(?:\s*(?:ID|ＩＤ|番号))?  # アカウント: / アカウント ID： / AWS アカウント
+  | (?:影響を受ける\s*)?(?:AWS\s*)?アカウント(?:\s*(?:ID|ＩＤ|番号))?  # アカウント ID： / 影響を受けるアカウント
 )
 """
 # Between a label and its first ID: a colon (half or full width), spaces, a bullet, an opening bracket.
@@ -65,8 +65,12 @@ _NUMBER = re.compile(f"{_DIGIT}(?<!{_DIGIT}{_DIGIT}){_DIGIT}{{3,}}")  # a run of
 _ASCII_DIGITS = bytes(0x30 if b in b"0123456789" else 0x20 for b in range(256))  # digits 0, all else space
 _HYPHENS = frozenset("-－‐")
 # What a label and its separator can be made of, up to the first number.
-_LABEL_RUN = re.compile(r"[a-z\s().:：#=*•・\-\[<（［「【アカウントケースＩＤ番号]*", re.IGNORECASE)
-_ACCOUNT_FIRST = re.compile("[acア]", re.IGNORECASE)  # AWS, account, affected, compte, アカウント
+_LABEL_RUN = re.compile(
+    r"[a-z\s().:：#=*•・\-\[<（［「【アカウントケースＩＤ番号影響を受ける]*", re.IGNORECASE
+)
+_ACCOUNT_FIRST = re.compile(
+    "[acア影]", re.IGNORECASE
+)  # AWS, account, affected, compte, アカウント, 影響を受ける
 _CASE_FIRST = re.compile("[cdケ]", re.IGNORECASE)  # case, displayId, ケース
 # In ASCII text, only the labels that start at a word boundary can be there (the others are Japanese), and a run
 # of label characters is mostly words of other kinds: these skip the letters inside words.
@@ -116,8 +120,8 @@ class Identifiers:
     """The identifiers a mail names. `account_ids`: every labelled account ID (subject first, then body).
     `listed_account_ids`: those of them standing where AWS lists the accounts a notice concerns - a line of the
     body that begins with an account label and holds nothing but the label and its IDs (`Account: 123456789012`,
-    `Affected accounts: 111111111111, 222222222222`, a label alone with its IDs on the lines below). An ID inside a
-    sentence, which may be customer-written text (a budget's name, a resource's description), is never listed.
+    `Affected accounts: 111111111111, 222222222222`, a label alone with its IDs on the lines below, the rows of a
+    table whose first column is the account). An ID inside a sentence, which may be customer-written text (a budget's name, a resource's description), is never listed.
     `resource_account_ids`: the accounts of ARNs in the text (`arn:aws:sns:us-east-1:123456789012:topic`)."""
 
     account_ids: tuple[str, ...] = ()
@@ -138,6 +142,34 @@ def _listing(source: str, match: re.Match[str]) -> bool:
     line_start = source.rfind("\n", 0, match.start()) + 1
     head = _LINE_HEAD.match(source, line_start)
     return head is not None and head.end() == match.start() and bool(_LINE_TAIL.match(source, match.end()))
+
+
+# A table of affected resources: a header row whose first column is the account, its cells apart by tabs (as an
+# HTML table reads in text: "Account ID<tab>Resource<tab>Region"), then rows that each begin with an ID. The rows
+# are a listing too.
+_TABLE_HEADER = re.compile(
+    r"[ \t]*(?:affected\s+)?(?:aws\s+)?account(?:\s*(?:ids?|numbers?))?(?:\s*\(s\))?[ ]*\t"
+    r"|[ \t]*(?:影響を受ける\s*)?(?:AWS\s*)?アカウント(?:\s*(?:ID|ＩＤ|番号))?[ ]*\t",
+    re.IGNORECASE,
+)
+_TABLE_ROW = re.compile(rf"[ \t]*({_ACCOUNT})[ ]*(?:\t|$)")
+
+
+def _table_rows(text: str) -> list[str]:
+    """Account IDs that begin the rows under a header row whose first column is the account."""
+    if "account" not in text.lower() and "アカウント" not in text:
+        return []
+    found: list[str] = []
+    lines = text.splitlines()
+    for number, line in enumerate(lines):
+        if "\t" not in line or _TABLE_HEADER.match(line) is None or _ACCOUNT_ONLY_RE.search(line):
+            continue  # a label with its IDs on its line is the labelled listing's to read
+        for row in lines[number + 1 :]:
+            cell = _TABLE_ROW.match(row)
+            if cell is None:
+                break
+            found.append(cell.group(1).translate(_TO_ASCII))
+    return found
 
 
 def find_identifiers(subject: str, text: str) -> Identifiers:
@@ -167,6 +199,9 @@ def find_identifiers(subject: str, text: str) -> Identifiers:
                 match = _labelled(source, _CASE_RE, case_first, 0, at)
                 if match:
                     case = match.group("case").translate(_TO_ASCII)
+    table = _table_rows(text)
+    accounts.update(dict.fromkeys(table))
+    listed.update(dict.fromkeys(table))
     resources = dict.fromkeys(_ARN_ACCOUNT.findall(text)) if "arn:" in text.lower() else {}
     return Identifiers(tuple(accounts), tuple(listed), tuple(resources), case)
 

@@ -11,8 +11,9 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from rootmail.domain.digest import Pattern, subject_regex
+from rootmail.domain.digest import Pattern, mask, pattern_id, subject_regex
 from rootmail.domain.render import mrkdwn
+from rootmail.domain.signals import SUGGESTED_ACTION
 from rootmail.domain.vocabulary import Action, Category
 
 LANGUAGES = ("en", "ja")
@@ -87,6 +88,11 @@ _TEXTS: dict[str, dict[str, str]] = {
         "`{pattern}` can be re-run with it.",
         "rule_exists": "A rule with this ID already exists: choose another.",
         "rule_preview": "Preview: it takes {taken} of {sampled} queued mail(s) checked; a retry would give {actions}.",
+        "suggested": "Suggested category: *{category}* ({why}). A person decides: nothing is applied by itself.",
+        "suggested_short": "suggested: *{category}* ({why})",
+        "signal_words": "Urgent words: {words}. No rule knows this mail: it waits in the queue for one.",
+        "alerted": "{count} alerted at once for urgent words ({words})",
+        "digest_alerted": "{count} of them alerted the operators at once for urgent words.",
     },
     "ja": {
         "digest_title": "rootmail ダイジェスト · {now}",
@@ -150,6 +156,11 @@ _TEXTS: dict[str, dict[str, str]] = {
         "キュー内メール {count} 件をこのルールで再実行できます。",
         "rule_exists": "この ID のルールはすでにあります。別の ID を指定してください。",
         "rule_preview": "プレビュー: 確認した {sampled} 件のうち {taken} 件に一致し、再実行すると {actions} になります。",
+        "suggested": "推奨カテゴリ: *{category}*（{why}）。判断するのは人です。自動では適用しません。",
+        "suggested_short": "推奨: *{category}*（{why}）",
+        "signal_words": "緊急の語: {words}。このメールに一致するルールはありません。ルールができるまでキューで待ちます。",
+        "alerted": "{count} 件は緊急の語のため即時に通知済み（{words}）",
+        "digest_alerted": "うち {count} 件は緊急の語のため運用者に即時通知しました。",
     },
 }
 
@@ -220,6 +231,8 @@ def pattern_reference(pattern: Pattern) -> str:
             "whole": not cut and len(pattern.sample_subject) < LEDGER_SUBJECT,
             "count": pattern.count,
             "sample": _cut(pattern.sample_subject, MAX_REFERENCE_TEXT)[0],
+            "suggested": (pattern.suggestion or {}).get("category"),
+            "why": _cut((pattern.suggestion or {}).get("why") or "", MAX_REFERENCE_TEXT)[0],
         },
         ensure_ascii=False,
     )
@@ -247,6 +260,9 @@ def digest_message(
         failed=sum(p.count for p in failed),
         reasons=len(failed),
     )
+    alerted = sum(p.alerted for p in unclassified)
+    if alerted:
+        summary += " " + t["digest_alerted"].format(count=alerted)
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
         _section(summary),
@@ -292,6 +308,7 @@ def _pattern_blocks(pattern: Pattern, t: dict[str, str]) -> list[dict[str, Any]]
         head,
         f"`{inline(pattern.pattern, 200)}`",
         t["sample"].format(subject=inline(pattern.sample_subject, 120)),
+        *_suggestion_lines(pattern, t),
     ]
     reference = pattern_reference(pattern)
     buttons = [_button(t["retry_these"], RETRY_PATTERN, pattern.id)]
@@ -305,6 +322,54 @@ def _pattern_blocks(pattern: Pattern, t: dict[str, str]) -> list[dict[str, Any]]
             + t["see_mails"].format(id=pattern.id)
         ),
         {"type": "actions", "block_id": f"pattern-{pattern.id}", "elements": buttons},
+    ]
+
+
+def _suggestion_lines(pattern: Pattern, t: dict[str, str]) -> list[str]:
+    lines = []
+    if pattern.kind == "unclassified" and pattern.suggestion:
+        lines.append(
+            t["suggested_short"].format(
+                category=mrkdwn(pattern.suggestion["category"]), why=inline(pattern.suggestion["why"], 120)
+            )
+        )
+    if pattern.alerted:
+        lines.append(t["alerted"].format(count=pattern.alerted, words=inline(", ".join(pattern.signals), 80)))
+    return lines
+
+
+def rule_prompt(
+    *,
+    subject: str,
+    sender: str | None,
+    signals: Sequence[str],
+    suggestion: dict[str, str] | None,
+    language: str,
+) -> list[dict[str, Any]]:
+    """The blocks an alert about queued mail with urgent words ends with: the words, the suggested category, and a
+    button that opens the rule modal for the mail's digest pattern, filled in."""
+    t = texts(language)
+    masked = mask(subject)
+    pattern = Pattern(
+        pattern_id("unclassified", sender or "", masked),
+        "unclassified",
+        sender,
+        masked,
+        count=1,
+        sample_subject=subject,
+        suggestion=suggestion,
+    )
+    lines = [t["signal_words"].format(words=inline(", ".join(signals), 120))]
+    if suggestion:
+        lines.append(
+            t["suggested"].format(
+                category=mrkdwn(suggestion["category"]), why=inline(suggestion.get("why") or "", 150)
+            )
+        )
+    button = _button(t["create_rule"], CREATE_RULE, pattern_reference(pattern), primary=True)
+    return [
+        _section("\n".join(lines)),
+        {"type": "actions", "block_id": f"signal-{pattern.id}", "elements": [button]},
     ]
 
 
@@ -340,6 +405,7 @@ def digest_text(patterns: Sequence[Pattern], *, language: str, now: str) -> str:
                 f"      {t['seen'].format(first=when(p.first_seen), last=when(p.last_seen))}"
                 f" · {t['sample'].format(subject=_short(p.sample_subject, 120))}"
             )
+            lines.extend(f"      {line.replace('*', '')}" for line in _suggestion_lines(p, t))
             ids = ", ".join(p.mail_ids[:5]) + (f" (+{len(p.mail_ids) - 5})" if len(p.mail_ids) > 5 else "")
             lines.append(f"      {ids}")
     return "\n".join(lines)
@@ -512,6 +578,18 @@ def rule_modal(reference: dict[str, Any], *, channel: str, language: str) -> dic
     pattern_id = str(reference.get("id", ""))
     categories = [str(c) for c in Category if c != Category.UNCLASSIFIED]
     actions = [str(a) for a in Action if a != Action.QUEUE]
+    suggested = str(reference.get("suggested") or "")
+    suggested = suggested if suggested in categories else ""
+    action = SUGGESTED_ACTION.get(Category(suggested), Action.FORWARD) if suggested else Action.FORWARD
+    intro = t["modal_intro"].format(
+        id=pattern_id,
+        count=reference.get("count", 0),
+        subject=inline(str(reference.get("sample") or ""), 150),
+    )
+    if suggested:
+        intro += "\n" + t["suggested"].format(
+            category=suggested, why=inline(str(reference.get("why") or ""), 150)
+        )
     return {
         "type": "modal",
         "callback_id": RULE_MODAL,
@@ -520,17 +598,11 @@ def rule_modal(reference: dict[str, Any], *, channel: str, language: str) -> dic
         "submit": {"type": "plain_text", "text": t["modal_submit"]},
         "close": {"type": "plain_text", "text": t["modal_close"]},
         "blocks": [
-            _context(
-                t["modal_intro"].format(
-                    id=pattern_id,
-                    count=reference.get("count", 0),
-                    subject=inline(str(reference.get("sample") or ""), 150),
-                )
-            ),
+            _context(intro),
             _input("rule_id", t["field_id"], _text_input(f"queued-{pattern_id}")),
             _input("description", t["field_description"], _text_input(), optional=True),
-            _input("category", t["field_category"], _select(categories, None)),
-            _input("action", t["field_action"], _select(actions, str(Action.FORWARD))),
+            _input("category", t["field_category"], _select(categories, suggested or None)),
+            _input("action", t["field_action"], _select(actions, str(action))),
             _input("sender", t["field_sender"], _text_input(reference.get("sender")), optional=True),
             _input(
                 "subject",

@@ -992,7 +992,7 @@ class _HTMLText(HTMLParser):
         elif tag in _BLOCK_TAGS or tag in _LINE_TAGS:
             self.chunks.append("\n")
         elif tag in _CELL_TAGS:
-            self.chunks.append(" ")
+            self.chunks.append("\t")
         elif tag == "a":
             self.href = next((v for k, v in attrs if k == "href" and v), None)
             self.link_start = len(self.chunks)
@@ -1007,7 +1007,7 @@ class _HTMLText(HTMLParser):
         elif tag in _BLOCK_TAGS:
             self.chunks.append("\n")
         elif tag in _CELL_TAGS:
-            self.chunks.append(" ")
+            self.chunks.append("\t")
         elif tag == "a" and self.href:
             # Links carry facts (displayId=..., reset links) that rules and identifiers look for.
             href = self.href.strip()
@@ -1061,8 +1061,14 @@ def _without_tags(document: str) -> str:
 
 
 def _tidy(text: str) -> str:
-    lines = (_INLINE_SPACES.sub(" ", line).strip() for line in text.split("\n"))
+    """Spaces folded and lines trimmed; a table's cells stay apart by a tab (text keeps no tab of its own), so a
+    row reads as its columns."""
+    lines = (_INLINE_SPACES.sub(_space_or_tab, line).strip() for line in text.split("\n"))
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+def _space_or_tab(run: re.Match[str]) -> str:
+    return "\t" if "\t" in run.group() else " "
 
 
 def _plain_text(text: str) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 from rootmail.domain.accounts import OPERATIONS, Account, valid_address
 from rootmail.domain.mail import ParsedMail
 from rootmail.domain.notice import notice_facts
+from rootmail.domain.vocabulary import Action, Category
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")
 MAX_SUBJECT = 200
@@ -280,6 +281,17 @@ def ticket_subject(mail: ParsedMail, *, urgent: bool) -> str:
 def mrkdwn(text: str) -> str:
     """Escape text for Slack mrkdwn: `<!channel>`, links and mentions become inert."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def alert_headline(action: str, category: str, *, signal: bool = False) -> str:
+    """What an operators' alert is about, in its header."""
+    if action == Action.QUARANTINE:
+        return "Quarantined mail"
+    if signal:
+        return "Unknown mail with urgent words (queued for a rule)"
+    if category == Category.BILLING:
+        return "Payment trouble (billing, operators only)"
+    return "Restricted mail (operators only)"
 
 
 def operator_alert(

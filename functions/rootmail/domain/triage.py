@@ -14,6 +14,7 @@ from rootmail.domain.credentials import credential_marks
 from rootmail.domain.mail import ParsedMail, fit
 from rootmail.domain.routing import Resolution
 from rootmail.domain.rules import Rule, classify
+from rootmail.domain.signals import Suggestion, suggest, urgent_signals
 from rootmail.domain.vocabulary import Action, Category
 
 # Actions that deliver to a customer's account and so need a known account; urgent mail goes on without one
@@ -35,6 +36,15 @@ class Decision:
     private: bool = False
     # Credentials: the ticket holds the facts only, neither the mail's text nor its original.
     withhold_text: bool = False
+    # Authentic mail no rule knows: its urgent words (the operators are alerted at once while it waits in the
+    # queue) and the category its sender and words suggest (shown in the digest and the rule modal).
+    signals: tuple[str, ...] = ()
+    suggestion: Suggestion | None = None
+
+    @property
+    def alert(self) -> bool:
+        """Whether the operators hear of this queued mail now rather than in the next digest."""
+        return self.action == Action.QUEUE and bool(self.signals)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -45,6 +55,9 @@ class Decision:
             "authentic": self.authentic,
             "private": self.private,
             "withhold_text": self.withhold_text,
+            "signals": list(self.signals),
+            "alert": self.alert,
+            "suggestion": self.suggestion.to_dict() if self.suggestion else None,
         }
 
 
@@ -97,4 +110,15 @@ def decide(
         why = resolution.hold or "no known account"
         reason = f"{classification.reason}; the customer is not notified: {why}"
         return Decision(category, action, rule_id, reason, True, private=True)
+    if rule_id is None:
+        # No rule knows it: it waits for one, and the operators get what its words suggest.
+        return Decision(
+            category,
+            action,
+            None,
+            classification.reason,
+            True,
+            signals=urgent_signals(mail.subject, mail.text),
+            suggestion=suggest(mail.sender, mail.subject, mail.text),
+        )
     return Decision(category, action, rule_id, classification.reason, True)

@@ -85,6 +85,9 @@ def run_pipeline(
                     "state": record.get("state", "missing"),
                     "reason": record.get("queue_reason") or record.get("reason"),
                     "deliveries": record.get("deliveries", []),
+                    "alert": bool(record.get("alert")),
+                    "signals": record.get("signals", []),
+                    "suggestion": record.get("suggestion"),
                 }
             )
         evidence = {
@@ -114,6 +117,10 @@ def operators_in_slack(pipeline: LocalPipeline) -> dict[str, Any]:
         pattern = json.loads(create["value"])["id"]
         pipeline.slack_click(CREATE_RULE, create["value"])
         view = pipeline.slack.views[-1]["view"]
+        proposed = modal_values(view)
+        steps["proposed"] = {
+            field: proposed[field]["value"]["selected_option"]["value"] for field in ("category", "action")
+        }
         values = modal_values(view, rule_id=f"demo-{pattern}", category="account-lifecycle", action="forward")
         pipeline.slack_submit(view, values)
         steps["rule"] = pipeline.slack.messages[-1]["text"]
@@ -174,11 +181,22 @@ def render_summary(
         )
         if r["state"] == "queued" and r.get("reason"):
             lines.append(f"{'':<{width}}    ↳ queued: {r['reason'][:150]}")
+        if r.get("alert"):
+            lines.append(
+                f"{'':<{width}}    ↳ operators alerted at once: urgent words {', '.join(r['signals'])}"
+            )
+        if r["state"] == "queued" and r.get("suggestion"):
+            suggestion = r["suggestion"]
+            lines.append(
+                f"{'':<{width}}    ↳ suggested: {suggestion['category']} ({suggestion['why'][:100]})"
+            )
     lines.append("")
     actions = Counter(r["action"] or "none" for r in report)
     states = Counter(r["state"] for r in report)
     lines.append("Totals per action: " + ", ".join(f"{a} {n}" for a, n in sorted(actions.items())))
     lines.append("Terminal states:   " + ", ".join(f"{s} {n}" for s, n in sorted(states.items())))
+    alerted = sum(1 for r in report if r.get("alert"))
+    lines.append(f"Urgent-word alerts (queued mail no rule knows, operators told at once): {alerted}")
     terminal = sum(n for s, n in states.items() if s not in {"in-flight", "missing"})
     lines.append(
         f"Every mail in a terminal state: {'yes' if terminal == len(report) else 'NO'} ({terminal}/{len(report)})"
@@ -254,6 +272,12 @@ def _evidence_lines(evidence: dict[str, Any]) -> list[str]:
         lines.append("")
         lines.append("Operators in Slack (the digest function, then /rootmail through the slack function):")
         lines.extend("  | " + line for line in operators["digest"].splitlines())
+        if "proposed" in operators:
+            proposed = operators["proposed"]
+            lines.append(
+                f"  The rule modal proposed: category {proposed['category'] or '(none)'}, "
+                f"action {proposed['action']} (the demo's operator chooses account-lifecycle → forward)"
+            )
         if "rule" in operators:
             lines.append(f"  Rule from the first pattern (Slack modal): {operators['rule']}")
         for step in ("retry_pattern", "retry_all"):

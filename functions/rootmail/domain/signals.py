@@ -1,0 +1,191 @@
+"""What the words of a mail no rule knows suggest, for the operators to judge.
+
+Two readings of the same lexicon: the urgent signals (words that mean someone must look now: compromised,
+exposed, abuse, suspended, paused, 侵害, 停止…) that make the pipeline alert the operators at once while the mail
+waits in the queue; and a suggested category for each unknown pattern of the digest, with the words or sender that
+suggest it. Both are shown to a person and never decide anything by themselves: the mail stays queued until a rule
+takes it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from rootmail.domain.vocabulary import Action, Category, urgency
+
+# Each entry: a category, whether its words are urgent, English words (a regular expression of fixed alternations,
+# matched as whole words, case-insensitive: linear over any text) and Japanese words (found as substrings: Japanese
+# sets no spaces between words).
+_LEXICON: tuple[tuple[Category, bool, str, tuple[str, ...]], ...] = (
+    (
+        Category.ACCOUNT_COMPROMISE,
+        True,
+        r"compromised?|exposed|unauthori[sz]ed|inappropriately accessed|suspicious activity|unusual activity",
+        ("侵害", "不正アクセス", "不審な", "漏洩", "流出"),
+    ),
+    (
+        Category.ABUSE_REPORT,
+        True,
+        r"abuse|abusive|phishing|malware|port scan\w*|denial of service",
+        ("不正使用", "不正利用"),
+    ),
+    (
+        Category.SES_SENDING_STATUS,
+        True,
+        r"sending (?:paused|status|review)|paused|under review|probation|bounce rate|complaint rate",
+        ("送信停止", "一時停止", "審査中"),
+    ),
+    (
+        Category.BILLING,
+        True,
+        r"past due|overdue|payment (?:failed|declined|failure|was declined|method (?:error|declined|expired))"
+        r"|unable to (?:charge|process your payment|collect)|unpaid|suspended|suspension",
+        ("未払い", "支払い期限", "お支払いが失敗", "お支払いができ", "支払いに失敗", "停止"),
+    ),
+    (
+        Category.BILLING,
+        False,
+        r"invoice|billing|payment|statement|charges?|tax",
+        ("請求", "支払", "お支払い"),
+    ),
+    (
+        Category.CREDENTIALS,
+        False,
+        r"verification code|one-time (?:password|code)|password|sign-in code",
+        ("確認コード", "検証コード", "認証コード", "パスワード"),
+    ),
+    (
+        Category.SUPPORT_CASE,
+        False,
+        r"support case|case id|limit increase|service quota|production access",
+        ("サポートケース", "ケース"),
+    ),
+    (
+        Category.COST_ALERT,
+        False,
+        r"budgets?|free tier|cost anomaly|forecasted",
+        ("予算", "無料利用枠", "コスト異常"),
+    ),
+    (
+        Category.HEALTH,
+        False,
+        r"scheduled (?:maintenance|change|event)|maintenance|retirement|retiring|end of (?:life|support)"
+        r"|deprecat\w*|discontinu\w*|degraded|certificate|upgrade|action required",
+        ("メンテナンス", "廃止", "サポート終了", "リタイア", "証明書"),
+    ),
+    (
+        Category.ACCOUNT_LIFECYCLE,
+        False,
+        r"welcome|account (?:closed|closure|reopened|created)|root user|contact information|email address"
+        r"|organizations? invitation",
+        ("ルートユーザー", "ようこそ", "解約"),
+    ),
+    (
+        Category.MARKETPLACE,
+        False,
+        r"marketplace|private offer|subscription",
+        ("マーケットプレイス",),
+    ),
+)
+_SEARCH = tuple(
+    (category, urgent, re.compile(rf"(?<![^\W_])(?:{words})(?![^\W_])", re.IGNORECASE), japanese)
+    for category, urgent, words, japanese in _LEXICON
+)
+
+# Senders whose mail is all of one kind, by address or by domain.
+_SENDERS: tuple[tuple[str, Category], ...] = (
+    ("signin.aws", Category.CREDENTIALS),
+    ("costalerts.amazonaws.com", Category.COST_ALERT),
+    ("marketplace.aws", Category.MARKETPLACE),
+    ("health@aws.com", Category.HEALTH),
+    ("ec2-abuse@amazon.com", Category.ABUSE_REPORT),
+    ("trustandsafety@support.aws.com", Category.ABUSE_REPORT),
+    ("invoicing@aws.com", Category.BILLING),
+)
+# The action a suggested category usually takes under the default policy (README's table): what the rule modal
+# proposes alongside it.
+SUGGESTED_ACTION: dict[Category, Action] = {
+    Category.ABUSE_REPORT: Action.URGENT,
+    Category.ACCOUNT_COMPROMISE: Action.URGENT,
+    Category.SES_SENDING_STATUS: Action.URGENT,
+    Category.SUPPORT_CASE: Action.TICKET,
+    Category.CREDENTIALS: Action.RESTRICTED,
+    Category.BILLING: Action.RESTRICTED,
+    Category.HEALTH: Action.FORWARD,
+    Category.COST_ALERT: Action.FORWARD,
+    Category.ACCOUNT_LIFECYCLE: Action.FORWARD,
+    Category.MARKETPLACE: Action.FORWARD,
+}
+MAX_SIGNALS = 6  # words named in an alert or a suggestion: enough to judge, short enough for a Slack line
+SCANNED = 20_000  # characters of the text read for words: the part of a notice a person reads first
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    category: Category
+    why: str  # the sender or words that suggest it, for the operator to judge
+
+    def to_dict(self) -> dict[str, str]:
+        return {"category": str(self.category), "why": self.why}
+
+
+def _found(pattern: re.Pattern[str], japanese: tuple[str, ...], text: str) -> list[str]:
+    words: dict[str, None] = {}
+    for match in pattern.finditer(text):
+        words[" ".join(match.group().lower().split())] = None
+        if len(words) >= MAX_SIGNALS:
+            return list(words)
+    words.update((word, None) for word in japanese if word in text)
+    return list(words)[:MAX_SIGNALS]
+
+
+def _scan(subject: str, text: str) -> list[tuple[Category, bool, list[str]]]:
+    reading = f"{subject}\n{text[:SCANNED]}"
+    hits = []
+    for category, urgent, pattern, japanese in _SEARCH:
+        found = _found(pattern, japanese, reading)
+        if found:
+            hits.append((category, urgent, found))
+    return hits
+
+
+def urgent_signals(subject: str, text: str) -> tuple[str, ...]:
+    """The urgent words in a mail's subject and text (the first MAX_SIGNALS, each once)."""
+    words: dict[str, None] = {}
+    for _, urgent, found in _scan(subject, text):
+        if urgent:
+            words.update(dict.fromkeys(found))
+    return tuple(words)[:MAX_SIGNALS]
+
+
+def _sender_category(sender: str) -> Category | None:
+    sender = sender.lower()
+    domain = sender.rpartition("@")[2]
+    for known, category in _SENDERS:
+        if sender == known or domain == known or domain.endswith("." + known):
+            return category
+    return None
+
+
+def suggest(sender: str | None, subject: str, text: str = "") -> Suggestion | None:
+    """The category a mail's sender and words point to, and why; None when nothing does. A sender whose mail is
+    all of one kind counts for two words; among equals the more urgent category wins."""
+    scores: dict[Category, int] = {}
+    reasons: dict[Category, list[str]] = {}
+    for category, _, found in _scan(subject, text):
+        scores[category] = scores.get(category, 0) + len(found)
+        reasons.setdefault(category, []).extend(found)
+    by_sender = _sender_category(sender or "")
+    if by_sender is not None:
+        scores[by_sender] = scores.get(by_sender, 0) + 2
+    if not scores:
+        return None
+    best = min(scores, key=lambda c: (-scores[c], urgency(c), str(c)))
+    why = []
+    if best == by_sender:
+        why.append(f"sender {sender}")
+    words = list(dict.fromkeys(reasons.get(best, [])))[:MAX_SIGNALS]
+    if words:
+        why.append("words: " + ", ".join(words))
+    return Suggestion(best, "; ".join(why))
