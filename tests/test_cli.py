@@ -69,3 +69,33 @@ def test_human_output_names_category_and_action():
 def test_rules_validate_accepts_the_default_rules():
     result = rootmail("rules", "validate")
     assert result.returncode == 0 and "valid" in result.stdout
+
+
+def test_rules_test_scores_a_catalogue_per_category_and_language(tmp_path):
+    # Two real mails of the catalogue and one copy whose category is set wrong on purpose: the score says so.
+    real = CORPUS / "real" / "rules"
+    health = json.loads((real / "204-lambda-nodejs12-eos-aws-samples-2022.json").read_text(encoding="utf-8"))
+    marketing = json.loads(
+        (real / "505-awsome-day-online-reminder-marketing.json").read_text(encoding="utf-8")
+    )
+    mislabelled = {**health, "category": "billing"}
+    for name, mail in (("a.json", health), ("b.json", marketing), ("c.json", mislabelled)):
+        (tmp_path / name).write_text(json.dumps(mail), encoding="utf-8")
+    result = rootmail(
+        "rules", "test", "--catalogue", str(tmp_path), "--accounts", str(CORPUS / "accounts.json"), "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    rows = {(r["category"], r["language"]): r for r in json.loads(result.stdout)}
+    assert rows[("health", "en")] == {
+        "category": "health",
+        "language": "en",
+        "mails": 1,
+        "decided": 1,
+        "right": 1,
+        "wrong": 0,
+        "queued": 0,
+    }
+    assert rows[("unclassified", "en")]["right"] == 1 and rows[("unclassified", "en")]["queued"] == 1
+    assert rows[("billing", "en")]["wrong"] == 1 and rows[("billing", "en")]["right"] == 0
+    text = rootmail("rules", "test", "--catalogue", str(tmp_path / "missing"))
+    assert text.returncode == 2 and "no such folder" in text.stderr

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rootmail.config import Settings, get_settings
-from rootmail.domain.rules import Rule, compile_rules, load_rule_files
+from rootmail.domain.rules import Rule, RuleSet, compile_rules, load_rule_files
 from rootmail.domain.ruleset import SLACK_FILE, diff_rules, leading_comments, render_rule_file
 from rootmail.errors import RuleConflict, RuleError
 
@@ -96,6 +96,13 @@ def add_commands(commands: Any) -> None:
     source = test.add_mutually_exclusive_group()
     source.add_argument("--queue", action="store_true", help="the queued mail (ledger and stored mail)")
     source.add_argument("--since", type=float, metavar="DAYS", help="every mail of the last DAYS days")
+    source.add_argument(
+        "--catalogue",
+        type=Path,
+        metavar="DIR",
+        help="real mail with its expected category (tests/corpus/real): per category and language, mails, decided "
+        "by a rule, right, wrong, queued (with the rule files; --accounts for the accounts)",
+    )
     files_option(test)
     table_options(test)
     test.add_argument(
@@ -368,6 +375,8 @@ def _test(args: argparse.Namespace) -> int:
     from rootmail.runtime import Runtime
 
     files_rules = load_rule_files(args.rules)
+    if args.catalogue is not None:
+        return _score_catalogue(args, files_rules)
     if not args.files and not args.queue and args.since is None:
         print("rootmail rules test: give .eml FILEs, --queue or --since DAYS", file=sys.stderr)
         return 2
@@ -394,4 +403,37 @@ def _test(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
     else:
         print("\n".join(result.lines()))
+    return 0
+
+
+def _score_catalogue(args: argparse.Namespace, rules: Sequence[Rule]) -> int:
+    import tempfile
+
+    from rootmail.catalogue import catalogue, score, score_lines
+    from rootmail.offline import AccountDirectory, load_accounts, triage_file
+
+    if not args.catalogue.is_dir():
+        print(f"rootmail rules test: {args.catalogue}: no such folder", file=sys.stderr)
+        return 2
+    mails = catalogue(args.catalogue)
+    if not mails:
+        print(f"rootmail rules test: {args.catalogue}: no catalogue mail (*.json)", file=sys.stderr)
+        return 2
+    directory = AccountDirectory.of(load_accounts(args.accounts)) if args.accounts else None
+    ruleset = RuleSet(rules)
+    settings = get_settings()
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "mail.eml"
+
+        def decide(raw: bytes) -> dict[str, Any]:
+            path.write_bytes(raw)
+            return triage_file(path, ruleset, directory, settings)
+
+        table = score(mails, decide)
+    if args.json:
+        rows = [{"category": c, "language": lang, **row} for (c, lang), row in sorted(table.items())]
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+    else:
+        print(f"{len(mails)} mails of {args.catalogue}, rules of {args.rules}:")
+        print("\n".join(score_lines(table)))
     return 0
