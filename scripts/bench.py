@@ -260,7 +260,7 @@ def rules_preview(args: argparse.Namespace) -> Benchmark:
         (
             f"`rules test` preview, {count:,} mails, {len(proposed)} rules",
             f"{bench.rows[1]['mails_per_second']:,} mails/s, {bench.rows[1]['ratio_to_parse']}× parsing them",
-            "reference (issue 6)",
+            "reference",
         )
     )
     bench.notes.append(

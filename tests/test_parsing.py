@@ -845,3 +845,49 @@ def test_lowercased_searches_find_what_the_case_insensitive_patterns_find(value:
         expected = pattern.search(value)
         found = parsing._search_lowered(pattern, lowered, value)
         assert (found and found.group(0).lower()) == (expected and expected.group(0).lower())
+
+
+# Where CP932 (Windows, and the fallback for text carrying NEC characters) maps a JIS X 0208 character to another
+# code point than the standard ISO-2022-JP codec: the same glyph, Microsoft's choice of code point.
+CP932_FORMS = {
+    "\u301c": "\uff5e",  # 〜 → ～
+    "\u2016": "\u2225",  # ‖ → ∥
+    "\u2212": "\uff0d",  # − → －
+    "\u00a2": "\uffe0",  # ¢ → ￠
+    "\u00a3": "\uffe1",  # £ → ￡
+    "\u00ac": "\uffe2",  # ¬ → ￢
+    "\u2014": "\u2015",  # — → ―
+}
+
+
+def _sjis(row: int, cell: int) -> bytes:
+    """JIS X 0208 row/cell to Shift_JIS, as the Shift_JIS definition writes it."""
+    lead = (row - 0x21) // 2 + 0x81
+    lead += 0x40 if lead > 0x9F else 0
+    trail = (cell + 0x1F if cell < 0x60 else cell + 0x20) if row % 2 else cell + 0x7E
+    return bytes((lead, trail))
+
+
+def test_iso_2022_jp_matches_the_standard_codec_character_by_character_nec_rows_included():
+    problems: list[str] = []
+    standard = nec = 0
+    for row in range(0x21, 0x7F):
+        for cell in range(0x21, 0x7F):
+            pair = bytes((row, cell))
+            try:
+                expected = (b"\x1b$B" + pair + b"\x1b(B").decode("iso2022_jp")
+            except UnicodeDecodeError:
+                try:  # not JIS X 0208: an NEC or NEC-selected IBM extension, if CP932 has it
+                    expected = _sjis(row, cell).decode("cp932")
+                except UnicodeDecodeError:
+                    continue
+                nec += 1
+                assert decode_bytes(b"\x1b$B" + pair + b"\x1b(B", "iso-2022-jp", problems) == expected, pair
+                continue
+            standard += 1
+            assert decode_bytes(b"\x1b$B" + pair + b"\x1b(B", "iso-2022-jp", problems) == expected, pair
+            # After an NEC character the text is read through CP932: the same character, in CP932's form.
+            mixed = decode_bytes(b"\x1b$B-!" + pair + b"\x1b(B", "iso-2022-jp", problems)
+            assert mixed == "①" + CP932_FORMS.get(expected, expected), pair
+    assert standard == 6879 and nec > 300  # all of JIS X 0208, and the NEC rows
+    assert problems == []

@@ -283,6 +283,24 @@ def test_a_stale_claim_is_taken_over_and_the_mail_delivered(pipeline):
     assert len(pipeline.sent_mail()) == 1
 
 
+def test_a_stale_sending_item_is_never_sent_again_and_ends_unconfirmed_for_an_operator(pipeline):
+    """Its holder stopped between the call to SES and the record of it: the mail may have arrived, and SES cannot
+    tell a repeat, so the lease running out does not make it ours to send."""
+    name = first("forward")
+    delivery_id = forward_delivery_id(name)
+    stale = now_iso(-DeliveryGuard.LEASE * 2)
+    boto3.client("dynamodb").put_item(
+        TableName=pipeline.tables["deliveries"],
+        Item=to_item({"delivery_id": delivery_id, "status": "sending", "owner": "crashed", "at": stale}),
+    )
+    record = run_mails(pipeline, [name])[name]
+    assert record["state"] == "queued"
+    assert record["queue_reason"].startswith("DeliveryUnconfirmed:")
+    assert f"{delivery_id} may have been delivered" in record["queue_reason"]
+    assert f"rootmail deliveries confirm {delivery_id}" in record["queue_reason"]
+    assert pipeline.sent_mail() == []
+
+
 def test_the_ses_setup_notification_is_not_triaged(pipeline):
     pipeline.store_mail(
         "AMAZON_SES_SETUP_NOTIFICATION", b"Subject: Amazon SES Setup Notification\r\n\r\nx\r\n"

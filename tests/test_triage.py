@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rootmail.domain.accounts import Account
 from rootmail.domain.authenticity import Authenticity
+from rootmail.domain.credentials import credential_marks
 from rootmail.domain.mail import ParsedMail
 from rootmail.domain.routing import RoutingPolicy, resolve
 from rootmail.domain.rules import compile_rules
@@ -109,3 +110,40 @@ def test_inauthentic_mail_is_quarantined_whatever_it_claims():
         m, Authenticity(False, ["DKIM failed"]), resolution_for(m), forward_everything_from("amazon.com")
     )
     assert decision.action == Action.QUARANTINE and "DKIM failed" in decision.reason
+
+
+def test_a_ticket_a_credentials_rule_also_matched_tells_no_customer_even_without_a_reset_marker():
+    """The credentials rule's own match is enough: the mail need not carry a code or a link the marks would find
+    (a reset mail whose link a filter removed, an MFA notice worded in a way no mark knows)."""
+    rules = compile_rules(
+        [
+            (
+                {
+                    "id": "mfa-subject",
+                    "category": "credentials",
+                    "action": "restricted",
+                    "match": {"sender_domains": ["amazon.com"], "subject": "(?i)MFA device"},
+                },
+                "t",
+            ),
+            (
+                {
+                    "id": "compromise",
+                    "category": "account-compromise",
+                    "action": "urgent",
+                    "match": {"sender_domains": ["amazon.com"], "subject": "(?i)compromised"},
+                },
+                "t",
+            ),
+        ]
+    )
+    m = mail(
+        subject="Your account may be compromised: MFA device removed",
+        text="Please review your account.",
+        envelope_recipient=ACME.email,
+    )
+    assert credential_marks(m) == []  # nothing a mark would find
+    decision = decide(m, AUTHENTIC, resolution_for(m), rules)
+    assert (decision.category, decision.action) == (Category.ACCOUNT_COMPROMISE, Action.URGENT)
+    assert decision.private and decision.withhold_text
+    assert "a credentials rule matched" in decision.reason

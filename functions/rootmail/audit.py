@@ -20,6 +20,7 @@ from typing import Any
 
 from rootmail.adapters.executions import execution_name
 from rootmail.adapters.tables import Ledger, stamp
+from rootmail.domain.vocabulary import IN_FLIGHT
 from rootmail.errors import TriageNotStarted
 from rootmail.pipeline import SES_SETUP_NOTIFICATION, mail_id_for
 from rootmail.runtime import Runtime
@@ -113,7 +114,7 @@ def audit(
     records, the mail the reconciler gave up on (queued with why) is listed apart, for the operators."""
     now = now or datetime.now(UTC)
     report = Audit(stamp(now))
-    for record in rt.ledger.in_state(Ledger.IN_FLIGHT):
+    for record in rt.ledger.in_state(IN_FLIGHT):
         updated = str(record.get("updated_at") or "")
         if updated < stamp(now - stuck_after) and record.get("object_key"):
             key, bucket = str(record["object_key"]), str(record.get("bucket") or rt.mail_store.bucket)

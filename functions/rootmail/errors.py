@@ -51,10 +51,6 @@ class DeliveryRejected(RootmailError):
     """A delivery failed for good: the mail ends queued with this reason."""
 
 
-class NoContacts(DeliveryRejected):
-    """An account has no customer contact for a mail that must be forwarded."""
-
-
 class DeliveryUnconfirmed(RootmailError):
     """A delivery was made but its record could not be written: never retried automatically (that could deliver
     twice); the mail ends queued with what was sent, for an operator to check."""
@@ -102,7 +98,3 @@ class OrganizationsUnavailable(RootmailError):
 
 class CommandError(RootmailError):
     """An operator's slash command could not be understood; the message says what to type instead."""
-
-
-class RequestRefused(RootmailError):
-    """A Slack request failed verification or authorisation: nothing was changed."""

@@ -32,11 +32,10 @@ from rootmail.domain.operator_messages import (
     texts,
 )
 from rootmail.domain.rules import compile_rule, compile_rules
+from rootmail.domain.vocabulary import State
 from rootmail.errors import CommandError, RootmailError, RuleError, SlackRejected, SlackUnavailable
 from rootmail.observability import logger
 from rootmail.runtime import Runtime
-
-QUEUED = "queued"
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,7 @@ class SlackRequest:
 
 def queued_mail(rt: Runtime) -> list[dict[str, Any]]:
     """Every queued ledger record, the most recently updated first."""
-    return list(rt.ledger.in_state(QUEUED))
+    return list(rt.ledger.in_state(State.QUEUED))
 
 
 def current_patterns(rt: Runtime) -> list[Pattern]:
@@ -301,12 +300,12 @@ def select_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
             record = rt.ledger.get(mail_id)
             if record is None:
                 skipped.append(f"{mail_id} (not in the ledger)")
-            elif record.get("state") != QUEUED:
+            elif record.get("state") != State.QUEUED:
                 skipped.append(f"{mail_id} ({record.get('state')})")
             else:
                 records.append(record)
     elif selection.get("pattern"):
-        queue = list(rt.ledger.in_state(QUEUED, oldest_first=True))
+        queue = list(rt.ledger.in_state(State.QUEUED, oldest_first=True))
         found = find_pattern(group_queue(queue), selection["pattern"])
         if found is None:
             skipped.append(f"pattern {selection['pattern']} (no queued mail has it now)")
@@ -314,7 +313,7 @@ def select_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
         records = [r for r in queue if r["mail_id"] in wanted]
     else:
         # The longest-waiting first: a mail retried and still queued is updated, so it goes to the back.
-        records = list(rt.ledger.in_state(QUEUED, oldest_first=True))
+        records = list(rt.ledger.in_state(State.QUEUED, oldest_first=True))
     limit = rt.settings.retry_batch_limit
     items = []
     for record in records[:limit]:
@@ -367,7 +366,7 @@ def report_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     records = [rt.ledger.get(i["mail_id"]) for i in selected.get("items", []) if i["mail_id"] in finished]
     done = [r for r in records if r and r.get("state") not in (None, "in-flight")]
     states = Counter(str(r["state"]) for r in done)
-    reasons = Counter(mask(str(r.get("queue_reason") or "")) for r in done if r["state"] == QUEUED)
+    reasons = Counter(mask(str(r.get("queue_reason") or "")) for r in done if r["state"] == State.QUEUED)
     language = rt.settings.operator_language
     text, blocks = retry_outcome(
         selection=event.get("selection") or {},

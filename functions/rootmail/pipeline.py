@@ -10,7 +10,6 @@ from typing import Any
 
 from rootmail.accounts_sync import deadline_for, options_from_settings, sync_accounts
 from rootmail.adapters.executions import execution_name
-from rootmail.adapters.tables import Ledger
 from rootmail.domain.accounts import Account, contact_kind
 from rootmail.domain.authenticity import assess
 from rootmail.domain.mail import ParsedMail, fit
@@ -26,7 +25,7 @@ from rootmail.domain.render import (
 )
 from rootmail.domain.routing import Resolution, resolve
 from rootmail.domain.triage import Decision, decide
-from rootmail.domain.vocabulary import STATE_FOR_ACTION, Action, State
+from rootmail.domain.vocabulary import IN_FLIGHT, STATE_FOR_ACTION, Action, State
 from rootmail.errors import DeliveryRejected, DeliveryUnconfirmed
 from rootmail.observability import logger
 from rootmail.runtime import Runtime
@@ -90,7 +89,7 @@ def parse_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
                 summary["copy_of"] = first
             else:
                 summary["duplicate_of"] = first
-                summary["duplicate_state"] = held or Ledger.IN_FLIGHT
+                summary["duplicate_state"] = held or IN_FLIGHT
     rt.ledger.open(
         event["mail_id"],
         bucket=event["bucket"],

@@ -37,6 +37,3 @@ class MailStore:
                     yield item["Key"], stamp(item["LastModified"])
         except (ClientError, BotoCoreError) as exc:
             raise MailStoreUnavailable(f"s3://{self.bucket}/{prefix}: {describe(exc)}") from None
-
-    def put(self, key: str, raw: bytes) -> None:
-        self._s3.put_object(Bucket=self.bucket, Key=key, Body=raw)

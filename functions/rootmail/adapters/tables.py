@@ -17,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from rootmail.adapters.aws import describe, error_code, is_transient
 from rootmail.domain.accounts import Account, ContactOverride
+from rootmail.domain.vocabulary import IN_FLIGHT
 from rootmail.errors import (
     AccountsUnavailable,
     DeliveryInProgress,
@@ -71,8 +72,6 @@ def _assignments(fields: dict[str, Any]) -> tuple[list[str], dict[str, str], dic
 class Ledger:
     """One record per stored mail: what it is, what happened to it, and its terminal state."""
 
-    IN_FLIGHT = "in-flight"
-
     def __init__(self, dynamodb: Any, table: str) -> None:
         self._db = dynamodb
         self.table = table
@@ -81,7 +80,7 @@ class Ledger:
         """Mark the mail in flight for this execution; keep when it was first received and count attempts."""
         now = now_iso()
         fields = {
-            "state": self.IN_FLIGHT,
+            "state": IN_FLIGHT,
             "updated_at": now,
             "bucket": bucket,
             "object_key": key,
@@ -131,7 +130,7 @@ class Ledger:
             {"state": "queued", "queue_reason": reason, "updated_at": now}
         )
         names.update({"#s": "state", "#bucket": "bucket", "#key": "object_key", "#received": "received_at"})
-        values.update({":in_flight": self.IN_FLIGHT, ":bucket": bucket, ":key": key, ":now": now})
+        values.update({":in_flight": IN_FLIGHT, ":bucket": bucket, ":key": key, ":now": now})
         assignments += [
             "#bucket = if_not_exists(#bucket, :bucket)",
             "#key = if_not_exists(#key, :key)",

@@ -16,7 +16,6 @@ from rootmail.domain.render import mrkdwn
 from rootmail.domain.signals import SUGGESTED_ACTION
 from rootmail.domain.vocabulary import Action, Category
 
-LANGUAGES = ("en", "ja")
 PATTERNS_SHOWN = 7  # per section, more when the other has fewer; `rootmail digest` prints them all
 MAX_TEXT = 2900
 # Interactivity: what the digest's buttons and the rule modal are called.

@@ -41,13 +41,16 @@ class State(StrEnum):
     QUEUED = "queued"
 
 
+# The ledger's one state that is not terminal: a workflow is deciding or delivering the mail.
+IN_FLIGHT = "in-flight"
+
 # When several categories fit one mail, the most urgent wins: lower rank first.
 URGENCY: dict[Category, int] = {
     Category.ABUSE_REPORT: 0,
     Category.ACCOUNT_COMPROMISE: 1,
     Category.SES_SENDING_STATUS: 2,
     Category.SUPPORT_CASE: 3,
-    # Not in the brief's list, but first among "the rest": credential mail must never lose to a forward rule.
+    # First among "the rest": credential mail must never lose to a forward rule.
     Category.CREDENTIALS: 4,
 }
 DEFAULT_URGENCY = 10
