@@ -22,8 +22,8 @@ demo: install
 	$(BIN)/rootmail demo --mail-dir tests/corpus --accounts tests/corpus/accounts.json --report build/demo-report.json
 
 lint: install
-	$(BIN)/ruff check functions tests scripts
-	$(BIN)/ruff format --check functions tests scripts
+	$(BIN)/ruff check functions local tests scripts
+	$(BIN)/ruff format --check functions local tests scripts
 	$(BIN)/mypy
 
 infra: install node_modules/.installed

@@ -99,10 +99,10 @@ def accounts_sync(args: argparse.Namespace) -> Benchmark:
     hour later with no change (the listing and that hour's slice of contacts)."""
     import boto3
 
-    from rootmail.accounts_sync import SyncOptions, sync_accounts
     from rootmail.adapters.organizations import Organization
     from rootmail.adapters.tables import AccountsTable
-    from rootmail.local.organization import LocalOrganization, create_accounts_table, synthetic_organization
+    from rootmail.app.accounts_sync import SyncOptions, sync_accounts
+    from rootmail_local.organization import LocalOrganization, create_accounts_table, synthetic_organization
 
     management = "123456789012"
     now = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -204,7 +204,7 @@ def rules_preview(args: argparse.Namespace) -> Benchmark:
     """The preview of `rootmail rules test` over N stored mails (the corpus, round and round) with the default rules
     plus 300 generated ones, next to parsing the same mails."""
     from rootmail.domain.authenticity import DEFAULT_AWS_SENDER_DOMAINS
-    from rootmail.domain.parsing import parse_mail
+    from rootmail.domain.mail.parse import parse_mail
     from rootmail.domain.preview import PreviewMail, preview
     from rootmail.domain.routing import RoutingPolicy, unchecked
     from rootmail.domain.rules import compile_rules, load_rule_files
@@ -345,12 +345,12 @@ def triage_cost(args: argparse.Namespace) -> Benchmark:
 
     import mailparser
 
+    from rootmail.app.offline import AccountDirectory, load_accounts
     from rootmail.domain.authenticity import DEFAULT_AWS_SENDER_DOMAINS, assess
-    from rootmail.domain.parsing import parse_mail
+    from rootmail.domain.mail.parse import parse_mail
     from rootmail.domain.routing import RoutingPolicy, resolve
     from rootmail.domain.rules import RuleSet, load_rule_files
     from rootmail.domain.triage import decide
-    from rootmail.offline import AccountDirectory, load_accounts
 
     logging.getLogger("mailparser").setLevel(logging.CRITICAL)  # it logs each multipart/alternative it skips
     mails = [raw for _, raw in realistic_corpus(args.corpus)]
@@ -451,7 +451,7 @@ def parse_bombs(args: argparse.Namespace) -> Benchmark:
     recursive), built at SES's 40 MB, next to a normal notice and to the same notice with an attachment as large."""
     import base64
 
-    from rootmail.domain.parsing import parse_mail
+    from rootmail.domain.mail.parse import parse_mail
 
     sys.path.insert(0, str(ROOT / "tests"))
     from hostile import HOSTILE
@@ -530,7 +530,7 @@ def parse_bombs(args: argparse.Namespace) -> Benchmark:
     bench.notes += [
         f"The worst hostile mail took {worst[1] / normal_large:.1f}× a normal mail of the same size "
         f"({worst[1]:.2f} s against {normal_large:.2f} s) and {worst[1] / normal:,.0f}× a normal notice.",
-        "Each hostile mail is cut where a bound of parsing.py is reached (what_was_cut; all of them also read only "
+        "Each hostile mail is cut where a bound of domain/mail/parse.py is reached (what_was_cut; all of them also read only "
         "their first 8 MB): header length and count, malformed MIME headers, MIME lines and nesting, lines, text "
         "and HTML. Before those bounds, the same shapes took from seconds to minutes (quadratic regular "
         "expressions and stdlib parsers), or lost the whole mail to a RecursionError.",
@@ -561,7 +561,7 @@ def classification(args: argparse.Namespace) -> Benchmark:
     """Deciding already-parsed mail with the default rules plus 300 generated ones: with the RuleSet's index, with
     rules the index cannot tell apart, and with every rule matched in full."""
     from rootmail.domain.authenticity import DEFAULT_AWS_SENDER_DOMAINS, assess
-    from rootmail.domain.parsing import parse_mail
+    from rootmail.domain.mail.parse import parse_mail
     from rootmail.domain.routing import RoutingPolicy, unchecked
     from rootmail.domain.rules import Rule, RuleSet, compile_rules, load_rule_files
     from rootmail.domain.triage import decide
@@ -703,7 +703,7 @@ def crafted_patterns(args: argparse.Namespace) -> Benchmark:
 def digest_grouping(args: argparse.Namespace) -> Benchmark:
     """The hourly digest over N queued mails: grouping into patterns, then the Slack message."""
     from rootmail.domain.digest import group_queue
-    from rootmail.domain.operator_messages import digest_message
+    from rootmail.messages.operators import digest_message
 
     rng = random.Random(5)
     senders = [
@@ -794,7 +794,7 @@ def digest_grouping(args: argparse.Namespace) -> Benchmark:
 
 # Where a sampled thread is, by the innermost frame of its stack that belongs to one of these (file path parts).
 TIME_CATEGORIES = (
-    ("parse", ("rootmail/domain/parsing.py",)),
+    ("parse", ("rootmail/domain/mail/parse.py",)),
     ("rules", ("rootmail/domain/rules.py", "rootmail/domain/triage.py")),
     ("DynamoDB (moto)", ("moto/dynamodb/",)),
     ("S3 (moto)", ("moto/s3/",)),
@@ -803,7 +803,7 @@ TIME_CATEGORIES = (
     ("moto: finding the backend of each request", ("moto/core/base_backend.py",)),
     ("moto: other (request parsing, responses, Lambda, SSM)", ("moto/",)),
     ("AWS SDK (botocore: clients, requests, responses)", ("botocore/", "boto3/")),
-    ("delivery (zenpy, slack_sdk, stand-ins)", ("zenpy/", "slack_sdk/", "rootmail/local/standins.py")),
+    ("delivery (zenpy, slack_sdk, stand-ins)", ("zenpy/", "slack_sdk/", "local/rootmail_local/standins.py")),
     ("Powertools (logging, metrics)", ("aws_lambda_powertools/",)),
     ("rootmail adapters (ledger, deliveries, mail store)", ("rootmail/adapters/",)),
     ("rootmail, other (handlers, pipeline, render)", ("rootmail/",)),
@@ -887,10 +887,10 @@ def pipeline_burst(args: argparse.Namespace) -> Benchmark:
     reach a terminal state; throughput, the slowest mail and where the time goes."""
     import threading
 
+    from rootmail.app.offline import load_accounts
     from rootmail.domain.rules import load_rule_files
-    from rootmail.local.demo import quiet_logs
-    from rootmail.local.emulator import LocalPipeline
-    from rootmail.offline import load_accounts
+    from rootmail_local.demo import quiet_logs
+    from rootmail_local.emulator import LocalPipeline
 
     corpus = [(p.stem, p.read_bytes()) for p in sorted((ROOT / "tests" / "corpus").glob("*.eml"))]
     count = args.burst
@@ -1006,20 +1006,20 @@ class RequestCounter:
     def __enter__(self) -> RequestCounter:
         import boto3
 
-        from rootmail import runtime
+        from rootmail import bootstrap
 
         if boto3.DEFAULT_SESSION is None:
             boto3.setup_default_session()
         self._session = boto3.DEFAULT_SESSION
         self._session.events.register("before-parameter-build", self._count, unique_id="bench-requests")
-        runtime.reset()  # the functions' clients are made again, with the hook
+        bootstrap.reset()  # the functions' clients are made again, with the hook
         return self
 
     def __exit__(self, *exc: object) -> None:
-        from rootmail import runtime
+        from rootmail import bootstrap
 
         self._session.events.unregister("before-parameter-build", unique_id="bench-requests")
-        runtime.reset()
+        bootstrap.reset()
 
     def _count(self, event_name: str, params: dict[str, Any], **kwargs: Any) -> None:
         _, service, operation = event_name.split(".", 2)
@@ -1156,10 +1156,10 @@ def cost_model(args: argparse.Namespace) -> list[Benchmark]:
     of mail."""
     import threading
 
+    from rootmail.app.offline import load_accounts
     from rootmail.domain.rules import load_rule_files
-    from rootmail.local.demo import quiet_logs
-    from rootmail.local.emulator import LocalPipeline
-    from rootmail.offline import load_accounts
+    from rootmail_local.demo import quiet_logs
+    from rootmail_local.emulator import LocalPipeline
 
     corpus = [(p.stem, p.read_bytes()) for p in sorted((ROOT / "tests" / "corpus").glob("*.eml"))]
     gb = memory_mb() / 1024

@@ -11,9 +11,9 @@ from email.policy import SMTP
 from pathlib import Path
 from typing import Any
 
+from rootmail.app.offline import load_accounts
 from rootmail.domain.rules import load_rule_files
-from rootmail.local.emulator import LocalPipeline
-from rootmail.offline import load_accounts
+from rootmail_local.emulator import LocalPipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "corpus"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from rootmail.app.offline import AccountDirectory
 from rootmail.domain.accounts import (
     DEFAULT_CONTACT_KINDS,
     Account,
@@ -14,10 +15,9 @@ from rootmail.domain.accounts import (
     parse_contact_kinds,
     parse_contacts_entry,
 )
-from rootmail.domain.mail import ParsedMail
+from rootmail.domain.mail.model import ParsedMail
 from rootmail.domain.routing import RoutingPolicy, resolve
 from rootmail.domain.vocabulary import Category
-from rootmail.offline import AccountDirectory
 
 
 def test_every_category_goes_to_a_contact_kind_and_the_brief_s_defaults_hold():

@@ -19,13 +19,13 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from rootmail.accounts_sync import SyncOptions, SyncReport, sync_accounts
 from rootmail.adapters.organizations import Organization
 from rootmail.adapters.tables import AccountsTable
-from rootmail.domain.mail import ParsedMail
+from rootmail.app.accounts_sync import SyncOptions, SyncReport, sync_accounts
+from rootmail.domain.mail.model import ParsedMail
 from rootmail.domain.routing import RoutingPolicy, resolve
-from rootmail.domain.sync import hour_index, refresh_slot
-from rootmail.local.organization import (
+from rootmail.domain.sync_plan import hour_index, refresh_slot
+from rootmail_local.organization import (
     LocalOrganization,
     SeedAccount,
     create_accounts_table,

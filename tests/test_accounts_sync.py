@@ -19,20 +19,20 @@ from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 from moto import mock_aws
 
-from rootmail.accounts_sync import SyncOptions, SyncReport, sync_accounts
 from rootmail.adapters.organizations import Organization
 from rootmail.adapters.tables import AccountsTable
-from rootmail.cli import main
+from rootmail.app.accounts_sync import SyncOptions, SyncReport, sync_accounts
+from rootmail.bootstrap import Runtime
 from rootmail.config import Settings
 from rootmail.domain.accounts import Account
-from rootmail.domain.sync import hour_index, refresh_slot
-from rootmail.local.organization import (
+from rootmail.domain.sync_plan import hour_index, refresh_slot
+from rootmail.entrypoints.cli import main
+from rootmail_local.organization import (
     LocalOrganization,
     SeedAccount,
     create_accounts_table,
     synthetic_organization,
 )
-from rootmail.runtime import Runtime
 
 MANAGEMENT = (
     "123456789012"  # moto's default account: these tests call Organizations as the management account

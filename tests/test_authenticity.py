@@ -9,8 +9,8 @@ import pytest
 
 from rootmail.domain import suffixes
 from rootmail.domain.authenticity import DEFAULT_AWS_SENDER_DOMAINS, Authenticity, assess, domain_allowed
-from rootmail.domain.mail import ParsedMail, Verdicts
-from rootmail.domain.parsing import parse_mail
+from rootmail.domain.mail.model import ParsedMail, Verdicts
+from rootmail.domain.mail.parse import parse_mail
 from rootmail.domain.suffixes import shared_suffix_reason
 
 ALL_PASS = Verdicts(spam="PASS", virus="PASS", spf="PASS", dkim="PASS", dmarc="PASS")

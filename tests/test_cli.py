@@ -14,7 +14,11 @@ EXPECTED = json.loads((CORPUS / "expected.json").read_text(encoding="utf-8"))
 
 def rootmail(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "rootmail.cli", *args], cwd=ROOT, capture_output=True, text=True, check=False
+        [sys.executable, "-m", "rootmail.entrypoints.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 

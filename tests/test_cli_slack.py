@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from rootmail.cli import main
 from rootmail.domain.rules import load_rule_files
-from rootmail.local.emulator import LocalPipeline
-from rootmail.local.slack_requests import command_body, signed
+from rootmail.entrypoints.cli import main
+from rootmail_local.emulator import LocalPipeline
+from rootmail_local.slack_requests import command_body, signed
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "corpus"
@@ -79,7 +79,16 @@ def test_slack_serve_local_answers_signed_requests_over_http(tmp_path):
     mails.mkdir()
     shutil.copy(CORPUS / REMINDER, mails / REMINDER)
     port = free_port()
-    argv = [sys.executable, "-m", "rootmail.cli", "slack", "serve", "--local", "--port", str(port)]
+    argv = [
+        sys.executable,
+        "-m",
+        "rootmail.entrypoints.cli",
+        "slack",
+        "serve",
+        "--local",
+        "--port",
+        str(port),
+    ]
     argv += ["--mail-dir", str(mails), "--accounts", str(CORPUS / "accounts.json")]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ROOTMAIL_", "AWS_"))}
     server = subprocess.Popen(

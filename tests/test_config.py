@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from rootmail.bootstrap import Runtime
 from rootmail.config import Settings
 from rootmail.errors import ConfigurationError
-from rootmail.runtime import Runtime
 
 
 def test_a_missing_setting_names_its_variable(monkeypatch):

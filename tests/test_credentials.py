@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from rootmail.cli import main
+from rootmail.entrypoints.cli import main
 from samples import aws_mail, sample_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,7 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-from rootmail.cli import main
+from rootmail.entrypoints.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "corpus"

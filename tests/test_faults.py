@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from rootmail.cli import main
 from rootmail.domain.vocabulary import STATE_FOR_ACTION, Action
-from rootmail.local.emulator import LocalPipeline
+from rootmail.entrypoints.cli import main
+from rootmail_local.emulator import LocalPipeline
 from samples import emf_records, sample_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -211,8 +211,8 @@ def hourly(pipeline: LocalPipeline, hour: int) -> dict:
     re-driven executions to their end."""
     from datetime import UTC, datetime, timedelta
 
-    from rootmail.audit import reconcile
-    from rootmail.runtime import runtime
+    from rootmail.app.audit import reconcile
+    from rootmail.bootstrap import runtime
 
     result = reconcile(runtime(), now=datetime.now(UTC) + timedelta(hours=hour))
     pipeline.wait()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rootmail.domain.identifiers import find_account_ids, find_case_id, find_identifiers
-from rootmail.domain.parsing import parse_mail
+from rootmail.domain.mail.identifiers import find_account_ids, find_case_id, find_identifiers
+from rootmail.domain.mail.parse import parse_mail
 from samples import aws_mail
 
 

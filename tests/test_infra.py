@@ -364,7 +364,7 @@ EXPECTED_TABLES = {
 # Tables whose items expire (table: TTL attribute): nothing in them is worth a point-in-time restore.
 EXPIRING_TABLES = {"SlackRequestsTable": "expires_at"}
 
-# The reconcile function's metrics (rootmail/handlers/reconcile.py writes them as EMF records): the namespace and
+# The reconcile function's metrics (rootmail/entrypoints/handlers/reconcile.py writes them as EMF records): the namespace and
 # the dimensions Powertools' single_metric gives them (service=POWERTOOLS_SERVICE_NAME).
 RECONCILE_METRICS_NAMESPACE = "rootmail"
 RECONCILE_METRIC_DIMENSIONS = {"service": "rootmail"}
@@ -471,7 +471,7 @@ def test_serverless_yml_declares_exactly_the_contract_functions(serverless_yml: 
 
 
 def test_the_local_pipeline_runs_the_functions_serverless_yml_deploys(serverless_yml: dict[str, Any]) -> None:
-    from rootmail.local.emulator import FUNCTIONS as LOCAL_FUNCTIONS
+    from rootmail_local.emulator import FUNCTIONS as LOCAL_FUNCTIONS
 
     deployed = {name: spec["handler"] for name, spec in serverless_yml["functions"].items()}
     assert deployed == LOCAL_FUNCTIONS
@@ -480,12 +480,12 @@ def test_the_local_pipeline_runs_the_functions_serverless_yml_deploys(serverless
 @pytest.mark.parametrize("name", FUNCTIONS)
 def test_each_function_has_its_handler_module_and_own_role(serverless_yml: dict[str, Any], name: str) -> None:
     function = serverless_yml["functions"][name]
-    assert function["handler"] == f"rootmail.handlers.{name}.handler"
+    assert function["handler"] == f"rootmail.entrypoints.handlers.{name}.handler"
     assert function["module"] == "functions"
     assert function["description"]
     assert function["role"] == _role(name)
     assert serverless_yml["resources"]["Resources"][function["role"]]["Type"] == "AWS::IAM::Role"
-    handler_source = ROOT / "functions" / "rootmail" / "handlers" / f"{name}.py"
+    handler_source = ROOT / "functions" / "rootmail" / "entrypoints" / "handlers" / f"{name}.py"
     assert re.search(r"^def handler\(", handler_source.read_text(encoding="utf-8"), re.MULTILINE), (
         handler_source
     )
@@ -669,7 +669,7 @@ def _role_grants(
 @pytest.mark.parametrize("name", FUNCTIONS)
 def test_every_function_is_deployed_with_its_handler_and_runtime(template: dict[str, Any], name: str) -> None:
     properties = _function(template, name)["Properties"]
-    assert properties["Handler"] == f"rootmail.handlers.{name}.handler"
+    assert properties["Handler"] == f"rootmail.entrypoints.handlers.{name}.handler"
     assert properties["Runtime"] == "python3.12"
     assert properties["Architectures"] == ["arm64"]
     assert properties["FunctionName"] == f"rootmail-{STAGE}-{name}"
@@ -915,7 +915,7 @@ def test_the_accounts_sync_the_digest_and_the_reconcile_run_every_hour(template:
         "ReconcileLambdaFunction": "rate(1 hour)",
     }
     assert _function(template, "sync")["Properties"]["Timeout"] == 900  # accounts_sync plans by the time left
-    # The whole mail store and the ledger in one run (the same timeout as in rootmail/local/emulator.py).
+    # The whole mail store and the ledger in one run (the same timeout as in local/rootmail_local/emulator.py).
     assert _function(template, "reconcile")["Properties"]["Timeout"] == 300
 
 
@@ -940,7 +940,7 @@ def test_reconcile_lists_only_incoming_and_scans_only_the_overview(template: dic
         "ForAllValues:StringEquals": {"dynamodb:Attributes": list(Ledger.OVERVIEW)},
         "StringEqualsIfExists": {"dynamodb:Select": "SPECIFIC_ATTRIBUTES"},
     }
-    audit_source = (ROOT / "functions" / "rootmail" / "audit.py").read_text(encoding="utf-8")
+    audit_source = (ROOT / "functions" / "rootmail" / "app" / "audit.py").read_text(encoding="utf-8")
     assert "fields=Ledger.OVERVIEW" in audit_source
     assert not _statements_granting(template, "ReconcileRole", "dynamodb:Scan")  # never the whole ledger
 
@@ -1054,8 +1054,8 @@ def test_ses_can_publish_its_events_to_their_encrypted_topic(template: dict[str,
 def test_the_reconcile_alarms_watch_exactly_the_metrics_its_handler_writes(
     template: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from rootmail.audit import NOT_TRIAGED, STUCK
-    from rootmail.handlers import reconcile
+    from rootmail.app.audit import NOT_TRIAGED, STUCK
+    from rootmail.entrypoints.handlers import reconcile
 
     # The handler as deployed (its Powertools variables from the template), on a stand-in for the audit.
     variables = _function(template, "reconcile")["Properties"]["Environment"]["Variables"]
@@ -1273,9 +1273,13 @@ def _artifact(template: dict[str, Any], name: str) -> Path:
 def test_each_package_has_rootmail_at_its_root(template: dict[str, Any], name: str) -> None:
     with zipfile.ZipFile(_artifact(template, name)) as archive:
         names = set(archive.namelist())
-    assert {"rootmail/__init__.py", "rootmail/handlers/__init__.py", f"rootmail/handlers/{name}.py"} <= names
+    assert {
+        "rootmail/__init__.py",
+        "rootmail/entrypoints/handlers/__init__.py",
+        f"rootmail/entrypoints/handlers/{name}.py",
+    } <= names
     assert not [
-        n for n in names if n.startswith(("functions/", "rootmail/local/", "tests/", "node_modules/"))
+        n for n in names if n.startswith(("functions/", "local/rootmail_local/", "tests/", "node_modules/"))
     ]
     assert not [n for n in names if n.startswith("rootmail/") and ("__pycache__" in n or n.endswith(".pyc"))]
 
@@ -1325,7 +1329,7 @@ def test_the_unzipped_package_imports_from_its_root(template: dict[str, Any], tm
     modules = [
         "rootmail.errors",
         "rootmail.domain.vocabulary",
-        "rootmail.handlers",
+        "rootmail.entrypoints.handlers",
         "rootmail.domain.suffixes",
         "zenpy",
         "slack_sdk",

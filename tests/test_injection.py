@@ -7,12 +7,12 @@ import email
 import email.policy
 from pathlib import Path
 
+from rootmail.app.offline import load_accounts
 from rootmail.domain.accounts import Account
-from rootmail.domain.parsing import parse_mail
-from rootmail.domain.render import render_forward
+from rootmail.domain.mail.parse import parse_mail
 from rootmail.domain.rules import load_rule_files
-from rootmail.local.emulator import LocalPipeline
-from rootmail.offline import load_accounts
+from rootmail.messages.render import render_forward
+from rootmail_local.emulator import LocalPipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "corpus"

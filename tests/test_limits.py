@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from rootmail.domain.parsing import MAX_PARSED_BYTES, parse_mail
+from rootmail.app.offline import AccountDirectory
+from rootmail.domain.mail.parse import MAX_PARSED_BYTES, parse_mail
 from rootmail.domain.routing import RoutingPolicy, resolve
 from rootmail.domain.rules import load_rule_files
-from rootmail.offline import AccountDirectory
 from samples import sample_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,7 +115,7 @@ def test_a_large_mail_whose_text_comes_after_its_attachment_is_queued_for_an_ope
 
 def test_the_largest_original_attached_keeps_the_forward_within_ses_limit():
     from rootmail.domain.accounts import Account
-    from rootmail.domain.render import MAX_ATTACHED_ORIGINAL, render_forward
+    from rootmail.messages.render import MAX_ATTACHED_ORIGINAL, render_forward
 
     # The largest original attached is the largest read whole (a larger one is not attached: see below).
     raw = with_attachment(HEALTH, min(MAX_ATTACHED_ORIGINAL, MAX_PARSED_BYTES) - 64 * 1024)
@@ -142,7 +142,7 @@ def test_a_mail_not_read_whole_is_forwarded_without_its_original():
     """Past the parser's bounds (8 MB) nothing was checked for credentials: the original stays with the
     operators, and the customer's mail says so."""
     from rootmail.domain.accounts import Account
-    from rootmail.domain.render import render_forward
+    from rootmail.messages.render import render_forward
 
     account = Account(
         "123456789012", "aws-root+acme-prod@cloudprovider.example", contacts=("ops@acme.example",)

@@ -6,12 +6,12 @@ import io
 import json
 from pathlib import Path
 
+from rootmail.app.offline import load_accounts
+from rootmail.bootstrap import Runtime
 from rootmail.config import Settings
 from rootmail.domain.rules import load_rule_files
-from rootmail.local.emulator import LocalPipeline
 from rootmail.observability import logger, redact_addresses
-from rootmail.offline import load_accounts
-from rootmail.runtime import Runtime
+from rootmail_local.emulator import LocalPipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "corpus"

@@ -13,7 +13,7 @@ from moto import mock_aws
 from moto.awslambda.models import LambdaFunction
 
 import lambda_probe
-from rootmail.local import moto_lambda
+from rootmail_local import moto_lambda
 
 
 @pytest.fixture
@@ -59,7 +59,8 @@ def test_invoke_runs_the_real_handler_in_process(aws):
 
 def test_slash_form_handler_resolves_like_lambda():
     assert (
-        moto_lambda.resolve_handler("rootmail/handlers/parse.handler").__module__ == "rootmail.handlers.parse"
+        moto_lambda.resolve_handler("rootmail/entrypoints/handlers/parse.handler").__module__
+        == "rootmail.entrypoints.handlers.parse"
     )
 
 

@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 
 from rootmail.domain.commands import Command, parse_command
 from rootmail.domain.digest import group_queue, mask, subject_regex
-from rootmail.domain.operator_messages import (
+from rootmail.domain.rules import classify, compile_rule, compile_subject, pattern_problem
+from rootmail.errors import CommandError
+from rootmail.messages.operators import (
     CREATE_RULE,
     RETRY_PATTERN,
     digest_message,
@@ -23,8 +25,6 @@ from rootmail.domain.operator_messages import (
     rule_from_modal,
     rule_modal,
 )
-from rootmail.domain.rules import classify, compile_rule, compile_subject, pattern_problem
-from rootmail.errors import CommandError
 
 NOW = "2026-11-23T14:00:00.000Z"
 

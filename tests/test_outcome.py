@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from rootmail.pipeline import outcome
+from rootmail.app.triage_steps import outcome
 
 BASE = {
     "mail_id": "m1",

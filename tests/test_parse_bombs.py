@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hostile import CODE, HOSTILE, SES_MAXIMUM
-from rootmail.domain import parsing
-from rootmail.domain.mail import ParsedMail
-from rootmail.domain.parsing import (
+from rootmail.domain.mail import parse as parsing
+from rootmail.domain.mail.model import ParsedMail
+from rootmail.domain.mail.parse import (
     MAX_ACCOUNT_IDS,
     MAX_ADDRESS_CHARS,
     MAX_CONTAINERS,

@@ -12,11 +12,11 @@ import boto3
 import pytest
 
 from rootmail.adapters.tables import DeliveryGuard, now_iso, to_item
-from rootmail.domain.parsing import parse_mail
+from rootmail.app.offline import load_accounts
+from rootmail.domain.mail.parse import parse_mail
 from rootmail.domain.rules import load_rule_files
 from rootmail.domain.vocabulary import STATE_FOR_ACTION, Action
-from rootmail.local.emulator import LocalPipeline
-from rootmail.offline import load_accounts
+from rootmail_local.emulator import LocalPipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "corpus"

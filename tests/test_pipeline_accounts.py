@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 
 from rootmail.adapters.tables import AccountsTable
-from rootmail.cli import main
+from rootmail.app.offline import load_accounts
 from rootmail.domain.accounts import ContactOverride, Contacts
 from rootmail.domain.rules import load_rule_files
-from rootmail.local.emulator import LocalPipeline
-from rootmail.local.organization import SeedAccount
-from rootmail.offline import load_accounts
+from rootmail.entrypoints.cli import main
+from rootmail_local.emulator import LocalPipeline
+from rootmail_local.organization import SeedAccount
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "corpus"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from rootmail.catalogue import as_stored, catalogue
+from rootmail.app.catalogue import as_stored, catalogue
+from rootmail.app.offline import AccountDirectory, load_accounts, triage_file
 from rootmail.domain.rules import RuleSet, load_rule_files
-from rootmail.offline import AccountDirectory, load_accounts, triage_file
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = RuleSet(load_rule_files(ROOT / "rules"))

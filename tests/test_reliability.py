@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from rootmail.local.emulator import LocalPipeline
-from rootmail.offline import load_accounts
+from rootmail.app.offline import load_accounts
+from rootmail_local.emulator import LocalPipeline
 from samples import sample_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,7 +128,7 @@ def test_with_a_tenth_of_the_events_dropped_one_reconcile_leaves_nothing_unproce
 
 def test_a_mail_stuck_in_flight_is_found_with_its_command_and_re_driven(reconciling, capsys):
     from rootmail.adapters.tables import now_iso
-    from rootmail.cli import main
+    from rootmail.entrypoints.cli import main
 
     name = FORWARDED
     key = store_without_event(reconciling, name, raw(name))
@@ -166,8 +166,8 @@ def test_late_duplicates_deliver_nothing_twice(pipeline, kind):
     pipeline.wait()
     evidence = (len(pipeline.sent_mail()), len(pipeline.zendesk.tickets), len(pipeline.slack.messages))
     if kind.startswith("run again"):
-        from rootmail import audit
-        from rootmail.runtime import runtime
+        from rootmail.app import audit
+        from rootmail.bootstrap import runtime
 
         audit.replay(runtime(), keys, run="ninety-one-days-later")
     else:
@@ -187,7 +187,7 @@ def test_late_duplicates_deliver_nothing_twice(pipeline, kind):
 
 
 def test_replay_re_runs_stored_mail_idempotently(pipeline, capsys):
-    from rootmail.cli import main
+    from rootmail.entrypoints.cli import main
 
     key = pipeline.store_mail(FORWARDED, raw(FORWARDED))
     pipeline.wait()

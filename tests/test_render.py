@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rootmail.domain.accounts import Account
-from rootmail.domain.mail import ParsedMail
-from rootmail.domain.parsing import parse_mail
-from rootmail.domain.render import header_text, mrkdwn, operator_alert, render_forward
+from rootmail.domain.mail.model import ParsedMail
+from rootmail.domain.mail.parse import parse_mail
+from rootmail.messages.render import header_text, mrkdwn, operator_alert, render_forward
 
 RAW = (
     b"Return-Path: <x@amazon.com>\r\nDKIM-Signature: v=1; a=rsa-sha256; d=amazon.com; b=abc\r\n"
@@ -157,7 +157,7 @@ def test_japanese_header_block():
 
 
 def test_an_original_too_large_for_ses_is_not_attached_and_the_mail_says_so(monkeypatch):
-    from rootmail.domain import render as render_module
+    from rootmail.messages import render as render_module
 
     monkeypatch.setattr(render_module, "MAX_ATTACHED_ORIGINAL", len(RAW) - 1)
     message = parse(render().data)

@@ -12,7 +12,7 @@ import re2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rootmail.domain.parsing import parse_mail
+from rootmail.domain.mail.parse import parse_mail
 from rootmail.domain.rules import (
     RuleSet,
     _screenable,

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import re2
 
-from rootmail.cli import main
-from rootmail.domain.parsing import parse_mail
+from rootmail.domain.mail.parse import parse_mail
 from rootmail.domain.rules import classify, compile_subject, load_rule_files, pattern_problem
 from rootmail.domain.vocabulary import Action, Category
+from rootmail.entrypoints.cli import main
 from rootmail.errors import RuleError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import re2
 
-from rootmail.cli import main
+from rootmail.app.offline import load_accounts
 from rootmail.domain.rules import (
     classify,
     compile_rule,
@@ -22,9 +22,9 @@ from rootmail.domain.rules import (
     pattern_problem,
     usable_rules,
 )
+from rootmail.entrypoints.cli import main
 from rootmail.errors import RuleConflict, RuleError
-from rootmail.local.emulator import LocalPipeline
-from rootmail.offline import load_accounts
+from rootmail_local.emulator import LocalPipeline
 from samples import sample_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]

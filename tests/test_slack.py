@@ -9,7 +9,7 @@ from slack_sdk.http_retry import builtin_handlers, handler
 
 from rootmail.adapters.slack import SlackNotifier
 from rootmail.errors import SlackRejected, SlackUnavailable
-from rootmail.local.standins import SlackStandIn
+from rootmail_local.standins import SlackStandIn
 
 TOKEN = "xoxb-d0-not-leak-1234"
 BLOCKS = [

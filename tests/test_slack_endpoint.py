@@ -15,10 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rootmail.domain.operator_messages import CREATE_RULE, rule_modal
 from rootmail.domain.rules import load_rule_files
-from rootmail.local.emulator import LocalPipeline
-from rootmail.local.slack_requests import (
+from rootmail.messages.operators import CREATE_RULE, rule_modal
+from rootmail_local.emulator import LocalPipeline
+from rootmail_local.slack_requests import (
     COMMANDS_PATH,
     INTERACTIONS_PATH,
     button_click,

@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
+from rootmail.app.offline import AccountDirectory
 from rootmail.config import get_settings
 from rootmail.domain.accounts import Account
 from rootmail.domain.authenticity import DEFAULT_AWS_SENDER_DOMAINS, assess
-from rootmail.domain.parsing import parse_mail
+from rootmail.domain.mail.parse import parse_mail
 from rootmail.domain.routing import RoutingPolicy, resolve
 from rootmail.domain.rules import load_rule_files
 from rootmail.domain.triage import decide
 from rootmail.domain.vocabulary import Action
 from rootmail.errors import ConfigurationError
-from rootmail.offline import AccountDirectory
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = (ROOT / "tests" / "corpus" / "11-health-single-account.eml").read_text(encoding="utf-8")

@@ -15,16 +15,16 @@ import boto3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rootmail.domain.mail import MAX_ACCOUNT_IDS, MAX_SUMMARY_BYTES, ParsedMail, Verdicts
+from rootmail.app.offline import load_accounts
+from rootmail.app.triage_steps import MAX_DELIVERY_FIELD_BYTES, MAX_REASONS
+from rootmail.app.triage_steps import MAX_REASON_BYTES as MAX_AUTHENTICITY_REASON_BYTES
+from rootmail.domain.mail.model import MAX_ACCOUNT_IDS, MAX_SUMMARY_BYTES, ParsedMail, Verdicts
 from rootmail.domain.routing import MAX_HOLD_BYTES, MAX_NOTE_BYTES, MAX_NOTES, Resolution
 from rootmail.domain.rules import load_rule_files
 from rootmail.domain.triage import MAX_REASON_BYTES, Decision
 from rootmail.domain.vocabulary import Action, Category
 from rootmail.errors import RootmailError
-from rootmail.local.emulator import LocalPipeline
-from rootmail.offline import load_accounts
-from rootmail.pipeline import MAX_DELIVERY_FIELD_BYTES, MAX_REASONS
-from rootmail.pipeline import MAX_REASON_BYTES as MAX_AUTHENTICITY_REASON_BYTES
+from rootmail_local.emulator import LocalPipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "corpus"

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rootmail.domain.accounts import Account, Contacts
-from rootmail.domain.sync import (
+from rootmail.domain.sync_plan import (
     LEFT_ORGANIZATION,
     AccountDetails,
     ListedAccount,

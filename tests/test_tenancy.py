@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from rootmail.cli import main
+from rootmail.app.offline import AccountDirectory, load_accounts, triage_file
 from rootmail.domain.rules import load_rule_files
-from rootmail.offline import AccountDirectory, load_accounts, triage_file
+from rootmail.entrypoints.cli import main
 from samples import aws_mail, sample_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from rootmail.app.offline import AccountDirectory
 from rootmail.domain.accounts import Account
 from rootmail.domain.authenticity import Authenticity
 from rootmail.domain.credentials import credential_marks
-from rootmail.domain.mail import ParsedMail
+from rootmail.domain.mail.model import ParsedMail
 from rootmail.domain.routing import RoutingPolicy, resolve
 from rootmail.domain.rules import compile_rules
 from rootmail.domain.triage import decide
 from rootmail.domain.vocabulary import Action, Category
-from rootmail.offline import AccountDirectory
 
 ACME = Account("111111111111", "root+acme@p.example", "acme", contacts=("ops@acme.example",))
 GLOBEX = Account("222222222222", "root+globex@p.example", "globex", contacts=("it@globex.example",))

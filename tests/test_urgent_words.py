@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from rootmail.domain.operator_messages import CREATE_RULE
-from rootmail.local.slack_requests import modal_values
+from rootmail.messages.operators import CREATE_RULE
+from rootmail_local.slack_requests import modal_values
 from samples import aws_mail, sample_pipeline
 
 SUSPENDED = aws_mail(

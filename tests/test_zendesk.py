@@ -12,7 +12,7 @@ from zenpy.lib.exception import APIException
 
 from rootmail.adapters.zendesk import MARKER, TicketRef, ZendeskDesk
 from rootmail.errors import ZendeskRejected, ZendeskUnavailable
-from rootmail.local.standins import ZendeskStandIn
+from rootmail_local.standins import ZendeskStandIn
 
 TOKEN = "zd-token-d0-not-leak-7f3a"
 EML = b"From: no-reply-aws@amazon.com\r\nSubject: Case 171234567890\r\n\r\nHello from AWS Support\r\n"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rootmail.domain.mail import fit
+from rootmail.domain.mail.model import fit
 
 
 class RootmailError(Exception):

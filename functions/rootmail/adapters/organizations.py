@@ -5,7 +5,7 @@ ListTagsForResource for each account's contact and language tags, and account:Ge
 `AccountId`; without it for the management account itself, which AWS requires) for the kinds the tags leave open.
 
 Both APIs throttle large organisations. The clients handed in retry throttling in the SDK (adaptive mode in
-runtime.py); what still fails is returned as that page's or that account's failure, never raised half-way: the
+bootstrap.py); what still fails is returned as that page's or that account's failure, never raised half-way: the
 sync finishes, reports it, and a page that failed makes the listing incomplete (so nothing is deactivated).
 Per-account calls run on a small thread pool (boto3 clients are thread-safe).
 """
@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from rootmail.adapters.aws import describe, error_code
 from rootmail.domain.accounts import CONTACT_KINDS
-from rootmail.domain.sync import AccountDetails, ListedAccount, combine_details, contacts_from_tags
+from rootmail.domain.sync_plan import AccountDetails, ListedAccount, combine_details, contacts_from_tags
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total or 0 when unknown)
 

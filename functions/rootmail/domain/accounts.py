@@ -131,6 +131,14 @@ class Contacts:
     def kinds(self) -> tuple[str, ...]:
         return tuple(kind for kind in CONTACT_KINDS if self.of(kind))
 
+    def describe(self) -> str:
+        """One line for a person: the addresses, or the addresses per kind when the kinds differ."""
+        if not self:
+            return "-"
+        if self.operations == self.security == self.billing:
+            return ", ".join(self.operations)
+        return "; ".join(f"{kind}: {', '.join(self.of(kind)) or '-'}" for kind in CONTACT_KINDS)
+
     def all(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(a for kind in CONTACT_KINDS for a in self.of(kind)))
 

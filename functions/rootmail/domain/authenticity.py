@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from rootmail.domain.mail import ParsedMail
+from rootmail.domain.mail.model import ParsedMail
 from rootmail.domain.suffixes import shared_suffix_reason
 
 # Exactly the domains AWS sends mail to root addresses from. An entry allows that domain only, never the names

@@ -13,7 +13,7 @@ import re
 import unicodedata
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from rootmail.domain.mail import ParsedMail
+from rootmail.domain.mail.model import ParsedMail
 
 # Senders of sign-in mail: root sign-in and recovery (signin.aws, verify.signin.aws), AWS Builder ID and IAM Identity
 # Center (login.awsapps.com). A domain or any of its subdomains.

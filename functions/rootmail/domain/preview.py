@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rootmail.domain.authenticity import assess
-from rootmail.domain.mail import ParsedMail
+from rootmail.domain.mail.model import ParsedMail
 from rootmail.domain.routing import Resolution
 from rootmail.domain.rules import Rule, RuleSet
 from rootmail.domain.triage import Decision, decide

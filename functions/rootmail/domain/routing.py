@@ -11,7 +11,7 @@ case they open and copy any address on, a resource's description). The rules, in
   **support case mail** (a case ID: whoever opened the case wrote it, and may have copied any root address on it):
   no customer hears of it without an operator (`hold`): the mail cannot prove its account.
 - **Multi-account notifiers** (AWS Health): the accounts a notice *lists* (a line holding an account label and IDs
-  only, see domain/identifiers.py) are its recipients, each sent only its own part; the root's account only when it
+  only, see domain/mail/identifiers.py) are its recipients, each sent only its own part; the root's account only when it
   is listed or nothing is. An ID elsewhere in the text is recorded, never routed on.
 - **Any other sender**: the mail is about the accounts it lists (or, if it lists none, the accounts it names). If
   that is an account other than the envelope's, no customer hears of it without an operator (`hold`).
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from rootmail.domain.accounts import Account
-from rootmail.domain.mail import MAX_ACCOUNT_IDS, ParsedMail, fit
+from rootmail.domain.mail.model import MAX_ACCOUNT_IDS, ParsedMail, fit
 
 # Senders whose one mail may concern several accounts (AWS Health's aggregated notifications).
 DEFAULT_MULTI_ACCOUNT_SENDERS: tuple[str, ...] = ("health@aws.com", "notifications@aws.com")
@@ -116,7 +116,7 @@ class Resolution:
         return self.envelope_account_id is not None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON for Step Functions state, bounded like a mail's summary (see domain/mail.py)."""
+        """JSON for Step Functions state, bounded like a mail's summary (see domain/mail/model.py)."""
         return {
             "account_ids": list(self.account_ids[: MAX_ACCOUNT_IDS + 1]),  # the envelope's and those listed
             "envelope_account_id": self.envelope_account_id,

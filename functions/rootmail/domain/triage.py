@@ -11,7 +11,7 @@ from typing import Any
 
 from rootmail.domain.authenticity import Authenticity
 from rootmail.domain.credentials import credential_marks
-from rootmail.domain.mail import ParsedMail, fit
+from rootmail.domain.mail.model import ParsedMail, fit
 from rootmail.domain.routing import Resolution
 from rootmail.domain.rules import Rule, classify
 from rootmail.domain.signals import Suggestion, suggest, urgent_signals

@@ -1,0 +1,7 @@
+"""`python -m rootmail.entrypoints.cli`: the `rootmail` command."""
+
+import sys
+
+from rootmail.entrypoints.cli import main
+
+sys.exit(main())

@@ -1,0 +1,14 @@
+"""State machine task: Tell the operators about mail kept from customers."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from rootmail.app.triage_steps import alert_step
+from rootmail.bootstrap import runtime
+from rootmail.observability import logger
+
+
+@logger.inject_lambda_context(correlation_id_path="mail_id", clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return alert_step(event, runtime())

@@ -1,0 +1,14 @@
+"""State machine task: Urgent ticket for the customer and an alert for the operators."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from rootmail.app.triage_steps import escalate_step
+from rootmail.bootstrap import runtime
+from rootmail.observability import logger
+
+
+@logger.inject_lambda_context(correlation_id_path="mail_id", clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return escalate_step(event, runtime())

@@ -1,0 +1,14 @@
+"""State machine task: Send the notice to the customer contacts of each account."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from rootmail.app.triage_steps import forward_step
+from rootmail.bootstrap import runtime
+from rootmail.observability import logger
+
+
+@logger.inject_lambda_context(correlation_id_path="mail_id", clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return forward_step(event, runtime())

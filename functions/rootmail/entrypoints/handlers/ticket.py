@@ -1,0 +1,14 @@
+"""State machine task: Open or update the Zendesk ticket of the support case."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from rootmail.app.triage_steps import ticket_step
+from rootmail.bootstrap import runtime
+from rootmail.observability import logger
+
+
+@logger.inject_lambda_context(correlation_id_path="mail_id", clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return ticket_step(event, runtime())

@@ -1,0 +1,1 @@
+"""What people read: the forwarded mail and its notes, Zendesk comments, Slack blocks, in English and Japanese."""
