@@ -46,7 +46,6 @@ def test_genuine_aws_mail_is_authentic():
         "no-reply@signin.aws",
         "trustandsafety@support.aws.com",
         "no-reply@marketplace.aws",
-        "support@aws.amazon.com",
         "ec2-abuse@AMAZON.COM",
     ],
 )

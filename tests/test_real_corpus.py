@@ -28,12 +28,17 @@ ENVELOPE_ACCOUNT = "123456789012"  # the root address catalogue.as_stored writes
 # kept away from whoever writes rules); all of them end where a person sees them (queued or restricted).
 NO_TEXT = "AWS's documentation describes this mail; no published copy: nothing to match"
 HELD_OUT = "held out: no default rule takes it"
+# Budgets and Cost Anomaly text is the budget's or monitor's owner's: the rules take it only from the senders routing
+# holds for an operator, and these pages do not show the sender (the catalogue assumes no-reply-aws@amazon.com).
+BUDGETS = "Budgets or Cost Anomaly text from a sender other than theirs"
 MISSES: dict[str, tuple[str, str, str]] = {
     "rules/128-compromise-case-reply-subject-note-ja-2022.json": (
         "unclassified",
         "queue",
         "only a subject with a redacted case ID and a generic tag",
     ),
+    "rules/304-budgets-actual-threshold-cds-sre-bot.json": ("unclassified", "queue", BUDGETS),
+    "rules/307-budgets-forecasted-threshold-sasa9477.json": ("unclassified", "queue", BUDGETS),
     "rules/315-root-password-reset-docs.json": ("unclassified", "queue", NO_TEXT),
     "rules/327-cost-anomaly-detection-alert-docs.json": ("unclassified", "queue", NO_TEXT),
     "rules/329-organizations-invitation-docs.json": ("unclassified", "queue", NO_TEXT),
@@ -42,6 +47,12 @@ MISSES: dict[str, tuple[str, str, str]] = {
         "restricted",
         "a fragment of a support reply about a failed card payment, without its case ID",
     ),
+    "rules/610-vpn-connections-important-notice-subject-wellcome-2019.json": (
+        "unclassified",
+        "queue",
+        "only a subject, as general as an important notice about the account",
+    ),
+    "rules/615-cost-anomaly-sns-misconfig-moj-analytical-2024.json": ("unclassified", "queue", BUDGETS),
     "rules/613-support-reply-route53-renewal-payment-failed-ikhr-ja.json": (
         "billing",
         "restricted",
@@ -52,11 +63,17 @@ MISSES: dict[str, tuple[str, str, str]] = {
     "held-out/220-athena-engine-auto-upgrade-moj-2023.json": ("unclassified", "queue", HELD_OUT),
     "held-out/223-lambda-python27-summitroute-2019.json": ("unclassified", "queue", HELD_OUT),
     "held-out/309-startprimaryemailupdate-otp-repost-kc.json": ("unclassified", "queue", HELD_OUT),
+    "held-out/312-budgets-daily-actual-killswitch-rtp-aws.json": ("unclassified", "queue", HELD_OUT),
     "held-out/328-free-tier-expiring-repost-kc.json": ("unclassified", "queue", HELD_OUT),
     "held-out/402-payment-past-due-subject-ja.json": ("unclassified", "queue", HELD_OUT),
     "held-out/403-account-suspension-warning-ja.json": ("unclassified", "queue", HELD_OUT),
     "held-out/510-ses-support-reply-quoting-suspension.json": ("unclassified", "queue", HELD_OUT),
     "held-out/511-ses-limit-request-more-info-ctf.json": ("unclassified", "queue", HELD_OUT),
+    "held-out/517-kiro-support-case-opened-subject.json": (
+        "support-case",
+        "quarantine",
+        "from support@aws.amazon.com, a domain not on the sender allowlist: operators see it as quarantined",
+    ),
     "held-out/607-training-cert-case-reply-subject-mn87.json": ("unclassified", "queue", HELD_OUT),
     "held-out/611-root-mfa-member-accounts-centralize-root-moj-2025.json": (
         "unclassified",
@@ -133,8 +150,8 @@ def test_every_catalogue_mail_gets_its_category_action_and_accounts(name, mail, 
 
 def test_the_misses_are_real_catalogue_mails_and_safe():
     assert set(MISSES) <= set(INDEX)
-    # A miss ends where a person sees it: queued, or with the operators only.
-    assert {action for _, action, _ in MISSES.values()} <= {"queue", "restricted"}
+    # A miss ends where a person sees it: queued, quarantined, or with the operators only.
+    assert {action for _, action, _ in MISSES.values()} <= {"queue", "quarantine", "restricted"}
 
 
 def test_the_readme_states_the_scores_the_catalogue_gives():

@@ -18,6 +18,12 @@ SUSPENDED = aws_mail(
     subject="Amazon Pinpoint: your toll-free number was suspended",
     plain="Messages from your toll-free number were suspended after carriers reported abuse.\n",
 )
+# A maintenance notice a forward rule takes, but worded as payment trouble: held for an operator, alerted now.
+HELD = aws_mail(
+    "30-unclassified-reinvent-reminder.eml",
+    subject="Scheduled maintenance for your EC2 instances",
+    plain="Your card has expired: update it to avoid interruption. Affected resources: i-0abc (us-east-1)\n",
+)
 REMINDER = aws_mail(
     "30-unclassified-reinvent-reminder.eml",
     subject="Join us at AWS re:Invent",
@@ -30,6 +36,7 @@ def pipeline():
     with sample_pipeline() as local:
         local.store_mail("suspended", SUSPENDED)
         local.store_mail("reminder", REMINDER)
+        local.store_mail("held", HELD)
         local.wait()
         yield local
 
@@ -61,6 +68,16 @@ def test_urgent_words_alert_at_once_and_the_mail_still_waits_for_a_rule(pipeline
     assert [d["channel"] for d in record["deliveries"]] == ["slack"]
 
 
+def test_mail_a_forward_rule_took_with_urgent_words_is_held_and_alerted_never_forwarded(pipeline):
+    record = pipeline.ledger().get("held")
+    assert record["state"] == "queued" and record["rule_id"] == "health-notice-wording"
+    assert record["alert"] is True and "card has expired" in record["signals"]
+    assert "would forward: for an operator" in record["queue_reason"]
+    [alert] = [m for m in pipeline.slack.messages if m["text"].startswith("Urgent words in mail rule")]
+    assert "health-notice-wording" in alert["text"] and "Scheduled maintenance" in alert["text"]
+    assert [m for m in pipeline.sent_mail() if "Scheduled maintenance" in str(m)] == []
+
+
 def test_the_alert_button_opens_the_rule_modal_with_the_suggestion(pipeline):
     [alert] = signal_alerts(pipeline)
     [create] = buttons(alert)
@@ -87,8 +104,9 @@ def test_the_digest_counts_the_alert_and_proposes_a_category(pipeline):
     pipeline.invoke("digest", {})
     digest = pipeline.slack.messages[-1]
     summary = digest["blocks"][1]["text"]["text"]
-    assert "2 mail(s) queued: 2 unclassified in 2 pattern(s)" in summary
-    assert "1 of them alerted the operators at once for urgent words." in summary
+    assert "3 mail(s) queued: 2 unclassified in 2 pattern(s), 1 for another reason in 1 reason(s)." in summary
+    # The unknown mail and the notice held from its forward rule both alerted the operators.
+    assert "2 of them alerted the operators at once for urgent words." in summary
     shown = json.dumps(digest["blocks"], ensure_ascii=False)
     assert "suggested: *abuse-report*" in shown
     assert "1 alerted at once for urgent words" in shown

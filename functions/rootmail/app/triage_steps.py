@@ -392,7 +392,9 @@ def alert_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
         mail,
         resolution,
         decision,
-        headline=alert_headline(decision["action"], decision["category"], signal=signal),
+        headline=alert_headline(
+            decision["action"], decision["category"], signal=signal, rule_id=decision.get("rule_id")
+        ),
         extra=extra,
         # Its own delivery: a rule that later restricts or quarantines the mail still tells the operators.
         key="signal" if signal else "alert",

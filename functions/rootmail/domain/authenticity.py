@@ -32,8 +32,6 @@ DEFAULT_AWS_SENDER_DOMAINS: tuple[str, ...] = (
     "verify.signin.aws",
     # no-reply@ (AWS Marketplace offers and subscriptions)
     "marketplace.aws",
-    # support@ (support cases of AWS's newer products, Kiro among them)
-    "aws.amazon.com",
 )
 # Not listed: sns.amazonaws.com (SNS topic mail says what any AWS account publishes), amazon.co.jp and the other
 # retail domains (no AWS mail to root addresses seen from them). ROOTMAIL_AWS_SENDER_DOMAINS replaces the list.

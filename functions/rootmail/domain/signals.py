@@ -21,13 +21,14 @@ _LEXICON: tuple[tuple[Category, bool, str, tuple[str, ...]], ...] = (
     (
         Category.ACCOUNT_COMPROMISE,
         True,
-        r"compromised?|exposed|unauthori[sz]ed|inappropriately accessed|suspicious activity|unusual activity",
+        r"compromised?|exposed|unauthori[sz]ed|inappropriately accessed|suspicious activity|unusual activity"
+        r"|(?:unusual|suspicious) sign-ins?(?: activity)?|secure your account",
         ("侵害", "不正アクセス", "不審な", "漏洩", "流出"),
     ),
     (
         Category.ABUSE_REPORT,
         True,
-        r"abuse|abusive|phishing|malware|port scan\w*|denial of service",
+        r"abuse|abusive|phishing|malware|port scan\w*|denial of service|unsolicited|spam(?:ming)?",
         ("不正使用", "不正利用"),
     ),
     (
@@ -39,8 +40,9 @@ _LEXICON: tuple[tuple[Category, bool, str, tuple[str, ...]], ...] = (
     (
         Category.BILLING,
         True,
-        r"past due|overdue|payment (?:failed|declined|failure|was declined|method (?:error|declined|expired))"
-        r"|unable to (?:charge|process your payment|collect)|unpaid|suspended|suspension",
+        r"past due|overdue|payment (?:failed|declined|failure|was declined|method (?:has )?(?:error|declined|expired))"
+        r"|card (?:has )?(?:expired|been declined|was declined)|unable to (?:charge|process your payment|collect)"
+        r"|unpaid|non-payment|suspended|suspension",
         ("未払い", "支払い期限", "お支払いが失敗", "お支払いができ", "支払いに失敗", "停止"),
     ),
     (
@@ -157,6 +159,17 @@ def urgent_signals(subject: str, text: str) -> tuple[str, ...]:
         if urgent:
             words.update(dict.fromkeys(found))
     return tuple(words)[:MAX_SIGNALS]
+
+
+# Urgent words that ordinary notices use too: a suspension notice says "suspended", a Japanese maintenance notice
+# 停止 (an instance is stopped), a database notice "paused". They alert on mail no rule knows, but do not stop a
+# rule's forward or ignore.
+_ALSO_ORDINARY = frozenset({"suspended", "suspension", "paused", "停止", "一時停止"})
+
+
+def alarming_words(subject: str, text: str) -> tuple[str, ...]:
+    """The urgent words that a mail a forward or ignore rule took must not carry (see `_ALSO_ORDINARY`)."""
+    return tuple(w for w in urgent_signals(subject, text) if w.casefold() not in _ALSO_ORDINARY)
 
 
 def _sender_category(sender: str) -> Category | None:

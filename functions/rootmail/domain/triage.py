@@ -14,7 +14,7 @@ from rootmail.domain.credentials import credential_marks
 from rootmail.domain.mail.model import ParsedMail, fit
 from rootmail.domain.routing import Resolution
 from rootmail.domain.rules import Rule, classify
-from rootmail.domain.signals import Suggestion, suggest, urgent_signals
+from rootmail.domain.signals import Suggestion, alarming_words, suggest, urgent_signals
 from rootmail.domain.vocabulary import Action, Category
 
 # Actions that deliver to a customer's account and so need a known account; urgent mail goes on without one
@@ -96,6 +96,23 @@ def decide(
     if action == Action.FORWARD and credentials:
         reason = f"credentials ({', '.join(credentials)}): never forwarded"
         return Decision(Category.CREDENTIALS, Action.RESTRICTED, rule_id, reason, True)
+    if action in (Action.FORWARD, Action.IGNORE) and rule_id is not None:
+        # Payment trouble, a compromise or an abuse report worded as no urgent rule knows must not reach a customer as
+        # an ordinary notice, nor be silently recorded: it waits for an operator, who is alerted at once.
+        signals = alarming_words(mail.subject, mail.text)
+        if signals:
+            reason = (
+                f"urgent words ({', '.join(signals)}) in mail rule {rule_id} would {action}: for an operator"
+            )
+            return Decision(
+                category,
+                Action.QUEUE,
+                rule_id,
+                reason,
+                True,
+                signals=signals,
+                suggestion=suggest(mail.sender, mail.subject, mail.text),
+            )
     if accounts_checked and action in NEEDS_ACCOUNT and not resolution.account_ids:
         notes = "; ".join(resolution.notes) or "no account"
         return Decision(category, Action.QUEUE, rule_id, f"no known account to {action} for: {notes}", True)

@@ -259,7 +259,7 @@ def digest_message(
         failed=sum(p.count for p in failed),
         reasons=len(failed),
     )
-    alerted = sum(p.alerted for p in unclassified)
+    alerted = sum(p.alerted for p in patterns)
     if alerted:
         summary += " " + t["digest_alerted"].format(count=alerted)
     blocks: list[dict[str, Any]] = [

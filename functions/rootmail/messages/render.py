@@ -283,10 +283,12 @@ def mrkdwn(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def alert_headline(action: str, category: str, *, signal: bool = False) -> str:
+def alert_headline(action: str, category: str, *, signal: bool = False, rule_id: str | None = None) -> str:
     """What an operators' alert is about, in its header."""
     if action == Action.QUARANTINE:
         return "Quarantined mail"
+    if signal and rule_id:
+        return f"Urgent words in mail rule {rule_id} took (held for an operator)"
     if signal:
         return "Unknown mail with urgent words (queued for a rule)"
     if category == Category.BILLING:

@@ -144,6 +144,12 @@ def _listing(source: str, match: re.Match[str]) -> bool:
     return head is not None and head.end() == match.start() and bool(_LINE_TAIL.match(source, match.end()))
 
 
+def _subject_tag(subject: str, match: re.Match[str]) -> bool:
+    """Whether an account label's match is AWS's subject tag, `[AWS Account: 123456789012]`: in brackets of its own."""
+    before, after = subject[: match.start()].rstrip(), subject[match.end() :].lstrip()
+    return before.endswith(("[", "［", "【")) and after.startswith(("]", "］", "】"))
+
+
 # A table of affected resources: a header row whose first column is the account, its cells apart by tabs (as an
 # HTML table reads in text: "Account ID<tab>Resource<tab>Region"), then rows that each begin with an ID. The rows
 # are a listing too.
@@ -192,7 +198,7 @@ def find_identifiers(subject: str, text: str) -> Identifiers:
                 if match:
                     found = [a.translate(_TO_ASCII) for a in _ACCOUNT_ONLY_RE.findall(match.group("ids"))]
                     accounts.update(dict.fromkeys(found))
-                    if source is text and _listing(source, match):
+                    if _listing(source, match) if source is text else _subject_tag(source, match):
                         listed.update(dict.fromkeys(found))
                     end = match.end()
             if case is None and length in (10, 15):
