@@ -1,7 +1,7 @@
 """The deployable infrastructure: serverless.yml itself (fast) and what osls generates from it (marked infra).
 
 The infra tests run scripts/check_infra.py once (osls package, asl-validator, cfn-lint) and then read the generated
-CloudFormation template and the function zips. ROOTMAIL_INFRA_SKIP_REQUIREMENTS=1 packages without the Python
+CloudFormation template and the one zip every function runs from. ROOTMAIL_INFRA_SKIP_REQUIREMENTS=1 packages without the Python
 requirements (seconds instead of minutes); the tests about the bundled dependencies are then skipped.
 """
 
@@ -481,7 +481,6 @@ def test_the_local_pipeline_runs_the_functions_serverless_yml_deploys(serverless
 def test_each_function_has_its_handler_module_and_own_role(serverless_yml: dict[str, Any], name: str) -> None:
     function = serverless_yml["functions"][name]
     assert function["handler"] == f"rootmail.entrypoints.handlers.{name}.handler"
-    assert function["module"] == "functions"
     assert function["description"]
     assert function["role"] == _role(name)
     assert serverless_yml["resources"]["Resources"][function["role"]]["Type"] == "AWS::IAM::Role"
@@ -489,6 +488,22 @@ def test_each_function_has_its_handler_module_and_own_role(serverless_yml: dict[
     assert re.search(r"^def handler\(", handler_source.read_text(encoding="utf-8"), re.MULTILINE), (
         handler_source
     )
+
+
+def test_every_function_is_packaged_in_one_artifact(serverless_yml: dict[str, Any]) -> None:
+    """osls zips the service once; scripts/osls-package-root.js makes functions/ the zip's root (the generated
+    artifact itself is checked below)."""
+    assert serverless_yml["package"]["individually"] is False
+    assert serverless_yml["custom"]["packageRoot"] == "functions"
+    assert "./scripts/osls-package-root.js" in serverless_yml["plugins"]
+    assert (ROOT / "scripts" / "osls-package-root.js").is_file()
+    assert serverless_yml["custom"]["pythonRequirements"]["fileName"].endswith(
+        "'functions/requirements.txt'}"
+    )
+    for name, function in serverless_yml["functions"].items():
+        # A function's own `package` or serverless-python-requirements' `module` would give it a zip of its own.
+        assert not {"package", "module"} & set(function), name
+    assert "layer" not in serverless_yml["custom"]["pythonRequirements"]
 
 
 def _requirement_pins(lines: list[str]) -> dict[str, str]:
@@ -1260,7 +1275,12 @@ def test_no_secret_value_reaches_the_template(template: dict[str, Any]) -> None:
                 assert key.endswith("_PARAMETER"), f"{name}: {key} looks like it carries a secret"
 
 
-# ---- the function packages ----------------------------------------------------------------------------------
+# ---- the deployment artifact --------------------------------------------------------------------------------
+
+# Lambda's quotas: 250 MB unzipped (function and layers together); 50 MB zipped is the limit of a direct upload
+# (osls goes through S3, which allows more, but a zip past it is a sign that something does not belong there).
+LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
+DIRECT_UPLOAD_LIMIT = 50 * 1024 * 1024
 
 
 def _artifact(template: dict[str, Any], name: str) -> Path:
@@ -1269,19 +1289,40 @@ def _artifact(template: dict[str, Any], name: str) -> Path:
 
 
 @pytest.mark.infra
-@pytest.mark.parametrize("name", FUNCTIONS)
-def test_each_package_has_rootmail_at_its_root(template: dict[str, Any], name: str) -> None:
-    with zipfile.ZipFile(_artifact(template, name)) as archive:
+def test_every_function_runs_from_the_one_artifact(template: dict[str, Any]) -> None:
+    codes = {
+        json.dumps(_function(template, name)["Properties"]["Code"], sort_keys=True) for name in FUNCTIONS
+    }
+    assert len(codes) == 1, codes
+    artifact = _artifact(template, FUNCTIONS[0])
+    assert sorted(SERVERLESS_DIR.glob("*.zip")) == [artifact]  # no other zip is packaged, so none is uploaded
+    assert not _resources(template, "AWS::Lambda::LayerVersion")
+    for name in FUNCTIONS:
+        assert "Layers" not in _function(template, name)["Properties"], name
+    with zipfile.ZipFile(artifact) as archive:
+        unzipped = sum(info.file_size for info in archive.infolist())
+    assert unzipped < LAMBDA_UNZIPPED_LIMIT
+    assert artifact.stat().st_size < DIRECT_UPLOAD_LIMIT
+
+
+@pytest.mark.infra
+def test_the_package_has_rootmail_at_its_root_without_the_local_emulator(template: dict[str, Any]) -> None:
+    with zipfile.ZipFile(_artifact(template, "parse")) as archive:
         names = set(archive.namelist())
-    assert {
-        "rootmail/__init__.py",
-        "rootmail/entrypoints/handlers/__init__.py",
-        f"rootmail/entrypoints/handlers/{name}.py",
-    } <= names
+    source = ROOT / "functions"
+    expected = {
+        path.relative_to(source).as_posix()
+        for path in (source / "rootmail").rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix not in (".pyc", ".pyo")
+    }
+    assert {f"rootmail/entrypoints/handlers/{name}.py" for name in FUNCTIONS} <= expected
+    assert {name for name in names if name.startswith("rootmail/")} == expected
     assert not [
-        n for n in names if n.startswith(("functions/", "local/rootmail_local/", "tests/", "node_modules/"))
+        n
+        for n in names
+        if n.startswith(("functions/", "local/", "rootmail_local/", "tests/", "scripts/", "node_modules/"))
     ]
-    assert not [n for n in names if n.startswith("rootmail/") and ("__pycache__" in n or n.endswith(".pyc"))]
+    assert not [n for n in names if "local" in n.split("/")[:-1] or n.endswith(".pyc") or "__pycache__" in n]
 
 
 needs_requirements = pytest.mark.skipif(SKIP_REQUIREMENTS, reason="packaged without the Python requirements")
@@ -1289,11 +1330,9 @@ needs_requirements = pytest.mark.skipif(SKIP_REQUIREMENTS, reason="packaged with
 
 @pytest.mark.infra
 @needs_requirements
-@pytest.mark.parametrize("name", FUNCTIONS)
-def test_each_package_bundles_the_requirements_built_for_lambda(template: dict[str, Any], name: str) -> None:
-    with zipfile.ZipFile(_artifact(template, name)) as archive:
-        infos = archive.infolist()
-    names = {info.filename for info in infos}
+def test_the_package_bundles_the_requirements_built_for_lambda(template: dict[str, Any]) -> None:
+    with zipfile.ZipFile(_artifact(template, "parse")) as archive:
+        names = set(archive.namelist())
     for package in (
         "boto3",
         "botocore",
@@ -1316,7 +1355,6 @@ def test_each_package_bundles_the_requirements_built_for_lambda(template: dict[s
         "pydantic_core/_pydantic_core.cpython-312-aarch64-linux-gnu.so",
         "re2/_re2.cpython-312-aarch64-linux-gnu.so",
     ]
-    assert sum(info.file_size for info in infos) < 250 * 1024 * 1024  # Lambda's unzipped size limit
 
 
 @pytest.mark.infra
@@ -1324,7 +1362,7 @@ def test_each_package_bundles_the_requirements_built_for_lambda(template: dict[s
 def test_the_unzipped_package_imports_from_its_root(template: dict[str, Any], tmp_path: Path) -> None:
     with zipfile.ZipFile(_artifact(template, "parse")) as archive:
         archive.extractall(tmp_path)
-    # Only pure-Python modules: the compiled wheels are built for python3.12 on arm64, not for this interpreter.
+    # Only pure-Python modules: the compiled wheels are built for Lambda's arm64, not for this machine.
     # -S keeps this interpreter's site-packages out, so every import must come from the package.
     modules = [
         "rootmail.errors",
