@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from rootmail.app.offline import AccountDirectory
-from rootmail.domain.mail.parse import MAX_PARSED_BYTES, parse_mail
+from rootmail.domain.mail.mime import MAX_PARSED_BYTES
+from rootmail.domain.mail.parse import parse_mail
 from rootmail.domain.routing import RoutingPolicy, resolve
 from rootmail.domain.rules import load_rule_files
 from samples import sample_pipeline

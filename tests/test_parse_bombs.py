@@ -13,21 +13,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hostile import CODE, HOSTILE, SES_MAXIMUM
-from rootmail.domain.mail import parse as parsing
+from rootmail.domain.mail import headers, html_text
+from rootmail.domain.mail import mime as mime_parser
+from rootmail.domain.mail.body import MAX_HTML_CHARS, MAX_OTHER_TEXT_CHARS, MAX_TEXT_CHARS
+from rootmail.domain.mail.html_text import html_to_text
+from rootmail.domain.mail.mime import (
+    MAX_CONTAINERS,
+    MAX_HEADER_CHARS,
+    MAX_HEADER_FIELDS,
+    MAX_LINE_VISITS,
+    MAX_MIME_LINES,
+)
 from rootmail.domain.mail.model import ParsedMail
 from rootmail.domain.mail.parse import (
     MAX_ACCOUNT_IDS,
     MAX_ADDRESS_CHARS,
-    MAX_CONTAINERS,
-    MAX_HEADER_CHARS,
-    MAX_HEADER_FIELDS,
-    MAX_HTML_CHARS,
-    MAX_LINE_VISITS,
-    MAX_MIME_LINES,
-    MAX_OTHER_TEXT_CHARS,
     MAX_PROBLEMS,
-    MAX_TEXT_CHARS,
-    html_to_text,
     parse_mail,
 )
 
@@ -281,7 +282,7 @@ _OLD_ADDRESS_TOKEN = re.compile(r"[^\s<>\"(),;:@\[\]\\]+@[^\s<>\"(),;:@\[\]\\]+"
     ).map("".join)
 )
 def test_address_tokens_are_what_the_quadratic_findall_found(value):
-    assert parsing._ADDRESS_TOKEN.findall(value) == _OLD_ADDRESS_TOKEN.findall(value)
+    assert headers._ADDRESS_TOKEN.findall(value) == _OLD_ADDRESS_TOKEN.findall(value)
 
 
 _TAGS = ["p", "div", "br", "td", "tr", "a", "b", "span", "script", "style", "title", "li", "table"]
@@ -316,10 +317,10 @@ def _documents(draw: st.DrawFn) -> str:
 
 def _html_to_text_closing(html: str) -> str:
     """What html_to_text was: feed, then close()."""
-    parser = parsing._HTMLText()
+    parser = html_text._HTMLText()
     parser.feed(html)
     parser.close()
-    return parsing._tidy("".join(parser.chunks))
+    return html_text._tidy("".join(parser.chunks))
 
 
 @settings(max_examples=1000, deadline=None)
@@ -384,9 +385,9 @@ def test_the_parser_is_given_lines_within_every_bound_and_all_of_a_mail_within_t
     bounds = {"MAX_LINE_VISITS": 40, "MAX_MIME_LINES": 6, "MAX_CONTAINERS": 2, "MAX_HEADER_FIELDS": 5}
     with pytest.MonkeyPatch.context() as patch:
         for name, value in bounds.items():
-            patch.setattr(parsing, name, value)
-        cut, why = parsing._bounded_prefix(raw, raw.lower())
-        surely = parsing._surely_within_bounds(raw, raw.lower().count(b"content-type:"))
+            patch.setattr(mime_parser, name, value)
+        cut, why = mime_parser._bounded_prefix(raw, raw.lower())
+        surely = mime_parser._surely_within_bounds(raw, raw.lower().count(b"content-type:"))
     visits, mime, nesting, fields = _visits(raw[:cut])
     assert visits <= 40 and mime <= 6 and nesting <= 2 and fields <= 5
     assert (cut == len(raw)) == (why is None)

@@ -14,8 +14,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rootmail.domain.mail.charsets import decode_bytes
+from rootmail.domain.mail.headers import decode_header_text
+from rootmail.domain.mail.html_text import html_to_text
 from rootmail.domain.mail.model import ParsedMail, Verdicts
-from rootmail.domain.mail.parse import decode_bytes, decode_header_text, html_to_text, parse_mail
+from rootmail.domain.mail.parse import parse_mail
 
 RECIPIENT = "Root+Prod@Example.com"
 
@@ -781,7 +784,7 @@ def _reference_iso_date(value: str) -> str | None:
 def test_plain_dates_read_as_parsedate_to_datetime_reads_them(
     day_name: str, day: str, month: str, year: int, clock: str, zone: str, tail: str
 ) -> None:
-    from rootmail.domain.mail.parse import _iso_date
+    from rootmail.domain.mail.headers import _iso_date
 
     value = f"{day_name}{day} {month} {year} {clock} {zone}{tail}"
     problems: list[str] = []
@@ -791,7 +794,7 @@ def test_plain_dates_read_as_parsedate_to_datetime_reads_them(
 
 
 def test_runs_of_jis_pairs_map_as_each_pair_does() -> None:
-    from rootmail.domain.mail.parse import _jis_pair_to_sjis, _jis_pairs_to_sjis
+    from rootmail.domain.mail.charsets import _jis_pair_to_sjis, _jis_pairs_to_sjis
 
     pairs = [bytes((j1, j2)) for j1 in range(0x21, 0x7F) for j2 in range(0x21, 0x7F)]
     assert _jis_pairs_to_sjis(b"".join(pairs)) == b"".join(_jis_pair_to_sjis(*pair) for pair in pairs)
@@ -835,15 +838,15 @@ _SEARCH_PIECES = [
     ).map("".join)
 )
 def test_lowercased_searches_find_what_the_case_insensitive_patterns_find(value: str) -> None:
-    from rootmail.domain.mail import parse as parsing
+    from rootmail.domain.mail import headers
 
     for pattern, lowered in [
-        (parsing._SES_RECEIVED, parsing._SES_RECEIVED_LOWER),
-        (parsing._ENVELOPE_FOR, parsing._ENVELOPE_FOR_LOWER),
-        (parsing._ENVELOPE_FROM, parsing._ENVELOPE_FROM_LOWER),
+        (headers._SES_RECEIVED, headers._SES_RECEIVED_LOWER),
+        (headers._ENVELOPE_FOR, headers._ENVELOPE_FOR_LOWER),
+        (headers._ENVELOPE_FROM, headers._ENVELOPE_FROM_LOWER),
     ]:
         expected = pattern.search(value)
-        found = parsing._search_lowered(pattern, lowered, value)
+        found = headers._search_lowered(pattern, lowered, value)
         assert (found and found.group(0).lower()) == (expected and expected.group(0).lower())
 
 
