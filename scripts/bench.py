@@ -530,7 +530,7 @@ def parse_bombs(args: argparse.Namespace) -> Benchmark:
     bench.notes += [
         f"The worst hostile mail took {worst[1] / normal_large:.1f}× a normal mail of the same size "
         f"({worst[1]:.2f} s against {normal_large:.2f} s) and {worst[1] / normal:,.0f}× a normal notice.",
-        "Each hostile mail is cut where a bound of domain/mail/parse.py is reached (what_was_cut; all of them also read only "
+        "Each hostile mail is cut where a bound of the mail parser (domain/mail/) is reached (what_was_cut; all of them also read only "
         "their first 8 MB): header length and count, malformed MIME headers, MIME lines and nesting, lines, text "
         "and HTML. Before those bounds, the same shapes took from seconds to minutes (quadratic regular "
         "expressions and stdlib parsers), or lost the whole mail to a RecursionError.",
@@ -794,7 +794,7 @@ def digest_grouping(args: argparse.Namespace) -> Benchmark:
 
 # Where a sampled thread is, by the innermost frame of its stack that belongs to one of these (file path parts).
 TIME_CATEGORIES = (
-    ("parse", ("rootmail/domain/mail/parse.py",)),
+    ("parse", ("rootmail/domain/mail/",)),
     ("rules", ("rootmail/domain/rules.py", "rootmail/domain/triage.py")),
     ("DynamoDB (moto)", ("moto/dynamodb/",)),
     ("S3 (moto)", ("moto/s3/",)),
