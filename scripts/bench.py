@@ -207,7 +207,8 @@ def rules_preview(args: argparse.Namespace) -> Benchmark:
     from rootmail.domain.mail.parse import parse_mail
     from rootmail.domain.preview import PreviewMail, preview
     from rootmail.domain.routing import RoutingPolicy, unchecked
-    from rootmail.domain.rules import compile_rules, load_rule_files
+    from rootmail.domain.rules.files import load_rule_files
+    from rootmail.domain.rules.sets import compile_rules
 
     corpus = [p.read_bytes() for p in sorted((ROOT / "tests" / "corpus").glob("*.eml"))]
     defaults = load_rule_files(ROOT / "rules")
@@ -349,7 +350,8 @@ def triage_cost(args: argparse.Namespace) -> Benchmark:
     from rootmail.domain.authenticity import DEFAULT_AWS_SENDER_DOMAINS, assess
     from rootmail.domain.mail.parse import parse_mail
     from rootmail.domain.routing import RoutingPolicy, resolve
-    from rootmail.domain.rules import RuleSet, load_rule_files
+    from rootmail.domain.rules.files import load_rule_files
+    from rootmail.domain.rules.index import RuleSet
     from rootmail.domain.triage import decide
 
     logging.getLogger("mailparser").setLevel(logging.CRITICAL)  # it logs each multipart/alternative it skips
@@ -563,7 +565,10 @@ def classification(args: argparse.Namespace) -> Benchmark:
     from rootmail.domain.authenticity import DEFAULT_AWS_SENDER_DOMAINS, assess
     from rootmail.domain.mail.parse import parse_mail
     from rootmail.domain.routing import RoutingPolicy, unchecked
-    from rootmail.domain.rules import Rule, RuleSet, compile_rules, load_rule_files
+    from rootmail.domain.rules.files import load_rule_files
+    from rootmail.domain.rules.index import RuleSet
+    from rootmail.domain.rules.model import Rule
+    from rootmail.domain.rules.sets import compile_rules
     from rootmail.domain.triage import decide
 
     class EveryRule(RuleSet):
@@ -648,7 +653,7 @@ CRAFTED_PATTERNS: list[tuple[str, Callable[[int], str], int]] = [
 def crafted_patterns(args: argparse.Namespace) -> Benchmark:
     """Rule subject patterns on forged subjects made to make them backtrack: Python's re (the engine rules used
     before) next to RE2 (the engine they use), on the same subject, and RE2 on a subject 10,000 characters long."""
-    from rootmail.domain.rules import compile_subject
+    from rootmail.domain.rules.patterns import compile_subject
 
     bench = Benchmark(
         "crafted-patterns",
@@ -795,7 +800,7 @@ def digest_grouping(args: argparse.Namespace) -> Benchmark:
 # Where a sampled thread is, by the innermost frame of its stack that belongs to one of these (file path parts).
 TIME_CATEGORIES = (
     ("parse", ("rootmail/domain/mail/",)),
-    ("rules", ("rootmail/domain/rules.py", "rootmail/domain/triage.py")),
+    ("rules", ("rootmail/domain/rules/", "rootmail/domain/triage.py")),
     ("DynamoDB (moto)", ("moto/dynamodb/",)),
     ("S3 (moto)", ("moto/s3/",)),
     ("SES (moto)", ("moto/ses/", "moto/sesv2/")),
@@ -888,7 +893,7 @@ def pipeline_burst(args: argparse.Namespace) -> Benchmark:
     import threading
 
     from rootmail.app.offline import load_accounts
-    from rootmail.domain.rules import load_rule_files
+    from rootmail.domain.rules.files import load_rule_files
     from rootmail_local.demo import quiet_logs
     from rootmail_local.emulator import LocalPipeline
 
@@ -1157,7 +1162,7 @@ def cost_model(args: argparse.Namespace) -> list[Benchmark]:
     import threading
 
     from rootmail.app.offline import load_accounts
-    from rootmail.domain.rules import load_rule_files
+    from rootmail.domain.rules.files import load_rule_files
     from rootmail_local.demo import quiet_logs
     from rootmail_local.emulator import LocalPipeline
 

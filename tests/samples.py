@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rootmail.app.offline import load_accounts
-from rootmail.domain.rules import load_rule_files
+from rootmail.domain.rules.files import load_rule_files
 from rootmail_local.emulator import LocalPipeline
 
 ROOT = Path(__file__).resolve().parents[1]

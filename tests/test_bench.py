@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from rootmail.domain.rules import load_rule_files
+from rootmail.domain.rules.files import load_rule_files
 
 ROOT = Path(__file__).resolve().parents[1]
 # The default rules and the 300 the bench generates beside them.

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from rootmail.domain.rules import load_rule_files
+from rootmail.domain.rules.files import load_rule_files
 from rootmail.entrypoints.cli import main
 from rootmail_local.emulator import LocalPipeline
 from rootmail_local.slack_requests import command_body, signed

@@ -9,7 +9,7 @@ import pytest
 
 from rootmail.app.offline import AccountDirectory, load_accounts, triage_file
 from rootmail.domain.mail.parse import parse_mail
-from rootmail.domain.rules import load_rule_files
+from rootmail.domain.rules.files import load_rule_files
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "corpus"

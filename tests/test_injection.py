@@ -10,7 +10,7 @@ from pathlib import Path
 from rootmail.app.offline import load_accounts
 from rootmail.domain.accounts import Account
 from rootmail.domain.mail.parse import parse_mail
-from rootmail.domain.rules import load_rule_files
+from rootmail.domain.rules.files import load_rule_files
 from rootmail.messages.render import render_forward
 from rootmail_local.emulator import LocalPipeline
 

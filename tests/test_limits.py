@@ -17,7 +17,7 @@ from rootmail.app.offline import AccountDirectory
 from rootmail.domain.mail.mime import MAX_PARSED_BYTES
 from rootmail.domain.mail.parse import parse_mail
 from rootmail.domain.routing import RoutingPolicy, resolve
-from rootmail.domain.rules import load_rule_files
+from rootmail.domain.rules.files import load_rule_files
 from samples import sample_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]

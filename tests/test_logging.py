@@ -9,7 +9,7 @@ from pathlib import Path
 from rootmail.app.offline import load_accounts
 from rootmail.bootstrap import Runtime
 from rootmail.config import Settings
-from rootmail.domain.rules import load_rule_files
+from rootmail.domain.rules.files import load_rule_files
 from rootmail.observability import logger, redact_addresses
 from rootmail_local.emulator import LocalPipeline
 

@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 
 from rootmail.domain.commands import Command, parse_command
 from rootmail.domain.digest import group_queue, mask, subject_regex
-from rootmail.domain.rules import classify, compile_rule, compile_subject, pattern_problem
+from rootmail.domain.rules.index import classify
+from rootmail.domain.rules.model import compile_rule
+from rootmail.domain.rules.patterns import compile_subject, pattern_problem
 from rootmail.errors import CommandError
 from rootmail.messages.operators import (
     CREATE_RULE,

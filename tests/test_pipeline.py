@@ -14,7 +14,7 @@ import pytest
 from rootmail.adapters.tables import DeliveryGuard, now_iso, to_item
 from rootmail.app.offline import load_accounts
 from rootmail.domain.mail.parse import parse_mail
-from rootmail.domain.rules import load_rule_files
+from rootmail.domain.rules.files import load_rule_files
 from rootmail.domain.vocabulary import STATE_FOR_ACTION, Action
 from rootmail_local.emulator import LocalPipeline
 

@@ -18,7 +18,7 @@ import pytest
 from rootmail.adapters.tables import AccountsTable
 from rootmail.app.offline import load_accounts
 from rootmail.domain.accounts import ContactOverride, Contacts
-from rootmail.domain.rules import load_rule_files
+from rootmail.domain.rules.files import load_rule_files
 from rootmail.entrypoints.cli import main
 from rootmail_local.emulator import LocalPipeline
 from rootmail_local.organization import SeedAccount

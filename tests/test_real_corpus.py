@@ -11,7 +11,8 @@ import pytest
 
 from rootmail.app.catalogue import as_stored, catalogue
 from rootmail.app.offline import AccountDirectory, load_accounts, triage_file
-from rootmail.domain.rules import RuleSet, load_rule_files
+from rootmail.domain.rules.files import load_rule_files
+from rootmail.domain.rules.index import RuleSet
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = RuleSet(load_rule_files(ROOT / "rules"))

@@ -13,16 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rootmail.domain.mail.parse import parse_mail
-from rootmail.domain.rules import (
-    RuleSet,
-    _screenable,
-    classify,
-    compile_rule,
-    compile_subject,
-    load_rule_files,
-    pattern_problem,
-    subject_screen,
-)
+from rootmail.domain.rules.files import load_rule_files
+from rootmail.domain.rules.index import RuleSet, classify
+from rootmail.domain.rules.model import compile_rule
+from rootmail.domain.rules.patterns import compile_subject, pattern_problem
+from rootmail.domain.rules.screen import _screenable, subject_screen
 
 ROOT = Path(__file__).resolve().parents[1]
 # Characters whose case variants are odd (İ ı K ſ ß Σ ς µ), kana and kanji, and plain ASCII.

@@ -13,7 +13,9 @@ import pytest
 import re2
 
 from rootmail.domain.mail.parse import parse_mail
-from rootmail.domain.rules import classify, compile_subject, load_rule_files, pattern_problem
+from rootmail.domain.rules.files import load_rule_files
+from rootmail.domain.rules.index import classify
+from rootmail.domain.rules.patterns import compile_subject, pattern_problem
 from rootmail.domain.vocabulary import Action, Category
 from rootmail.entrypoints.cli import main
 from rootmail.errors import RuleError
@@ -209,7 +211,9 @@ def test_a_boundary_beside_ascii_text_is_accepted(pattern):
 def test_subject_patterns_see_the_first_thousand_characters_of_a_subject():
     """RE2 is linear in the subject, but an operator's wide counted repeats cost tens of microseconds a character;
     a forged subject can be 16 KB. What AWS writes in a subject is a few hundred characters at most."""
-    from rootmail.domain.rules import MAX_CLASSIFIED_SUBJECT, classify, compile_rules
+    from rootmail.domain.rules.index import classify
+    from rootmail.domain.rules.model import MAX_CLASSIFIED_SUBJECT
+    from rootmail.domain.rules.sets import compile_rules
 
     item = {"id": "late", "category": "billing", "action": "ignore", "match": {"subject": "tail$"}}
     rules = compile_rules([(item, "test")])

@@ -6,7 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from rootmail.domain.rules import classify, compile_rule, compile_rules, load_rule_files
+from rootmail.domain.rules.files import load_rule_files
+from rootmail.domain.rules.index import classify
+from rootmail.domain.rules.model import compile_rule
+from rootmail.domain.rules.sets import compile_rules
 from rootmail.domain.vocabulary import Action, Category
 from rootmail.errors import RuleError
 

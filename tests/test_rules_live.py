@@ -14,14 +14,11 @@ import pytest
 import re2
 
 from rootmail.app.offline import load_accounts
-from rootmail.domain.rules import (
-    classify,
-    compile_rule,
-    compile_subject,
-    load_rule_files,
-    pattern_problem,
-    usable_rules,
-)
+from rootmail.domain.rules.files import load_rule_files
+from rootmail.domain.rules.index import classify
+from rootmail.domain.rules.model import compile_rule
+from rootmail.domain.rules.patterns import compile_subject, pattern_problem
+from rootmail.domain.rules.sets import usable_rules
 from rootmail.entrypoints.cli import main
 from rootmail.errors import RuleConflict, RuleError
 from rootmail_local.emulator import LocalPipeline

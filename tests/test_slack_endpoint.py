@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rootmail.domain.rules import load_rule_files
+from rootmail.domain.rules.files import load_rule_files
 from rootmail.messages.operators import CREATE_RULE, rule_modal
 from rootmail_local.emulator import LocalPipeline
 from rootmail_local.slack_requests import (

@@ -16,7 +16,7 @@ from rootmail.domain.accounts import Account
 from rootmail.domain.authenticity import DEFAULT_AWS_SENDER_DOMAINS, assess
 from rootmail.domain.mail.parse import parse_mail
 from rootmail.domain.routing import RoutingPolicy, resolve
-from rootmail.domain.rules import load_rule_files
+from rootmail.domain.rules.files import load_rule_files
 from rootmail.domain.triage import decide
 from rootmail.domain.vocabulary import Action
 from rootmail.errors import ConfigurationError

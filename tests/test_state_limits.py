@@ -20,7 +20,7 @@ from rootmail.app.triage_steps import MAX_DELIVERY_FIELD_BYTES, MAX_REASONS
 from rootmail.app.triage_steps import MAX_REASON_BYTES as MAX_AUTHENTICITY_REASON_BYTES
 from rootmail.domain.mail.model import MAX_ACCOUNT_IDS, MAX_SUMMARY_BYTES, ParsedMail, Verdicts
 from rootmail.domain.routing import MAX_HOLD_BYTES, MAX_NOTE_BYTES, MAX_NOTES, Resolution
-from rootmail.domain.rules import load_rule_files
+from rootmail.domain.rules.files import load_rule_files
 from rootmail.domain.triage import MAX_REASON_BYTES, Decision
 from rootmail.domain.vocabulary import Action, Category
 from rootmail.errors import RootmailError

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from rootmail.app.offline import AccountDirectory, load_accounts, triage_file
-from rootmail.domain.rules import load_rule_files
+from rootmail.domain.rules.files import load_rule_files
 from rootmail.entrypoints.cli import main
 from samples import aws_mail, sample_pipeline
 

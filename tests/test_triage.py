@@ -8,7 +8,7 @@ from rootmail.domain.authenticity import Authenticity
 from rootmail.domain.credentials import credential_marks
 from rootmail.domain.mail.model import ParsedMail
 from rootmail.domain.routing import RoutingPolicy, resolve
-from rootmail.domain.rules import compile_rules
+from rootmail.domain.rules.sets import compile_rules
 from rootmail.domain.triage import decide
 from rootmail.domain.vocabulary import Action, Category
 

@@ -19,7 +19,8 @@ from rootmail.adapters.secrets import read_secret
 from rootmail.adapters.suppressions import SuppressionList
 from rootmail.adapters.tables import AccountsTable, DeliveryGuard, Ledger, RulesTable, SlackRequests
 from rootmail.config import Settings, get_settings
-from rootmail.domain.rules import RuleSet, usable_rules
+from rootmail.domain.rules.index import RuleSet
+from rootmail.domain.rules.sets import usable_rules
 from rootmail.errors import OrganizationsUnavailable, RulesUnavailable
 from rootmail.observability import logger, redact_addresses
 

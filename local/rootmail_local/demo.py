@@ -21,7 +21,7 @@ from rootmail.adapters.tables import AccountsTable, now_iso
 from rootmail.app.offline import load_accounts, management_account_of
 from rootmail.domain.accounts import CONTACT_KINDS, Account
 from rootmail.domain.digest import group_queue
-from rootmail.domain.rules import Rule
+from rootmail.domain.rules.model import Rule
 from rootmail.messages.operators import CREATE_RULE, digest_text
 from rootmail_local.emulator import MANAGEMENT_ACCOUNT, LocalPipeline
 from rootmail_local.slack_requests import modal_values

@@ -27,7 +27,7 @@ from rootmail import bootstrap
 from rootmail.adapters.tables import AccountsTable, Ledger, RulesTable
 from rootmail.config import Settings
 from rootmail.domain.accounts import Account
-from rootmail.domain.rules import Rule
+from rootmail.domain.rules.model import Rule
 from rootmail_local.moto_lambda import atomic_dynamodb_writes, check_function, lambdas_in_process
 from rootmail_local.organization import LocalOrganization, seed_of
 from rootmail_local.slack_requests import (

@@ -13,7 +13,7 @@ from rootmail.domain.accounts import Account
 from rootmail.domain.authenticity import assess
 from rootmail.domain.mail.parse import parse_mail
 from rootmail.domain.routing import resolve, unchecked
-from rootmail.domain.rules import Rule
+from rootmail.domain.rules.model import Rule
 from rootmail.domain.sync_plan import ListedAccount
 from rootmail.domain.triage import decide
 

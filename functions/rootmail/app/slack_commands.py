@@ -16,7 +16,8 @@ from rootmail.adapters.tables import now_iso
 from rootmail.bootstrap import Runtime
 from rootmail.domain.commands import Command, parse_command
 from rootmail.domain.digest import Pattern, find_pattern, group_queue, mask
-from rootmail.domain.rules import compile_rule, compile_rules
+from rootmail.domain.rules.model import compile_rule
+from rootmail.domain.rules.sets import compile_rules
 from rootmail.domain.vocabulary import State
 from rootmail.errors import CommandError, RootmailError, RuleError, SlackRejected, SlackUnavailable
 from rootmail.messages.operators import (

@@ -12,7 +12,8 @@ from typing import Any
 from rootmail.domain.authenticity import assess
 from rootmail.domain.mail.model import ParsedMail
 from rootmail.domain.routing import Resolution
-from rootmail.domain.rules import Rule, RuleSet
+from rootmail.domain.rules.index import RuleSet
+from rootmail.domain.rules.model import Rule
 from rootmail.domain.triage import Decision, decide
 from rootmail.domain.vocabulary import Category
 

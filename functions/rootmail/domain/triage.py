@@ -13,7 +13,8 @@ from rootmail.domain.authenticity import Authenticity
 from rootmail.domain.credentials import credential_marks
 from rootmail.domain.mail.model import ParsedMail, fit
 from rootmail.domain.routing import Resolution
-from rootmail.domain.rules import Rule, classify
+from rootmail.domain.rules.index import classify
+from rootmail.domain.rules.model import Rule
 from rootmail.domain.signals import Suggestion, alarming_words, suggest, urgent_signals
 from rootmail.domain.vocabulary import Action, Category
 

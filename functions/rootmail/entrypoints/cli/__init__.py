@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rootmail.domain.rules import RuleSet, load_rule_files
+from rootmail.domain.rules.files import load_rule_files
+from rootmail.domain.rules.index import RuleSet
 from rootmail.entrypoints.cli.accounts import add_commands as add_accounts_commands
 from rootmail.entrypoints.cli.rules import add_commands as add_rules_commands
 from rootmail.entrypoints.cli.slack import add_commands as add_slack_commands

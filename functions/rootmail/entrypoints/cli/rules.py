@@ -16,8 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from rootmail.config import Settings, get_settings
-from rootmail.domain.rules import Rule, RuleSet, compile_rules, load_rule_files
-from rootmail.domain.ruleset import SLACK_FILE, diff_rules, leading_comments, render_rule_file
+from rootmail.domain.rules.files import (
+    SLACK_FILE,
+    diff_rules,
+    leading_comments,
+    load_rule_files,
+    render_rule_file,
+)
+from rootmail.domain.rules.index import RuleSet
+from rootmail.domain.rules.model import Rule
+from rootmail.domain.rules.sets import compile_rules
 from rootmail.errors import RuleConflict, RuleError
 
 DEFAULT_RULES = Path("rules")

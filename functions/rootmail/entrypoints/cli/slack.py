@@ -89,7 +89,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 @contextlib.contextmanager
 def _local_pipeline(args: argparse.Namespace) -> Any:
-    from rootmail.domain.rules import load_rule_files
+    from rootmail.domain.rules.files import load_rule_files
     from rootmail_local.demo import load_demo_accounts, mail_key, quiet_logs
     from rootmail_local.emulator import MANAGEMENT_ACCOUNT, LocalPipeline
 

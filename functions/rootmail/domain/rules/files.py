@@ -1,11 +1,80 @@
-"""The reviewed rule files against the live rules: what differs, and the live rules written back as files."""
+"""Rule files (reviewed TOML under rules/): loading them with file and line in every error, diffing them
+against the live rules, and writing them back.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+import re
+import tomllib
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from rootmail.domain.rules.model import _MATCH_KEYS, Rule, compile_rule
+from rootmail.domain.rules.sets import set_problems, sort_rules
+from rootmail.errors import RuleError
+
+
+def load_rule_files(directory: Path) -> list[Rule]:
+    """Read every *.toml under `directory`: each holds `[[rule]]` tables. Every problem in every file is reported
+    at once, each with its file and line."""
+    files = sorted(directory.glob("*.toml"))
+    if not files:
+        raise RuleError(f"{directory}: no rule files (*.toml) found")
+    rules: list[Rule] = []
+    problems: list[str] = []
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        try:
+            document = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            problems.append(f"{path}: not valid TOML: {exc}")
+            continue
+        entries = document.get("rule", [])
+        if not isinstance(entries, list) or set(document) - {"rule"}:
+            problems.append(f"{path}:1: a rule file holds only [[rule]] tables")
+            continue
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                problems.append(f"{path}: `rule` entries must be [[rule]] tables, not {type(entry).__name__}")
+                continue
+            try:
+                rules.append(compile_rule(entry, str(path), _locator(path, text, index)))
+            except RuleError as exc:
+                problems.append(str(exc))
+    problems += set_problems(rules)
+    if problems:
+        raise RuleError("\n".join(problems))
+    return sort_rules(rules)
+
+
+_TABLE_HEADER = re.compile(r"^\s*\[\[\s*rule\s*\]\]")
+_MATCH_HEADER = re.compile(r"^\s*\[\s*rule\.match\s*\]")
+
+
+def _locator(path: Path, text: str, index: int) -> Callable[[str | None], str]:
+    """`file:line` of the index-th [[rule]] table, or of one of its keys (in [rule.match] for match keys)."""
+    lines = text.splitlines()
+    headers = [number for number, line in enumerate(lines) if _TABLE_HEADER.match(line)]
+    start = headers[index] if index < len(headers) else 0
+    end = headers[index + 1] if index + 1 < len(headers) else len(lines)
+
+    def locate(key: str | None) -> str:
+        if key is not None:
+            in_match = False
+            for number in range(start, end):
+                line = lines[number]
+                if _MATCH_HEADER.match(line):
+                    in_match = True
+                    continue
+                if re.match(rf"^\s*{re.escape(key)}\s*=", line) and (in_match or key not in _MATCH_KEYS):
+                    return f"{path}:{number + 1}"
+        return f"{path}:{start + 1}"
+
+    return locate
+
 
 SLACK_FILE = "from-slack.toml"  # where rules created in Slack go on `rules pull`
 
