@@ -99,8 +99,8 @@ def accounts_sync(args: argparse.Namespace) -> Benchmark:
     hour later with no change (the listing and that hour's slice of contacts)."""
     import boto3
 
+    from rootmail.adapters.dynamodb.accounts import AccountsTable
     from rootmail.adapters.organizations import Organization
-    from rootmail.adapters.tables import AccountsTable
     from rootmail.app.accounts_sync import SyncOptions, sync_accounts
     from rootmail_local.organization import LocalOrganization, create_accounts_table, synthetic_organization
 

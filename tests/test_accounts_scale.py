@@ -19,8 +19,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from rootmail.adapters.dynamodb.accounts import AccountsTable
 from rootmail.adapters.organizations import Organization
-from rootmail.adapters.tables import AccountsTable
 from rootmail.app.accounts_sync import SyncOptions, SyncReport, sync_accounts
 from rootmail.domain.mail.model import ParsedMail
 from rootmail.domain.routing import RoutingPolicy, resolve

@@ -19,8 +19,8 @@ from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 from moto import mock_aws
 
+from rootmail.adapters.dynamodb.accounts import AccountsTable
 from rootmail.adapters.organizations import Organization
-from rootmail.adapters.tables import AccountsTable
 from rootmail.app.accounts_sync import SyncOptions, SyncReport, sync_accounts
 from rootmail.bootstrap import Runtime
 from rootmail.config import Settings

@@ -944,7 +944,7 @@ def _statements_granting(template: dict[str, Any], role: str, action: str) -> li
 
 @pytest.mark.infra
 def test_reconcile_lists_only_incoming_and_scans_only_the_overview(template: dict[str, Any]) -> None:
-    from rootmail.adapters.tables import Ledger
+    from rootmail.adapters.dynamodb.ledger import Ledger
 
     (listing,) = _statements_granting(template, "ReconcileRole", "s3:ListBucket")
     assert listing["Condition"] == {"StringLike": {"s3:prefix": ["incoming/*"]}}
@@ -964,7 +964,7 @@ def test_reconcile_lists_only_incoming_and_scans_only_the_overview(template: dic
 def test_reconcile_writes_only_a_records_re_drive_fields(template: dict[str, Any]) -> None:
     """The re-driven triage writes the ledger; reconcile itself only counts re-drives and queues a mail it gives
     up on: its grant names those attributes (Ledger.REDRIVE_FIELDS), and its writes use no other."""
-    from rootmail.adapters.tables import Ledger
+    from rootmail.adapters.dynamodb.ledger import Ledger
 
     (write,) = _statements_granting(template, "ReconcileRole", "dynamodb:UpdateItem")
     assert write["Condition"] == {

@@ -11,7 +11,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from rootmail.adapters.tables import DeliveryGuard, now_iso, to_item
+from rootmail.adapters.dynamodb.deliveries import DeliveryGuard
+from rootmail.adapters.dynamodb.items import now_iso, to_item
 from rootmail.app.offline import load_accounts
 from rootmail.domain.mail.parse import parse_mail
 from rootmail.domain.rules.files import load_rule_files
@@ -267,6 +268,29 @@ def test_a_live_claim_of_another_execution_is_waited_for_never_taken_as_delivere
     record = run_mails(pipeline, [name])[name]
     assert record["state"] == "queued" and record["queue_reason"].startswith("DeliveryInProgress:")
     assert pipeline.sent_mail() == []
+
+
+def test_a_case_another_execution_is_writing_is_waited_for_never_given_a_second_ticket(
+    pipeline, no_retry_sleep
+):
+    """Two mails of one case at once: the second waits for the first's ticket instead of creating its own."""
+    name = first("ticket")
+    case_id = parse_mail((CORPUS / name).read_bytes()).case_id
+    table = pipeline.tables["deliveries"]
+    held = {"delivery_id": f"case#{case_id}", "status": "held", "owner": "another-execution", "at": now_iso()}
+    boto3.client("dynamodb").put_item(TableName=table, Item=to_item(held))
+    record = run_mails(pipeline, [name])[name]
+    assert record["state"] == "queued" and record["queue_reason"].startswith("DeliveryInProgress:")
+    assert f"case#{case_id} is held by another-execution" in record["queue_reason"]
+    assert pipeline.zendesk.tickets == []
+    # A hold whose holder died (older than the lease) is taken over: one ticket, and the hold is released.
+    boto3.client("dynamodb").put_item(
+        TableName=table, Item=to_item({**held, "at": now_iso(-DeliveryGuard.LEASE * 2)})
+    )
+    pipeline.store_mail(name.removesuffix(".eml") + "-again", (CORPUS / name).read_bytes())
+    pipeline.wait()
+    assert len(pipeline.zendesk.tickets) == 1
+    assert DeliveryGuard(boto3.client("dynamodb"), table).get(f"case#{case_id}") is None
 
 
 def test_a_stale_claim_is_taken_over_and_the_mail_delivered(pipeline):

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from rootmail.adapters.tables import AccountsTable
+from rootmail.adapters.dynamodb.accounts import AccountsTable
 from rootmail.app.offline import load_accounts
 from rootmail.domain.accounts import ContactOverride, Contacts
 from rootmail.domain.rules.files import load_rule_files

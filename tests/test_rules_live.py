@@ -376,7 +376,7 @@ def test_preview_of_files_offline(tmp_path, capsys):
 
 
 def test_a_table_written_before_rules_had_versions_takes_a_push(local, tmp_path):
-    from rootmail.adapters.tables import to_item
+    from rootmail.adapters.dynamodb.items import to_item
 
     dynamodb = local.client("dynamodb")
     old = {**local.rules_table().get("cost-alert").rule, "priority": 200}

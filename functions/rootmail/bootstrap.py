@@ -12,12 +12,16 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from rootmail.adapters.aws import describe
+from rootmail.adapters.dynamodb.accounts import AccountsTable
+from rootmail.adapters.dynamodb.deliveries import DeliveryGuard
+from rootmail.adapters.dynamodb.ledger import Ledger
+from rootmail.adapters.dynamodb.rules import RulesTable
+from rootmail.adapters.dynamodb.slack_requests import SlackRequests
 from rootmail.adapters.executions import Workflow
 from rootmail.adapters.mailer import SesMailer
 from rootmail.adapters.mailstore import MailStore
 from rootmail.adapters.secrets import read_secret
 from rootmail.adapters.suppressions import SuppressionList
-from rootmail.adapters.tables import AccountsTable, DeliveryGuard, Ledger, RulesTable, SlackRequests
 from rootmail.config import Settings, get_settings
 from rootmail.domain.rules.index import RuleSet
 from rootmail.domain.rules.sets import usable_rules

@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from rootmail.adapters.tables import AccountsTable, now_iso
+from rootmail.adapters.dynamodb.accounts import AccountsTable
+from rootmail.adapters.dynamodb.items import now_iso
 from rootmail.app.offline import load_accounts, management_account_of
 from rootmail.domain.accounts import CONTACT_KINDS, Account
 from rootmail.domain.digest import group_queue

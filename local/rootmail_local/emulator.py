@@ -24,7 +24,9 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from rootmail import bootstrap
-from rootmail.adapters.tables import AccountsTable, Ledger, RulesTable
+from rootmail.adapters.dynamodb.accounts import AccountsTable
+from rootmail.adapters.dynamodb.ledger import Ledger
+from rootmail.adapters.dynamodb.rules import RulesTable
 from rootmail.config import Settings
 from rootmail.domain.accounts import Account
 from rootmail.domain.rules.model import Rule

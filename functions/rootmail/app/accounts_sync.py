@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from rootmail.adapters.dynamodb.accounts import AccountsTable, WriteResult
 from rootmail.adapters.organizations import Organization, Progress
-from rootmail.adapters.tables import AccountsTable, WriteResult
 from rootmail.config import Settings
 from rootmail.domain.sync_plan import now_text, plan_sync, select_for_details
 from rootmail.observability import logger

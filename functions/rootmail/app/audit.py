@@ -18,8 +18,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from rootmail.adapters.dynamodb.items import stamp
+from rootmail.adapters.dynamodb.ledger import Ledger
 from rootmail.adapters.executions import execution_name
-from rootmail.adapters.tables import Ledger, stamp
 from rootmail.app.triage_steps import SES_SETUP_NOTIFICATION, mail_id_for
 from rootmail.bootstrap import Runtime
 from rootmail.domain.vocabulary import IN_FLIGHT

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from rootmail.adapters.tables import stamp
+from rootmail.adapters.dynamodb.items import stamp
 from rootmail.app.offline import AccountDirectory
 from rootmail.bootstrap import Runtime
 from rootmail.config import Settings, get_settings

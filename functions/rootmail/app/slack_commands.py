@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from rootmail.adapters.dynamodb.items import now_iso
 from rootmail.adapters.executions import execution_name
-from rootmail.adapters.tables import now_iso
 from rootmail.bootstrap import Runtime
 from rootmail.domain.commands import Command, parse_command
 from rootmail.domain.digest import Pattern, find_pattern, group_queue, mask

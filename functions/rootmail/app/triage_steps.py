@@ -307,15 +307,18 @@ def ticket_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     body, attachment = _ticket_content(mail, raw, resolution, decision, event["mail_id"])
 
     def open_ticket() -> dict[str, Any]:
-        ref = rt.desk.case_ticket(
-            case_id=case_id,
-            message_key=event["mail_id"],
-            subject=ticket_subject(mail, urgent=False),
-            body=body,
-            requester_email=requester,
-            tags=["rootmail", "aws-support-case", *(f"aws-{a}" for a in resolution.account_ids)],
-            attachment=attachment,
-        )
+        # Two mails of one case at once would each find no ticket and create one: the case's thread is held
+        # while its ticket is looked up and written.
+        with rt.guard.holding(f"case#{case_id}", event["execution"]):
+            ref = rt.desk.case_ticket(
+                case_id=case_id,
+                message_key=event["mail_id"],
+                subject=ticket_subject(mail, urgent=False),
+                body=body,
+                requester_email=requester,
+                tags=["rootmail", "aws-support-case", *(f"aws-{a}" for a in resolution.account_ids)],
+                attachment=attachment,
+            )
         return {"ticket": ref.ticket_id, "created": ref.created, "url": ref.url, "note": ref.note}
 
     delivery = _guarded(

@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
 def _deliveries(args: argparse.Namespace) -> int:
     import boto3
 
-    from rootmail.adapters.tables import DeliveryGuard
+    from rootmail.adapters.dynamodb.deliveries import DeliveryGuard
     from rootmail.config import get_settings
 
     guard = DeliveryGuard(boto3.client("dynamodb"), args.table or get_settings().require("deliveries_table"))

@@ -1,0 +1,65 @@
+"""DynamoDB items: (de)serialising with the low-level client's types (thread-safe, unlike boto3 resources),
+timestamps as stored, and update expressions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from rootmail.adapters.aws import describe
+from rootmail.errors import RootmailError
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def stamp(moment: datetime) -> str:
+    """A moment as every record holds it: ISO 8601 in UTC, milliseconds, `Z`."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def now_iso(delta: timedelta = timedelta(0)) -> str:
+    return stamp(datetime.now(UTC) + delta)
+
+
+def to_item(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(v) for k, v in data.items() if v is not None}
+
+
+def from_item(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
+
+
+def _plain(value: Any) -> Any:
+    # DynamoDB numbers come back as Decimal; the ledger only holds whole numbers.
+    if hasattr(value, "as_integer_ratio") and not isinstance(value, (int, float)):
+        return int(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, set):
+        return sorted(value)
+    return value
+
+
+def _assignments(fields: dict[str, Any]) -> tuple[list[str], dict[str, str], dict[str, Any]]:
+    """`#fN = :vN` for each field: attribute names go through placeholders (`state`, `bucket` are reserved words)."""
+    names = {f"#f{i}": name for i, name in enumerate(fields)}
+    values = {f":v{i}": value for i, value in enumerate(fields.values())}
+    return [f"#f{i} = :v{i}" for i in range(len(fields))], names, values
+
+
+@contextmanager
+def unavailable(error: type[RootmailError], what: str) -> Iterator[None]:
+    """DynamoDB failing (an error answer, or none) as the table's typed error, which the state machine retries."""
+    try:
+        yield
+    except (ClientError, BotoCoreError) as exc:
+        raise error(f"{what}: {describe(exc)}") from None
