@@ -67,6 +67,20 @@ def test_demo_shows_the_operators_digest_a_rule_from_it_and_a_retry(tmp_path, ca
     assert "Next digest" in operators and "0 unclassified" in operators
 
 
+def test_demo_operator_takes_the_proposal_for_mail_with_urgent_words(tmp_path, capsys):
+    """Unknown mail with urgent words: the modal proposes its category, the operator takes it, and the retry
+    escalates it (a forward rule could not take it: urgent words wait for an operator)."""
+    mail_dir = tmp_path / "mails"
+    mail_dir.mkdir()
+    shutil.copy(CORPUS / "34-unclassified-urgent-words.eml", mail_dir / "34-unclassified-urgent-words.eml")
+    argv = ["demo", "--mail-dir", str(mail_dir), "--accounts", str(CORPUS / "accounts.json")]
+    assert main([*argv, "--report", str(tmp_path / "report.json")]) == 0
+    operators = capsys.readouterr().out.split("Operators in Slack", 1)[1]
+    assert "proposed: category abuse-report, action urgent (the demo's operator takes it)" in operators
+    assert "saved by <@U0LOCALOPS>: abuse-report → urgent" in operators
+    assert "1 mail(s) re-run. 0 forwarded · 0 ticketed · 1 escalated" in operators
+
+
 def test_demo_on_a_missing_folder_is_a_clear_error(tmp_path, capsys):
     assert main(["demo", "--mail-dir", str(tmp_path / "nope")]) == 2
     assert "no such folder" in capsys.readouterr().err

@@ -103,6 +103,9 @@ def run_pipeline(
     return report, evidence
 
 
+DEFAULT_CHOICE = {"category": "account-lifecycle", "action": "forward"}
+
+
 def operators_in_slack(pipeline: LocalPipeline) -> dict[str, Any]:
     """What the operators do next, through the deployed functions: the hourly digest, a rule created from its
     first unclassified pattern with the Slack modal, `/rootmail retry pattern P`, then `/rootmail retry`."""
@@ -122,7 +125,10 @@ def operators_in_slack(pipeline: LocalPipeline) -> dict[str, Any]:
         steps["proposed"] = {
             field: proposed[field]["value"]["selected_option"]["value"] for field in ("category", "action")
         }
-        values = modal_values(view, rule_id=f"demo-{pattern}", category="account-lifecycle", action="forward")
+        # The demo's operator takes the modal's proposal when it has one (the words suggest a category), else
+        # makes the pattern an account notice to forward.
+        chosen = steps["proposed"] if steps["proposed"]["category"] else DEFAULT_CHOICE
+        values = modal_values(view, rule_id=f"demo-{pattern}", **chosen)
         pipeline.slack_submit(view, values)
         steps["rule"] = pipeline.slack.messages[-1]["text"]
         steps["retry_pattern"] = _retry(pipeline, f"retry pattern {pattern}")
@@ -277,7 +283,8 @@ def _evidence_lines(evidence: dict[str, Any]) -> list[str]:
             proposed = operators["proposed"]
             lines.append(
                 f"  The rule modal proposed: category {proposed['category'] or '(none)'}, "
-                f"action {proposed['action']} (the demo's operator chooses account-lifecycle → forward)"
+                f"action {proposed['action']} (the demo's operator "
+                + ("takes it)" if proposed["category"] else "chooses account-lifecycle → forward)")
             )
         if "rule" in operators:
             lines.append(f"  Rule from the first pattern (Slack modal): {operators['rule']}")
