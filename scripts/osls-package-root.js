@@ -1,7 +1,7 @@
 'use strict';
 
 // osls plugin (serverless.yml lists it first): one deployment artifact for every function, with the directory named by
-// custom.packageRoot (functions) as the zip's root, so that Lambda imports rootmail.handlers.<name> from it.
+// custom.packageRoot (functions) as the zip's root, so that Lambda imports rootmail.entrypoints.handlers.<name> from it.
 //
 // osls zips the service once (package.individually: false) with the paths of the repository: functions/rootmail/...
 // This plugin moves every entry up out of custom.packageRoot right after osls has written that zip, before

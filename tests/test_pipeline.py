@@ -283,14 +283,14 @@ def test_a_case_another_execution_is_writing_is_waited_for_never_given_a_second_
     assert record["state"] == "queued" and record["queue_reason"].startswith("DeliveryInProgress:")
     assert f"case#{case_id} is held by another-execution" in record["queue_reason"]
     assert pipeline.zendesk.tickets == []
-    # A hold whose holder died (older than the lease) is taken over: one ticket, and the hold is released.
+    # A hold whose holder died (older than its lease) is taken over: one ticket, and the hold is released.
     boto3.client("dynamodb").put_item(
-        TableName=table, Item=to_item({**held, "at": now_iso(-DeliveryGuard.LEASE * 2)})
+        TableName=table, Item=to_item({**held, "at": now_iso(-DeliveryGuard.HOLD_LEASE * 2)})
     )
     pipeline.store_mail(name.removesuffix(".eml") + "-again", (CORPUS / name).read_bytes())
     pipeline.wait()
     assert len(pipeline.zendesk.tickets) == 1
-    assert DeliveryGuard(boto3.client("dynamodb"), table).get(f"case#{case_id}") is None
+    assert DeliveryGuard(boto3.client("dynamodb"), table).get(f"case#{case_id}")["status"] == "released"
 
 
 def test_a_stale_claim_is_taken_over_and_the_mail_delivered(pipeline):

@@ -40,6 +40,11 @@ def triage(tmp_path: Path, sender: str, subject: str, body: str) -> dict:
             "payment was declined",
         ),
         (
+            "[Action Required] Amazon EC2 scheduled maintenance",
+            "We have detected suspicious\nactivity from your instance; scheduled maintenance follows.",
+            "suspicious activity",
+        ),
+        (
             "[Action Required] Amazon RDS maintenance",
             "We have received reports that your instance is sending unsolicited messages. Scheduled maintenance follows.",
             "unsolicited",
@@ -130,3 +135,47 @@ def test_a_payment_problem_that_mentions_the_support_center_is_payment_trouble_n
         "We value your feedback.",
     )
     assert (result["category"], result["action"]) == ("billing", "restricted")
+
+
+def test_a_notices_subject_tag_lists_only_for_the_senders_that_write_about_several_accounts(tmp_path):
+    """Mail from another sender is about the accounts its text names: its own tag does not hide another account."""
+    result = triage(
+        tmp_path,
+        NOTICES,
+        "[AWS Account: 123456789012] AWS Free Tier limit alert",
+        "Your AWS account 210987654321 has exceeded 85% of the usage limit for one or more AWS Free Tier services.",
+    )
+    assert result["action"] == "queue" and "210987654321" in result["hold"]
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "Amazon EC2 Instance Retirement [AWS Account: 111122223333] [AWS Account: 123456789012]",
+        "Amazon EC2 Instance Retirement [AWS Account: 123456789012, 111122223333]",
+    ],
+)
+def test_a_subject_tagging_more_than_one_account_waits_for_an_operator(tmp_path, subject):
+    result = triage(tmp_path, "AWS Health <health@aws.com>", subject, "AWS Health Event\nInstance i-0abc.\n")
+    assert result["action"] == "queue" and "not exactly one" in result["hold"]
+
+
+def test_a_hold_that_says_the_account_was_suspended_stays_with_the_operators(tmp_path):
+    result = triage(
+        tmp_path,
+        "no-reply@amazonaws.com",
+        "Your AWS account has been suspended",
+        "We placed a temporary hold on your account. Your AWS account has been suspended until we verify it.",
+    )
+    assert (result["category"], result["action"]) == ("account-lifecycle", "restricted")
+
+
+def test_aws_security_advice_in_ordinary_mail_does_not_hold_it(tmp_path):
+    result = triage(
+        tmp_path,
+        NOTICES,
+        "Welcome to Amazon Web Services",
+        "Thank you for creating an Amazon Web Services (AWS) account. To prevent unauthorized access, turn on MFA. "
+        "AWS will never ask for your password: beware of phishing.",
+    )
+    assert (result["action"], result["alert"]) == ("ignore", False)

@@ -23,6 +23,7 @@ from rootmail.app.offline import load_accounts, management_account_of
 from rootmail.domain.accounts import CONTACT_KINDS, Account
 from rootmail.domain.digest import group_queue
 from rootmail.domain.rules.model import Rule
+from rootmail.domain.vocabulary import IN_FLIGHT
 from rootmail.messages.operators import CREATE_RULE, digest_text
 from rootmail_local.emulator import MANAGEMENT_ACCOUNT, LocalPipeline
 from rootmail_local.slack_requests import modal_values
@@ -204,7 +205,7 @@ def render_summary(
     lines.append("Terminal states:   " + ", ".join(f"{s} {n}" for s, n in sorted(states.items())))
     alerted = sum(1 for r in report if r.get("alert"))
     lines.append(f"Urgent-word alerts (queued mail no rule knows, operators told at once): {alerted}")
-    terminal = sum(n for s, n in states.items() if s not in {"in-flight", "missing"})
+    terminal = sum(n for s, n in states.items() if s not in {IN_FLIGHT, "missing"})
     lines.append(
         f"Every mail in a terminal state: {'yes' if terminal == len(report) else 'NO'} ({terminal}/{len(report)})"
     )
@@ -362,7 +363,7 @@ def main(
         )
     write_report(report, report_path)
     print(render_summary(report, evidence, report_path, log_path))
-    unfinished = [r for r in report if r["state"] in {"in-flight", "missing"}]
+    unfinished = [r for r in report if r["state"] in {IN_FLIGHT, "missing"}]
     return 1 if unfinished or not _cross_check(report, evidence)[0] else 0
 
 

@@ -18,7 +18,7 @@ from rootmail.domain.commands import Command, parse_command
 from rootmail.domain.digest import Pattern, find_pattern, group_queue, mask
 from rootmail.domain.rules.model import compile_rule
 from rootmail.domain.rules.sets import compile_rules
-from rootmail.domain.vocabulary import State
+from rootmail.domain.vocabulary import IN_FLIGHT, State
 from rootmail.errors import CommandError, RootmailError, RuleError, SlackRejected, SlackUnavailable
 from rootmail.messages.operators import (
     CREATE_RULE,
@@ -365,7 +365,7 @@ def report_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     # apart: its ledger record still says what the earlier run left.
     finished = {r["mail_id"] for r in event.get("retried") or [] if r.get("status") == "SUCCEEDED"}
     records = [rt.ledger.get(i["mail_id"]) for i in selected.get("items", []) if i["mail_id"] in finished]
-    done = [r for r in records if r and r.get("state") not in (None, "in-flight")]
+    done = [r for r in records if r and r.get("state") not in (None, IN_FLIGHT)]
     states = Counter(str(r["state"]) for r in done)
     reasons = Counter(mask(str(r.get("queue_reason") or "")) for r in done if r["state"] == State.QUEUED)
     language = rt.settings.operator_language

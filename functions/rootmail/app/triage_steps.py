@@ -380,7 +380,9 @@ def alert_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
     decision = event["classification"]
     signal = bool(decision.get("alert")) and decision["action"] == Action.QUEUE
     extra: list[dict[str, Any]] = []
-    if signal:
+    # Mail no rule knows gets the button that makes a rule of its pattern; mail a rule took (held for its urgent
+    # words) is no such pattern: the operators act on the mail itself.
+    if signal and not decision.get("rule_id"):
         summary = event.get("mail") or {}
         extra = rule_prompt(
             subject=str(summary.get("subject") or mail.subject),

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from rootmail.domain.accounts import Account
+from rootmail.domain.mail.identifiers import subject_tags
 from rootmail.domain.mail.model import MAX_ACCOUNT_IDS, ParsedMail, fit
 
 # Senders whose one mail may concern several accounts (AWS Health's aggregated notifications).
@@ -197,8 +198,11 @@ def resolve(
             f"support case {mail.case_id}: whoever opened the case wrote its text, and may have copied any address "
             "on it: for an operator"
         )
+    elif policy.multi_account(sender) and _tag_problem(mail.subject):
+        hold = f"{_tag_problem(mail.subject)}: for an operator"
     elif policy.multi_account(sender):
-        listed = mail.listed_account_ids
+        # Listed in the text, or else named by AWS's one subject tag ([AWS Account: N]).
+        listed = tuple(mail.listed_account_ids) or _tagged(mail.subject)
         if mail.account_ids_cut or len(listed) > MAX_ACCOUNT_IDS:
             hold = f"lists more than {MAX_ACCOUNT_IDS} accounts, more than one mail is delivered for: for an operator"
         elif listed:
@@ -246,10 +250,27 @@ def resolve(
     )
 
 
+def _tagged(subject: str) -> tuple[str, ...]:
+    tags = subject_tags(subject)
+    return tags[0] if len(tags) == 1 and len(tags[0]) == 1 else ()
+
+
+def _tag_problem(subject: str) -> str | None:
+    """A subject whose account tags do not name exactly one account cannot say whose notice it is."""
+    tags = subject_tags(subject)
+    if tags and (len(tags) > 1 or len(tags[0]) != 1):
+        return f"its subject tags account(s) {_ids([a for tag in tags for a in tag])}, not exactly one"
+    return None
+
+
 def unchecked(mail: ParsedMail, policy: RoutingPolicy) -> Resolution:
     """Without the accounts (offline triage of files with no accounts list): the accounts the mail would go to were
     its root address and the accounts it names known. Nothing is checked; `decide` is told so."""
     multi = policy.multi_account(mail.sender)
-    ids = mail.listed_account_ids if multi else (mail.listed_account_ids or mail.account_ids)
+    ids = (
+        (tuple(mail.listed_account_ids) or _tagged(mail.subject))
+        if multi
+        else (mail.listed_account_ids or mail.account_ids)
+    )
     note = "accounts not checked: give an accounts list to see what the pipeline does"
     return Resolution(account_ids=tuple(ids), notes=(note,))

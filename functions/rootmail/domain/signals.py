@@ -22,13 +22,13 @@ _LEXICON: tuple[tuple[Category, bool, str, tuple[str, ...]], ...] = (
         Category.ACCOUNT_COMPROMISE,
         True,
         r"compromised?|exposed|unauthori[sz]ed|inappropriately accessed|suspicious activity|unusual activity"
-        r"|(?:unusual|suspicious) sign-ins?(?: activity)?|secure your account",
+        r"|(?:unusual|suspicious) sign-ins?(?: activity)?",
         ("侵害", "不正アクセス", "不審な", "漏洩", "流出"),
     ),
     (
         Category.ABUSE_REPORT,
         True,
-        r"abuse|abusive|phishing|malware|port scan\w*|denial of service|unsolicited|spam(?:ming)?",
+        r"abuse|abusive|phishing|malware|port scan\w*|denial of service|unsolicited",
         ("不正使用", "不正利用"),
     ),
     (
@@ -43,7 +43,16 @@ _LEXICON: tuple[tuple[Category, bool, str, tuple[str, ...]], ...] = (
         r"past due|overdue|payment (?:failed|declined|failure|was declined|method (?:has )?(?:error|declined|expired))"
         r"|card (?:has )?(?:expired|been declined|was declined)|unable to (?:charge|process your payment|collect)"
         r"|unpaid|non-payment|suspended|suspension",
-        ("未払い", "支払い期限", "お支払いが失敗", "お支払いができ", "支払いに失敗", "停止"),
+        (
+            "未払い",
+            "支払い期限",
+            "お支払いが失敗",
+            "お支払いができ",
+            "支払いに失敗",
+            "決済ができ",
+            "決済に失敗",
+            "停止",
+        ),
     ),
     (
         Category.BILLING,
@@ -143,7 +152,8 @@ def _found(pattern: re.Pattern[str], japanese: tuple[str, ...], text: str) -> li
 
 
 def _scan(subject: str, text: str) -> list[tuple[Category, bool, list[str]]]:
-    reading = f"{subject}\n{text[:SCANNED]}"
+    # One space for every run of whitespace: a phrase wrapped over a line or spaced twice is still a phrase.
+    reading = " ".join(f"{subject}\n{text[:SCANNED]}".split())
     hits = []
     for category, urgent, pattern, japanese in _SEARCH:
         found = _found(pattern, japanese, reading)
@@ -164,7 +174,10 @@ def urgent_signals(subject: str, text: str) -> tuple[str, ...]:
 # Urgent words that ordinary notices use too: a suspension notice says "suspended", a Japanese maintenance notice
 # 停止 (an instance is stopped), a database notice "paused". They alert on mail no rule knows, but do not stop a
 # rule's forward or ignore.
-_ALSO_ORDINARY = frozenset({"suspended", "suspension", "paused", "停止", "一時停止"})
+# So do AWS's security advice ("to prevent unauthorized access, turn on MFA") and its anti-phishing footers.
+_ALSO_ORDINARY = frozenset(
+    {"suspended", "suspension", "paused", "停止", "一時停止", "unauthorized", "unauthorised", "phishing"}
+)
 
 
 def alarming_words(subject: str, text: str) -> tuple[str, ...]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -19,6 +19,7 @@ from rootmail.errors import (
     DeliveryUnconfirmed,
     LedgerUnavailable,
 )
+from rootmail.observability import logger
 
 
 class DeliveryGuard:
@@ -34,6 +35,9 @@ class DeliveryGuard:
     """
 
     LEASE = timedelta(minutes=5)  # longer than any delivery function's timeout
+    # A case's hold: longer than the ticket function's timeout (60 s), shorter than the Ticket state's wait for
+    # DeliveryInProgress (statemachine/triage.asl.json), so a waiting mail outlives a dead holder's hold.
+    HOLD_LEASE = timedelta(seconds=90)
 
     def __init__(self, dynamodb: Any, table: str) -> None:
         self._db = dynamodb
@@ -152,9 +156,13 @@ class DeliveryGuard:
             self._db.put_item(
                 TableName=self.table,
                 Item=to_item(item),
-                ConditionExpression="attribute_not_exists(delivery_id) OR #o = :owner OR #at < :stale",
-                ExpressionAttributeNames={"#o": "owner", "#at": "at"},
-                ExpressionAttributeValues=to_item({":owner": owner, ":stale": now_iso(-self.LEASE)}),
+                ConditionExpression=(
+                    "attribute_not_exists(delivery_id) OR #s = :released OR #o = :owner OR #at < :stale"
+                ),
+                ExpressionAttributeNames={"#s": "status", "#o": "owner", "#at": "at"},
+                ExpressionAttributeValues=to_item(
+                    {":released": "released", ":owner": owner, ":stale": now_iso(-self.HOLD_LEASE)}
+                ),
             )
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
@@ -168,14 +176,22 @@ class DeliveryGuard:
         try:
             yield
         finally:
-            # Released however the block ended; a release that fails leaves the hold to its lease.
-            with suppress(ClientError, BotoCoreError):
-                self._db.delete_item(
+            # Released however the block ended (an update: the steps may not delete); a release that fails leaves
+            # the hold to its lease.
+            try:
+                self._db.update_item(
                     TableName=self.table,
                     Key=to_item({"delivery_id": key}),
+                    UpdateExpression="SET #s = :released, #at = :now",
                     ConditionExpression="#o = :owner",
-                    ExpressionAttributeNames={"#o": "owner"},
-                    ExpressionAttributeValues=to_item({":owner": owner}),
+                    ExpressionAttributeNames={"#s": "status", "#o": "owner", "#at": "at"},
+                    ExpressionAttributeValues=to_item(
+                        {":released": "released", ":owner": owner, ":now": now_iso()}
+                    ),
+                )
+            except (ClientError, BotoCoreError) as exc:
+                logger.warning(
+                    "hold not released: its lease ends it", extra={"hold": key, "error": describe(exc)}
                 )
 
     def settle(self, delivery_id: str, status: str, detail: dict[str, Any]) -> None:

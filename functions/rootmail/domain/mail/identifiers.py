@@ -144,10 +144,20 @@ def _listing(source: str, match: re.Match[str]) -> bool:
     return head is not None and head.end() == match.start() and bool(_LINE_TAIL.match(source, match.end()))
 
 
-def _subject_tag(subject: str, match: re.Match[str]) -> bool:
-    """Whether an account label's match is AWS's subject tag, `[AWS Account: 123456789012]`: in brackets of its own."""
-    before, after = subject[: match.start()].rstrip(), subject[match.end() :].lstrip()
-    return before.endswith(("[", "［", "【")) and after.startswith(("]", "］", "】"))
+# AWS's subject tag naming the account a notice is about: `[AWS Account: 123456789012]` (and its Japanese form).
+_SUBJECT_TAG = re.compile(
+    f"[\\[［【]\\s*AWS\\s*(?:account|アカウント)(?:\\s*(?:ID|ＩＤ))?\\s*[:：]?\\s*"
+    f"(?P<ids>{_ACCOUNT}(?:\\s*[,、，]\\s*{_ACCOUNT})*)\\s*[\\]］】]",
+    re.IGNORECASE,
+)
+
+
+def subject_tags(subject: str) -> list[tuple[str, ...]]:
+    """The account IDs of each of AWS's account tags in a subject, in order."""
+    return [
+        tuple(a.translate(_TO_ASCII) for a in _ACCOUNT_ONLY_RE.findall(m.group("ids")))
+        for m in _SUBJECT_TAG.finditer(subject)
+    ]
 
 
 # A table of affected resources: a header row whose first column is the account, its cells apart by tabs (as an
@@ -198,7 +208,7 @@ def find_identifiers(subject: str, text: str) -> Identifiers:
                 if match:
                     found = [a.translate(_TO_ASCII) for a in _ACCOUNT_ONLY_RE.findall(match.group("ids"))]
                     accounts.update(dict.fromkeys(found))
-                    if _listing(source, match) if source is text else _subject_tag(source, match):
+                    if source is text and _listing(source, match):
                         listed.update(dict.fromkeys(found))
                     end = match.end()
             if case is None and length in (10, 15):
