@@ -181,8 +181,13 @@ _ALSO_ORDINARY = frozenset(
 
 
 def alarming_words(subject: str, text: str) -> tuple[str, ...]:
-    """The urgent words that a mail a forward or ignore rule took must not carry (see `_ALSO_ORDINARY`)."""
-    return tuple(w for w in urgent_signals(subject, text) if w.casefold() not in _ALSO_ORDINARY)
+    """The urgent words that a mail a forward or ignore rule took must not carry (see `_ALSO_ORDINARY`): filtered
+    before the words are capped, so ordinary words never crowd out an alarming one."""
+    words: dict[str, None] = {}
+    for _, urgent, found in _scan(subject, text):
+        if urgent:
+            words.update(dict.fromkeys(w for w in found if w.casefold() not in _ALSO_ORDINARY))
+    return tuple(words)[:MAX_SIGNALS]
 
 
 def _sender_category(sender: str) -> Category | None:
