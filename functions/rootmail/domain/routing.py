@@ -185,6 +185,8 @@ def resolve(
     recipients: dict[str, Account] = {root.account_id: root} if root else {}
     named = list(dict.fromkeys([*mail.listed_account_ids, *mail.account_ids]))
     sender = mail.sender
+    multi = policy.multi_account(sender)
+    tag = _subject_tag(mail.subject) if multi else _SubjectTag()
     hold: str | None = None
     if root is None:
         pass  # an unknown root address: never replaced by an account the text names
@@ -198,11 +200,11 @@ def resolve(
             f"support case {mail.case_id}: whoever opened the case wrote its text, and may have copied any address "
             "on it: for an operator"
         )
-    elif policy.multi_account(sender) and _tag_problem(mail.subject):
-        hold = f"{_tag_problem(mail.subject)}: for an operator"
-    elif policy.multi_account(sender):
+    elif multi and tag.problem:
+        hold = f"{tag.problem}: for an operator"
+    elif multi:
         # Listed in the text, or else named by AWS's one subject tag ([AWS Account: N]).
-        listed = tuple(mail.listed_account_ids) or _tagged(mail.subject)
+        listed = tuple(mail.listed_account_ids) or tag.account_ids
         if mail.account_ids_cut or len(listed) > MAX_ACCOUNT_IDS:
             hold = f"lists more than {MAX_ACCOUNT_IDS} accounts, more than one mail is delivered for: for an operator"
         elif listed:
@@ -250,17 +252,20 @@ def resolve(
     )
 
 
-def _tagged(subject: str) -> tuple[str, ...]:
-    tags = subject_tags(subject)
-    return tags[0] if len(tags) == 1 and len(tags[0]) == 1 else ()
+@dataclass(frozen=True)
+class _SubjectTag:
+    account_ids: tuple[str, ...] = ()  # the one account AWS's one subject tag names, if it does
+    problem: str | None = None  # why the tags cannot say whose notice it is
 
 
-def _tag_problem(subject: str) -> str | None:
-    """A subject whose account tags do not name exactly one account cannot say whose notice it is."""
+def _subject_tag(subject: str) -> _SubjectTag:
     tags = subject_tags(subject)
-    if tags and (len(tags) > 1 or len(tags[0]) != 1):
-        return f"its subject tags account(s) {_ids([a for tag in tags for a in tag])}, not exactly one"
-    return None
+    if not tags:
+        return _SubjectTag()
+    if len(tags) == 1 and len(tags[0]) == 1:
+        return _SubjectTag(account_ids=tags[0])
+    ids = _ids([a for tag in tags for a in tag])
+    return _SubjectTag(problem=f"its subject tags account(s) {ids}, not exactly one")
 
 
 def unchecked(mail: ParsedMail, policy: RoutingPolicy) -> Resolution:
@@ -268,7 +273,7 @@ def unchecked(mail: ParsedMail, policy: RoutingPolicy) -> Resolution:
     its root address and the accounts it names known. Nothing is checked; `decide` is told so."""
     multi = policy.multi_account(mail.sender)
     ids = (
-        (tuple(mail.listed_account_ids) or _tagged(mail.subject))
+        (tuple(mail.listed_account_ids) or _subject_tag(mail.subject).account_ids)
         if multi
         else (mail.listed_account_ids or mail.account_ids)
     )

@@ -164,10 +164,15 @@ def _scan(subject: str, text: str) -> list[tuple[Category, bool, list[str]]]:
 
 def urgent_signals(subject: str, text: str) -> tuple[str, ...]:
     """The urgent words in a mail's subject and text (the first MAX_SIGNALS, each once)."""
+    return _urgent(subject, text, frozenset())
+
+
+def _urgent(subject: str, text: str, leave_out: frozenset[str]) -> tuple[str, ...]:
+    # Words are left out before the cap, so words left out never crowd out the others.
     words: dict[str, None] = {}
     for _, urgent, found in _scan(subject, text):
         if urgent:
-            words.update(dict.fromkeys(found))
+            words.update(dict.fromkeys(w for w in found if w.casefold() not in leave_out))
     return tuple(words)[:MAX_SIGNALS]
 
 
@@ -181,13 +186,8 @@ _ALSO_ORDINARY = frozenset(
 
 
 def alarming_words(subject: str, text: str) -> tuple[str, ...]:
-    """The urgent words that a mail a forward or ignore rule took must not carry (see `_ALSO_ORDINARY`): filtered
-    before the words are capped, so ordinary words never crowd out an alarming one."""
-    words: dict[str, None] = {}
-    for _, urgent, found in _scan(subject, text):
-        if urgent:
-            words.update(dict.fromkeys(w for w in found if w.casefold() not in _ALSO_ORDINARY))
-    return tuple(words)[:MAX_SIGNALS]
+    """The urgent words that a mail a forward or ignore rule took must not carry (see `_ALSO_ORDINARY`)."""
+    return _urgent(subject, text, _ALSO_ORDINARY)
 
 
 def _sender_category(sender: str) -> Category | None:

@@ -13,7 +13,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from rootmail.adapters.aws import describe, error_code, is_transient
-from rootmail.adapters.dynamodb.items import from_item, now_iso, to_item
+from rootmail.adapters.dynamodb.items import from_item, now_iso, to_item, unavailable
 from rootmail.errors import (
     DeliveryInProgress,
     DeliveryUnconfirmed,
@@ -152,27 +152,26 @@ class DeliveryGuard:
         DeliveryInProgress, which the state machine retries; a hold older than the lease (its holder died) is taken
         over. Across Lambda containers, so that two mails of one case never both find no ticket and create one."""
         item = {"delivery_id": key, "status": "held", "owner": owner, "at": now_iso()}
-        try:
-            self._db.put_item(
-                TableName=self.table,
-                Item=to_item(item),
-                ConditionExpression=(
-                    "attribute_not_exists(delivery_id) OR #s = :released OR #o = :owner OR #at < :stale"
-                ),
-                ExpressionAttributeNames={"#s": "status", "#o": "owner", "#at": "at"},
-                ExpressionAttributeValues=to_item(
-                    {":released": "released", ":owner": owner, ":stale": now_iso(-self.HOLD_LEASE)}
-                ),
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
+        with unavailable(LedgerUnavailable, f"delivery guard {key}"):
+            try:
+                self._db.put_item(
+                    TableName=self.table,
+                    Item=to_item(item),
+                    ConditionExpression=(
+                        "attribute_not_exists(delivery_id) OR #s = :released OR #o = :owner OR #at < :stale"
+                    ),
+                    ExpressionAttributeNames={"#s": "status", "#o": "owner", "#at": "at"},
+                    ExpressionAttributeValues=to_item(
+                        {":released": "released", ":owner": owner, ":stale": now_iso(-self.HOLD_LEASE)}
+                    ),
+                )
+            except ClientError as exc:
+                if error_code(exc) != "ConditionalCheckFailedException":
+                    raise
                 held = self.get(key) or {}
                 raise DeliveryInProgress(
                     f"{key} is held by {held.get('owner')} since {held.get('at')}"
                 ) from None
-            raise LedgerUnavailable(f"delivery guard {key}: {describe(exc)}") from None
-        except BotoCoreError as exc:
-            raise LedgerUnavailable(f"delivery guard {key}: {describe(exc)}") from None
         try:
             yield
         finally:
