@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 
 import pytest
 
@@ -12,6 +13,32 @@ class _NoSleep:
     @staticmethod
     def sleep(seconds: float) -> None:
         return None
+
+
+# The state machines wait between retries (a support case another mail holds is waited out for minutes) and in Wait
+# states (an accounts refresh running elsewhere). On the emulator those waits pass this many times faster: every
+# retry and wait still happens, in the same order, and a holder still gets time to finish.
+TIME_COMPRESSION = 10
+
+
+class _CompressedSleep:
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        time.sleep(seconds / TIME_COMPRESSION)
+
+
+@pytest.fixture(autouse=True)
+def compressed_waits(monkeypatch):
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+
+    monkeypatch.setattr(retrier_decl, "time", _CompressedSleep)
+    wait = WaitFunction._wait_interval
+    monkeypatch.setattr(
+        WaitFunction,
+        "_wait_interval",
+        lambda self, env, wait_seconds: wait(self, env, -(-wait_seconds // TIME_COMPRESSION)),
+    )
 
 
 @pytest.fixture

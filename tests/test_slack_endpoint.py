@@ -15,9 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rootmail.domain.rules.files import load_rule_files
 from rootmail.messages.operators import CREATE_RULE, rule_modal
-from rootmail_local.emulator import LocalPipeline
 from rootmail_local.slack_requests import (
     COMMANDS_PATH,
     INTERACTIONS_PATH,
@@ -182,8 +180,7 @@ def test_help_list_and_show(pipeline, unknown_mail):
 
 
 def test_the_list_pages():
-    with LocalPipeline(settings={"queue_page_size": "2"}) as small:
-        small.seed_rules(load_rule_files(ROOT / "rules"))
+    with sample_pipeline(queue_page_size="2") as small:
         for number in range(3):
             small.store_mail(f"r{number}", reminder(number, year=2026 + number))
         small.wait()

@@ -69,8 +69,13 @@ class LocalOrganization:
 
     def create(self, *, email: str | None = None, name: str | None = None) -> None:
         """The organisation itself, with its management account (moto names it `master`, master@example.com)."""
+        from moto.organizations.models import organizations_backends
+
         backend = self.backend
         if backend.org is None:
+            # moto keeps which organisation each member account joined in one dict for the whole process, across
+            # mocks: an account that was a member of an earlier mock's organisation could not manage this one.
+            organizations_backends.master_accounts.pop(self.management_account, None)
             backend.create_organization(region=self.region, FeatureSet="ALL")
         management = backend.get_account_by_id(self.management_account)
         if email:
