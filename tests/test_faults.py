@@ -350,7 +350,7 @@ def test_a_mail_that_succeeds_on_its_second_re_drive_ends_in_its_real_state(reco
 def backdate(pipeline: LocalPipeline, mail_id: str, *, hours: int) -> None:
     from datetime import timedelta
 
-    from rootmail.adapters.dynamodb.items import now_iso
+    from rootmail.domain.moments import now_iso
 
     pipeline.client("dynamodb").update_item(
         TableName=pipeline.tables["ledger"],

@@ -944,19 +944,19 @@ def _statements_granting(template: dict[str, Any], role: str, action: str) -> li
 
 @pytest.mark.infra
 def test_reconcile_lists_only_incoming_and_scans_only_the_overview(template: dict[str, Any]) -> None:
-    from rootmail.adapters.dynamodb.ledger import Ledger
+    from rootmail.app.ports import LEDGER_OVERVIEW
 
     (listing,) = _statements_granting(template, "ReconcileRole", "s3:ListBucket")
     assert listing["Condition"] == {"StringLike": {"s3:prefix": ["incoming/*"]}}
-    # The projection audit.py scans with (Ledger.OVERVIEW): a field added there must be allowed here too, or the
+    # The projection audit.py scans with (LEDGER_OVERVIEW): a field added there must be allowed here too, or the
     # hourly scan is refused.
     (read,) = _statements_granting(template, "ReconcileRole", "dynamodb:BatchGetItem")
     assert read["Condition"] == {
-        "ForAllValues:StringEquals": {"dynamodb:Attributes": list(Ledger.OVERVIEW)},
+        "ForAllValues:StringEquals": {"dynamodb:Attributes": list(LEDGER_OVERVIEW)},
         "StringEqualsIfExists": {"dynamodb:Select": "SPECIFIC_ATTRIBUTES"},
     }
     audit_source = (ROOT / "functions" / "rootmail" / "app" / "audit.py").read_text(encoding="utf-8")
-    assert "fields=Ledger.OVERVIEW" in audit_source
+    assert "fields=LEDGER_OVERVIEW" in audit_source
     assert not _statements_granting(template, "ReconcileRole", "dynamodb:Scan")  # never the whole ledger
 
 
@@ -1069,23 +1069,22 @@ def test_ses_can_publish_its_events_to_their_encrypted_topic(template: dict[str,
 def test_the_reconcile_alarms_watch_exactly_the_metrics_its_handler_writes(
     template: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from rootmail.app.audit import NOT_TRIAGED, STUCK
+    from datetime import timedelta
+
+    import fakes
+    from rootmail.adapters.metrics import EmfMetrics
+    from rootmail.domain.moments import now_iso
     from rootmail.entrypoints.handlers import reconcile
 
-    # The handler as deployed (its Powertools variables from the template), on a stand-in for the audit.
+    # The handler as deployed (its Powertools variables from the template), its use case on in-memory ports but
+    # for the metrics, which go through the real adapter: a mail stored two hours ago and never triaged.
     variables = _function(template, "reconcile")["Properties"]["Environment"]["Variables"]
     for name in ("POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"):
         monkeypatch.setenv(name, variables[name])
-    found = {
-        "at": "2024-05-01T10:00:00.000Z",
-        "findings": [{"problem": NOT_TRIAGED}, {"problem": STUCK}],
-        "given_up": [
-            {"mail_id": "m", "key": "incoming/m", "redrives": 3, "reason": "given up after 3 re-drives"}
-        ],
-        "oldest_queued": "2024-05-01T09:00:00.000Z",
-    }
-    monkeypatch.setattr(reconcile, "runtime", lambda: None)
-    monkeypatch.setattr(reconcile, "reconcile", lambda rt: found)
+    services = fakes.Services()
+    services.metrics = EmfMetrics()  # type: ignore[assignment]
+    services.mail_store.put("incoming/m", b"Subject: x\r\n\r\nx\r\n", stored_at=now_iso(timedelta(hours=-2)))
+    monkeypatch.setattr(reconcile, "runtime", lambda: services)
     context: Any = SimpleNamespace(  # what Powertools' Logger reads of a LambdaContext
         function_name=f"rootmail-{STAGE}-reconcile",
         memory_limit_in_mb=512,

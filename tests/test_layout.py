@@ -1,5 +1,5 @@
 """The layout shows the architecture: the domain decides and imports nothing from the outside world, messages only
-format, adapters never reach up into the use cases, no module imports another that imports it back, and the local
+format, the use cases reach the world only through their ports, adapters never reach up into the use cases, no module imports another that imports it back, and the local
 emulator is never part of what is deployed."""
 
 from __future__ import annotations
@@ -96,14 +96,23 @@ def test_the_domain_imports_nothing_from_outside_it():
 def test_each_layer_imports_only_the_layers_beneath_it():
     allowed = {
         "messages": {"domain", "messages"},
-        "adapters": {"domain", "adapters", "errors", "observability"},
-        "app": {"domain", "messages", "adapters", "app", "bootstrap", "config", "errors", "observability"},
+        # An adapter implements a port: it may name the port's records, never a use case.
+        "adapters": {"domain", "adapters", "errors", "observability", "rootmail.app.ports"},
+        # The use cases reach the world through their ports only: no adapter, no AWS client, no wiring.
+        "app": {"domain", "messages", "app", "config", "errors", "observability"},
     }
     for name, deps in _graph().items():
         layer = _layer(name)
         for dep in deps:
             if layer in allowed:
-                assert _layer(dep) in allowed[layer], (name, dep)
+                assert _layer(dep) in allowed[layer] or dep in allowed[layer], (name, dep)
+
+
+def test_the_use_cases_import_no_aws_library():
+    for name, path in MODULES.items():
+        if _layer(name) == "app":
+            for imported, _ in _imports(path):
+                assert imported.split(".")[0] not in OUTSIDE_WORLD, (name, imported)
 
 
 def test_the_deployed_package_reaches_the_local_emulator_only_from_the_demo_commands():
@@ -113,3 +122,25 @@ def test_the_deployed_package_reaches_the_local_emulator_only_from_the_demo_comm
         for imported, top_level in _imports(path):
             if imported.startswith("rootmail_local"):
                 assert not top_level and _layer(name) == "entrypoints", (name, imported)
+
+
+def test_every_lambda_handler_reads_its_event_and_calls_one_use_case():
+    """A handler is wiring: its event (typed, or read with Powertools' event classes) in, one use case, the result
+    out. Whatever decides or formats lives in the use case, where the fast tests reach it."""
+    handlers = sorted((PACKAGES["rootmail"] / "entrypoints" / "handlers").glob("[!_]*.py"))
+    assert len(handlers) == 18
+    for path in handlers:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        (handler,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "handler"]
+        body = [n for n in handler.body if not isinstance(n, ast.Expr)]  # the docstring, if any
+        assert len(body) <= 2 and isinstance(body[-1], ast.Return), path.name
+        use_cases = {
+            imported.rpartition(".")[2]
+            for imported, _ in _imports(path)
+            if imported.startswith("rootmail.app.")
+        }
+        use_cases |= {n.name for n in tree.body if isinstance(n, ast.FunctionDef) and n.name != "handler"}
+        called = {
+            n.func.id for n in ast.walk(handler) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+        }
+        assert len(called & use_cases) == 1, (path.name, called & use_cases)

@@ -12,9 +12,10 @@ import boto3
 import pytest
 
 from rootmail.adapters.dynamodb.deliveries import DeliveryGuard
-from rootmail.adapters.dynamodb.items import now_iso, to_item
+from rootmail.adapters.dynamodb.items import to_item
 from rootmail.app.offline import load_accounts
 from rootmail.domain.mail.parse import parse_mail
+from rootmail.domain.moments import now_iso
 from rootmail.domain.rules.files import load_rule_files
 from rootmail.domain.vocabulary import STATE_FOR_ACTION, Action
 from rootmail_local.emulator import LocalPipeline

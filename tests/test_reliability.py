@@ -127,7 +127,7 @@ def test_with_a_tenth_of_the_events_dropped_one_reconcile_leaves_nothing_unproce
 
 
 def test_a_mail_stuck_in_flight_is_found_with_its_command_and_re_driven(reconciling, capsys):
-    from rootmail.adapters.dynamodb.items import now_iso
+    from rootmail.domain.moments import now_iso
     from rootmail.entrypoints.cli import main
 
     name = FORWARDED

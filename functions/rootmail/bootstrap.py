@@ -20,6 +20,7 @@ from rootmail.adapters.dynamodb.slack_requests import SlackRequests
 from rootmail.adapters.executions import Workflow
 from rootmail.adapters.mailer import SesMailer
 from rootmail.adapters.mailstore import MailStore
+from rootmail.adapters.metrics import EmfMetrics
 from rootmail.adapters.secrets import read_secret
 from rootmail.adapters.suppressions import SuppressionList
 from rootmail.config import Settings, get_settings
@@ -100,6 +101,10 @@ class Runtime:
         # Through the configuration set whose event destination reports bounces and complaints.
         configuration_set = self.settings.require("ses_configuration_set")
         return SesMailer(self.client("sesv2"), name, configuration_set)
+
+    @cached_property
+    def metrics(self) -> EmfMetrics:
+        return EmfMetrics()
 
     @cached_property
     def starter(self) -> Workflow:

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from rootmail.adapters.dynamodb.accounts import AccountsTable
-from rootmail.adapters.dynamodb.items import now_iso
 from rootmail.app.offline import load_accounts, management_account_of
 from rootmail.domain.accounts import CONTACT_KINDS, Account
 from rootmail.domain.digest import group_queue
+from rootmail.domain.moments import now_iso
 from rootmail.domain.rules.model import Rule
 from rootmail.domain.vocabulary import IN_FLIGHT
 from rootmail.messages.operators import CREATE_RULE, digest_text

@@ -97,6 +97,52 @@ def resolve_resources(node: Any, arns: dict[str, str]) -> Any:
     return node
 
 
+def create_tables(dynamodb: Any, tables: dict[str, str]) -> None:
+    """The tables serverless.yml declares, with their keys and indexes, named as `tables` says."""
+
+    def create(name: str, key: str, indexes: dict[str, tuple[str, str | None]] | None = None) -> None:
+        attributes = {key}
+        spec: dict[str, Any] = {
+            "TableName": name,
+            "KeySchema": [{"AttributeName": key, "KeyType": "HASH"}],
+            "BillingMode": "PAY_PER_REQUEST",
+        }
+        if indexes:
+            spec["GlobalSecondaryIndexes"] = []
+            for index, (hash_key, range_key) in indexes.items():
+                schema = [{"AttributeName": hash_key, "KeyType": "HASH"}]
+                attributes.add(hash_key)
+                if range_key:
+                    schema.append({"AttributeName": range_key, "KeyType": "RANGE"})
+                    attributes.add(range_key)
+                spec["GlobalSecondaryIndexes"].append(
+                    {"IndexName": index, "KeySchema": schema, "Projection": {"ProjectionType": "ALL"}}
+                )
+        spec["AttributeDefinitions"] = [
+            {"AttributeName": a, "AttributeType": "S"} for a in sorted(attributes)
+        ]
+        dynamodb.create_table(**spec)
+
+    create(tables["ledger"], "mail_id", {"by-state": ("state", "updated_at")})
+    create(tables["accounts"], "account_id", {"by-email": ("email", None)})
+    create(tables["rules"], "rule_id")
+    create(tables["deliveries"], "delivery_id")
+    create(tables["suppressions"], "address")
+    create(tables["slack_requests"], "signature")
+    dynamodb.create_table(
+        TableName=tables["rules_history"],
+        KeySchema=[
+            {"AttributeName": "rule_id", "KeyType": "HASH"},
+            {"AttributeName": "version", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "rule_id", "AttributeType": "S"},
+            {"AttributeName": "version", "AttributeType": "N"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
 @dataclass
 class LocalPipeline:
     """Context manager: everything up on enter, everything down (and the environment restored) on exit."""
@@ -229,7 +275,7 @@ class LocalPipeline:
     def _create_resources(self) -> None:
         s3, dynamodb, ssm = self.client("s3"), self.client("dynamodb"), self.client("ssm")
         s3.create_bucket(Bucket=self.bucket)
-        self._create_tables(dynamodb)
+        create_tables(dynamodb, self.tables)
         # Stand-in tokens: the local servers accept any token; the real path still reads them from SSM.
         for service in ("zendesk", "slack"):
             ssm.put_parameter(
@@ -291,49 +337,6 @@ class LocalPipeline:
                     }
                 ]
             },
-        )
-
-    def _create_tables(self, dynamodb: Any) -> None:
-        def create(name: str, key: str, indexes: dict[str, tuple[str, str | None]] | None = None) -> None:
-            attributes = {key}
-            spec: dict[str, Any] = {
-                "TableName": name,
-                "KeySchema": [{"AttributeName": key, "KeyType": "HASH"}],
-                "BillingMode": "PAY_PER_REQUEST",
-            }
-            if indexes:
-                spec["GlobalSecondaryIndexes"] = []
-                for index, (hash_key, range_key) in indexes.items():
-                    schema = [{"AttributeName": hash_key, "KeyType": "HASH"}]
-                    attributes.add(hash_key)
-                    if range_key:
-                        schema.append({"AttributeName": range_key, "KeyType": "RANGE"})
-                        attributes.add(range_key)
-                    spec["GlobalSecondaryIndexes"].append(
-                        {"IndexName": index, "KeySchema": schema, "Projection": {"ProjectionType": "ALL"}}
-                    )
-            spec["AttributeDefinitions"] = [
-                {"AttributeName": a, "AttributeType": "S"} for a in sorted(attributes)
-            ]
-            dynamodb.create_table(**spec)
-
-        create(self.tables["ledger"], "mail_id", {"by-state": ("state", "updated_at")})
-        create(self.tables["accounts"], "account_id", {"by-email": ("email", None)})
-        create(self.tables["rules"], "rule_id")
-        create(self.tables["deliveries"], "delivery_id")
-        create(self.tables["suppressions"], "address")
-        create(self.tables["slack_requests"], "signature")
-        dynamodb.create_table(
-            TableName=self.tables["rules_history"],
-            KeySchema=[
-                {"AttributeName": "rule_id", "KeyType": "HASH"},
-                {"AttributeName": "version", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "rule_id", "AttributeType": "S"},
-                {"AttributeName": "version", "AttributeType": "N"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
         )
 
     # ---- use ----------------------------------------------------------------------------------------------

@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from rootmail.adapters.aws import describe, error_code
 from rootmail.errors import TriageNotStarted
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
-
-
-def execution_name(key: str, run: str | None = None) -> str:
-    """A Step Functions execution name derived from the object key (SES's message ID), so a duplicate S3 event
-    names the same execution. A retry run gives its own name, so each retry of a mail is a new execution, and the
-    same retry step replayed finds its execution already there. Names allow 80 characters of [A-Za-z0-9-_]; a
-    digest keeps long or unusual keys unique."""
-    leaf = _UNSAFE.sub("-", key.rsplit("/", 1)[-1])
-    if run is None:
-        return f"{leaf[:60]}-{hashlib.sha256(key.encode('utf-8')).hexdigest()[:16]}"
-    digest = hashlib.sha256(f"{key}\x1f{run}".encode()).hexdigest()[:16]
-    return f"{leaf[:54]}-retry-{digest}"
 
 
 class Workflow:

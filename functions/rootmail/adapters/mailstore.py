@@ -8,7 +8,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from rootmail.adapters.aws import describe, error_code, is_transient
-from rootmail.adapters.dynamodb.items import stamp
+from rootmail.domain.moments import stamp
 from rootmail.errors import MailNotFound, MailStoreUnavailable
 
 

@@ -17,16 +17,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from rootmail.adapters.aws import describe, error_code
+from rootmail.app.ports import DetailsResult, Listing, Progress
 from rootmail.domain.accounts import CONTACT_KINDS
 from rootmail.domain.sync_plan import AccountDetails, ListedAccount, combine_details, contacts_from_tags
-
-Progress = Callable[[str, int, int], None]  # (phase, done, total or 0 when unknown)
 
 
 def _no_progress(phase: str, done: int, total: int) -> None:
@@ -50,21 +48,6 @@ class CallCounter:
     @property
     def total(self) -> int:
         return sum(self.calls.values())
-
-
-@dataclass(frozen=True)
-class Listing:
-    accounts: tuple[ListedAccount, ...]
-    complete: bool
-    pages: int
-    error: str | None = None
-
-
-@dataclass
-class DetailsResult:
-    details: dict[str, AccountDetails] = field(default_factory=dict)
-    failures: dict[str, str] = field(default_factory=dict)  # account id → what failed
-    skipped: list[str] = field(default_factory=list)  # not read: the run's time was up
 
 
 class Organization:

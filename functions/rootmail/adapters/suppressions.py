@@ -12,7 +12,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from rootmail.adapters.aws import describe, error_code
-from rootmail.adapters.dynamodb.items import from_item, now_iso, to_item
+from rootmail.adapters.dynamodb.items import from_item, to_item
+from rootmail.domain.moments import now_iso
 from rootmail.domain.ses_events import Suppression
 from rootmail.errors import LedgerUnavailable
 

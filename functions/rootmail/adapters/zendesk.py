@@ -26,7 +26,6 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -37,6 +36,7 @@ from zenpy import Zenpy
 from zenpy.lib.api_objects import Comment, Ticket, User
 from zenpy.lib.exception import APIException, RatelimitBudgetExceeded
 
+from rootmail.app.ports import TicketRef
 from rootmail.errors import ZendeskRejected, ZendeskUnavailable
 
 MARKER = "rootmail-message: "
@@ -47,15 +47,6 @@ _PLAIN_KEY = re.compile(r"[A-Za-z0-9._-]{1,200}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # 409 is a safe_update conflict (the ticket changed under us): transient, the retry checks the markers again.
 _TRANSIENT_STATUSES = {409, 429}
-
-
-@dataclass(frozen=True)
-class TicketRef:
-    ticket_id: int
-    created: bool  # this call created the ticket
-    commented: bool  # this call wrote the mail onto the ticket (as its first comment when created)
-    url: str
-    note: str | None = None
 
 
 class ZendeskDesk:

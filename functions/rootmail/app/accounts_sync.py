@@ -13,16 +13,12 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from rootmail.adapters.dynamodb.accounts import AccountsTable, WriteResult
-from rootmail.adapters.organizations import Organization, Progress
+from rootmail.app.ports import AccountsTable, Organization, Progress, Services, WriteResult
 from rootmail.config import Settings
 from rootmail.domain.sync_plan import now_text, plan_sync, select_for_details
 from rootmail.observability import logger
-
-if TYPE_CHECKING:
-    from rootmail.bootstrap import Runtime
 
 # Time kept back from a Lambda's remaining time for writing what was read (10,000 items take well under a minute).
 WRITE_RESERVE_SECONDS = 120.0
@@ -220,7 +216,7 @@ def options_from_settings(settings: Settings, **overrides: Any) -> SyncOptions:
     return SyncOptions(**values)
 
 
-def scheduled_sync(rt: Runtime, *, remaining_seconds: float | None) -> dict[str, Any]:
+def scheduled_sync(rt: Services, *, remaining_seconds: float | None) -> dict[str, Any]:
     """The hourly run (the `sync` function): rotate through the contacts, write what changed, report."""
     report = sync_accounts(
         rt.organization(),

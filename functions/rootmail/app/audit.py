@@ -18,13 +18,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from rootmail.adapters.dynamodb.items import stamp
-from rootmail.adapters.dynamodb.ledger import Ledger
-from rootmail.adapters.executions import execution_name
-from rootmail.app.triage_steps import SES_SETUP_NOTIFICATION, mail_id_for
-from rootmail.bootstrap import Runtime
+from rootmail.app.ports import LEDGER_OVERVIEW, Services
+from rootmail.domain.executions import SES_SETUP_NOTIFICATION, execution_name, mail_id_for
+from rootmail.domain.moments import stamp
 from rootmail.domain.vocabulary import IN_FLIGHT
 from rootmail.errors import TriageNotStarted
+from rootmail.observability import logger
 
 NOT_TRIAGED = "not triaged"
 STUCK = "stuck in flight"
@@ -101,7 +100,7 @@ class Redriven:
 
 
 def audit(
-    rt: Runtime,
+    rt: Services,
     *,
     now: datetime | None = None,
     grace: timedelta,
@@ -130,7 +129,7 @@ def audit(
         for key, stored_at in rt.mail_store.list()
         if since <= stored_at and mail_id_for(key) != SES_SETUP_NOTIFICATION
     ]
-    records = rt.ledger.get_many([mail_id_for(key) for key, _ in candidates], fields=Ledger.OVERVIEW)
+    records = rt.ledger.get_many([mail_id_for(key) for key, _ in candidates], fields=LEDGER_OVERVIEW)
     bucket = rt.mail_store.bucket
     for key, stored_at in candidates:
         report.stored += 1
@@ -147,7 +146,7 @@ def audit(
     return report
 
 
-def redrive(rt: Runtime, findings: Iterable[Finding], *, run: str, max_attempts: int) -> Redriven:
+def redrive(rt: Services, findings: Iterable[Finding], *, run: str, max_attempts: int) -> Redriven:
     """Start the triage of each finding again. A mail never triaged gets the execution its S3 event would have
     started (a late event then finds it there), or, if that one exists and has ended (it failed before Parse
     could open a record), one named for this run; a mail that stopped half-way gets one named for this run.
@@ -185,7 +184,7 @@ def redrive(rt: Runtime, findings: Iterable[Finding], *, run: str, max_attempts:
     return result
 
 
-def _give_up(rt: Runtime, finding: Finding) -> Finding | None:
+def _give_up(rt: Services, finding: Finding) -> Finding | None:
     """Queue the mail with why: how often it was re-driven and how its last execution ended. None when it reached
     a terminal state meanwhile (nothing written)."""
     count = finding.redrives
@@ -196,7 +195,7 @@ def _give_up(rt: Runtime, finding: Finding) -> Finding | None:
     return replace(finding, problem=GIVEN_UP, since=stamp(datetime.now(UTC)), reason=reason)
 
 
-def _last_execution(rt: Runtime, name: str | None) -> str:
+def _last_execution(rt: Services, name: str | None) -> str:
     """How the last re-drive's execution ended, as Step Functions tells it (`States.DataLimitExceeded`, a Lambda's
     error), for the operators reading the queue."""
     if not name:
@@ -215,7 +214,7 @@ def _last_execution(rt: Runtime, name: str | None) -> str:
     return f"{text}: {cause}" if cause else text
 
 
-def replay(rt: Runtime, keys: Iterable[str], *, run: str) -> list[str]:
+def replay(rt: Services, keys: Iterable[str], *, run: str) -> list[str]:
     """Re-run stored mail through the state machine, under names of this run (idempotent: the same run started
     again is a no-op, and deliveries already made are not made again)."""
     started = []
@@ -227,12 +226,12 @@ def replay(rt: Runtime, keys: Iterable[str], *, run: str) -> list[str]:
     return started
 
 
-def stored_since(rt: Runtime, days: float, *, now: datetime | None = None) -> list[str]:
+def stored_since(rt: Services, days: float, *, now: datetime | None = None) -> list[str]:
     cutoff = stamp((now or datetime.now(UTC)) - timedelta(days=days))
     return [key for key, stored_at in rt.mail_store.list() if stored_at >= cutoff]
 
 
-def reconcile(rt: Runtime, *, now: datetime | None = None) -> dict[str, Any]:
+def reconcile(rt: Services, *, now: datetime | None = None) -> dict[str, Any]:
     """The hourly check: audit, then re-drive what it found (or queue what was re-driven often enough)."""
     now = now or datetime.now(UTC)
     report = audit(
@@ -244,6 +243,7 @@ def reconcile(rt: Runtime, *, now: datetime | None = None) -> dict[str, Any]:
     )
     run = f"reconcile-{now.strftime('%Y%m%dT%H')}"
     redriven = redrive(rt, report.findings, run=run, max_attempts=rt.settings.reconcile_max_attempts)
+    _watch(rt, report, redriven, now)
     # `given_up`: the mail this run queued (the audit's own list, of mail queued by earlier runs, is for people).
     return {
         **report.to_dict(),
@@ -251,3 +251,36 @@ def reconcile(rt: Runtime, *, now: datetime | None = None) -> dict[str, Any]:
         "given_up": [f.to_dict() for f in redriven.given_up],
         "run": run,
     }
+
+
+def hourly_reconcile(rt: Services) -> dict[str, Any]:
+    """The scheduled run: reconcile, log what it did, and answer with counts and IDs only (a list of every
+    finding could outgrow what a Lambda may return, after the work was done)."""
+    result = reconcile(rt)
+    summary = {k: v for k, v in result.items() if k != "findings"}
+    summary["given_up"] = [g["mail_id"] for g in result["given_up"]]
+    logger.info("reconciled", extra=summary)
+    return {**summary, "findings": len(result["findings"])}
+
+
+def _watch(rt: Services, report: Audit, redriven: Redriven, now: datetime) -> None:
+    """What the alarms watch: mail found unprocessed (re-driven now), mail re-driven often enough and queued
+    instead (its executions fail in a way no Catch handles), and how long the oldest queued mail waits."""
+    problems = [f.problem for f in report.findings]
+    waiting = 0.0
+    if report.oldest_queued:
+        waiting = (now - datetime.fromisoformat(report.oldest_queued.replace("Z", "+00:00"))).total_seconds()
+    rt.metrics.put("MailNotTriaged", problems.count(NOT_TRIAGED))
+    rt.metrics.put("MailStuckInFlight", problems.count(STUCK))
+    rt.metrics.put("MailGivenUp", len(redriven.given_up))
+    rt.metrics.put("OldestQueuedMailAge", round(waiting), "Seconds")
+    for given_up in redriven.given_up:
+        logger.warning(
+            "mail given up",
+            extra={
+                "mail_id": given_up.mail_id,
+                "key": given_up.key,
+                "redrives": given_up.redrives,
+                "queue_reason": given_up.reason,
+            },
+        )

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from rootmail.app.ports import Services
 from rootmail.domain.ses_events import Suppression, suppressions_from
 from rootmail.messages.render import header_text, mrkdwn
-
-if TYPE_CHECKING:
-    from rootmail.bootstrap import Runtime
+from rootmail.observability import logger
 
 
 def suppression_alert(suppression: Suppression) -> tuple[str, list[dict[str, Any]]]:
@@ -33,7 +32,7 @@ def suppression_alert(suppression: Suppression) -> tuple[str, list[dict[str, Any
     return text, blocks
 
 
-def record_ses_events(messages: Iterable[str], rt: Runtime) -> dict[str, Any]:
+def record_ses_events(messages: Iterable[str], rt: Services) -> dict[str, Any]:
     """Suppress every address the notifications name; alert the operators for each newly suppressed one."""
     suppressed: list[str] = []
     already: list[str] = []
@@ -44,4 +43,5 @@ def record_ses_events(messages: Iterable[str], rt: Runtime) -> dict[str, Any]:
                 rt.slack.post(*suppression_alert(suppression))
             else:
                 already.append(suppression.address)
+    logger.info("ses events recorded", extra={"suppressed": len(suppressed)})
     return {"suppressed": suppressed, "already_suppressed": already}

@@ -8,22 +8,22 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from rootmail.adapters.dynamodb.items import stamp
 from rootmail.app.offline import AccountDirectory
-from rootmail.bootstrap import Runtime
+from rootmail.app.ports import Services
 from rootmail.config import Settings, get_settings
 from rootmail.domain.mail.model import ParsedMail
 from rootmail.domain.mail.parse import parse_mail
+from rootmail.domain.moments import stamp
 from rootmail.domain.preview import PreviewMail
 from rootmail.domain.routing import Resolution, resolve, unchecked
 
 
-def resolution_for(rt: Runtime, mail: ParsedMail) -> Resolution:
+def resolution_for(rt: Services, mail: ParsedMail) -> Resolution:
     """The accounts a mail concerns, as the pipeline's Resolve step finds them (no refresh: a preview reads)."""
     return resolve(mail, rt.accounts, rt.settings.routing)
 
 
-def stored(rt: Runtime, records: Iterable[dict[str, Any]]) -> Iterator[PreviewMail]:
+def stored(rt: Services, records: Iterable[dict[str, Any]]) -> Iterator[PreviewMail]:
     """Ledger records → their stored mail, parsed and resolved."""
     for record in records:
         key = record.get("object_key")
@@ -33,13 +33,13 @@ def stored(rt: Runtime, records: Iterable[dict[str, Any]]) -> Iterator[PreviewMa
         yield PreviewMail(str(record["mail_id"]), mail, resolution_for(rt, mail))
 
 
-def queued(rt: Runtime, mail_ids: Iterable[str] | None = None) -> Iterator[PreviewMail]:
+def queued(rt: Services, mail_ids: Iterable[str] | None = None) -> Iterator[PreviewMail]:
     wanted = set(mail_ids) if mail_ids is not None else None
     records = rt.ledger.in_state("queued")
     return stored(rt, (r for r in records if wanted is None or r["mail_id"] in wanted))
 
 
-def since(rt: Runtime, days: float) -> Iterator[PreviewMail]:
+def since(rt: Services, days: float) -> Iterator[PreviewMail]:
     """Every mail received in the last `days` days, whatever became of it."""
     cutoff = stamp(datetime.now(UTC) - timedelta(days=days))
     return stored(rt, (r for r in rt.ledger.scan() if str(r.get("received_at") or "") >= cutoff))

@@ -11,11 +11,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from rootmail.adapters.dynamodb.items import now_iso
-from rootmail.adapters.executions import execution_name
-from rootmail.bootstrap import Runtime
+from rootmail.app.payloads import (
+    Retriaged,
+    RetriageItem,
+    RetryItem,
+    RetryMark,
+    RetryRun,
+    RetrySelected,
+    TriageState,
+)
+from rootmail.app.ports import Services
 from rootmail.domain.commands import Command, parse_command
 from rootmail.domain.digest import Pattern, find_pattern, group_queue, mask
+from rootmail.domain.executions import execution_name
+from rootmail.domain.moments import now_iso
 from rootmail.domain.rules.model import compile_rule
 from rootmail.domain.rules.sets import compile_rules
 from rootmail.domain.vocabulary import IN_FLIGHT, State
@@ -54,19 +63,19 @@ class SlackRequest:
         return f"<@{self.user_id}>"
 
 
-def queued_mail(rt: Runtime) -> list[dict[str, Any]]:
+def queued_mail(rt: Services) -> list[dict[str, Any]]:
     """Every queued ledger record, the most recently updated first."""
     return list(rt.ledger.in_state(State.QUEUED))
 
 
-def current_patterns(rt: Runtime) -> list[Pattern]:
+def current_patterns(rt: Services) -> list[Pattern]:
     return group_queue(queued_mail(rt))
 
 
 # ---- the hourly digest --------------------------------------------------------------------------------------------
 
 
-def digest(rt: Runtime, *, post: bool) -> dict[str, Any]:
+def digest(rt: Services, *, post: bool) -> dict[str, Any]:
     """Group the queue into patterns and (when `post`) post the digest to the operators' channel."""
     patterns = current_patterns(rt)
     now = now_iso()
@@ -83,10 +92,22 @@ def digest(rt: Runtime, *, post: bool) -> dict[str, Any]:
     return result
 
 
+def hourly_digest(rt: Services) -> dict[str, Any]:
+    """The scheduled digest: posted, and answered with counts (the blocks are in the channel)."""
+    result = digest(rt, post=True)
+    logger.info("digest posted", extra={"queued": result["queued"], "patterns": len(result["patterns"])})
+    return {
+        "at": result["at"],
+        "queued": result["queued"],
+        "patterns": len(result["patterns"]),
+        "ts": result["ts"],
+    }
+
+
 # ---- /rootmail ----------------------------------------------------------------------------------------------------
 
 
-def answer_command(rt: Runtime, text: str, request: SlackRequest) -> dict[str, Any]:
+def answer_command(rt: Services, text: str, request: SlackRequest) -> dict[str, Any]:
     language = rt.settings.operator_language
     try:
         command = parse_command(text)
@@ -110,7 +131,7 @@ def answer_command(rt: Runtime, text: str, request: SlackRequest) -> dict[str, A
     return retry_started(selection, request.who, language)
 
 
-def _first_time(rt: Runtime, request: SlackRequest, what: str) -> bool:
+def _first_time(rt: Services, request: SlackRequest, what: str) -> bool:
     """A request that changes something is done once: its signature is remembered past Slack's window."""
     if rt.slack_requests.first_time(request.signature, what[:200]):
         return True
@@ -118,7 +139,7 @@ def _first_time(rt: Runtime, request: SlackRequest, what: str) -> bool:
     return False
 
 
-def _list(rt: Runtime, command: Command, language: str) -> dict[str, Any]:
+def _list(rt: Services, command: Command, language: str) -> dict[str, Any]:
     records = queued_mail(rt)
     if command.pattern:
         found = find_pattern(group_queue(records), command.pattern)
@@ -137,7 +158,7 @@ def _list(rt: Runtime, command: Command, language: str) -> dict[str, Any]:
     )
 
 
-def start_retry(rt: Runtime, selection: dict[str, Any], request: SlackRequest) -> str:
+def start_retry(rt: Services, selection: dict[str, Any], request: SlackRequest) -> str:
     """Start the retry workflow; its name comes from the request, so the same request never starts two."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     run = f"retry-{stamp}-{hashlib.sha256(request.signature.encode()).hexdigest()[:16]}"
@@ -156,7 +177,7 @@ def start_retry(rt: Runtime, selection: dict[str, Any], request: SlackRequest) -
 # ---- buttons and the rule modal ---------------------------------------------------------------------------------
 
 
-def answer_interaction(rt: Runtime, payload: dict[str, Any], request: SlackRequest) -> dict[str, Any] | None:
+def answer_interaction(rt: Services, payload: dict[str, Any], request: SlackRequest) -> dict[str, Any] | None:
     """A digest button or the rule modal's submission. None: an empty 200 (Slack closes the modal)."""
     language = rt.settings.operator_language
     kind = payload.get("type")
@@ -185,7 +206,7 @@ def answer_interaction(rt: Runtime, payload: dict[str, Any], request: SlackReque
 
 
 def _save_rule(
-    rt: Runtime, payload: dict[str, Any], request: SlackRequest, language: str
+    rt: Services, payload: dict[str, Any], request: SlackRequest, language: str
 ) -> dict[str, Any] | None:
     view = payload["view"]
     metadata = json.loads(view.get("private_metadata") or "{}")
@@ -225,7 +246,7 @@ def _save_rule(
 PREVIEW_MAILS = 20  # a modal's submission is answered within 3 seconds: a sample of the pattern's mail
 
 
-def _preview_pattern(rt: Runtime, pattern: Pattern, rule: dict[str, Any]) -> dict[str, Any]:
+def _preview_pattern(rt: Services, pattern: Pattern, rule: dict[str, Any]) -> dict[str, Any]:
     """What the rules now in force (the new rule included) do to the pattern's queued mail: the preview engine of
     `rootmail rules test`, on up to PREVIEW_MAILS of them."""
     from rootmail.app import rules_preview
@@ -253,7 +274,7 @@ def _field_of(message: str) -> str:
 
 
 def _answer_where_asked(
-    rt: Runtime,
+    rt: Services,
     response_url: str | None,
     channel: str | None,
     text: str,
@@ -274,7 +295,7 @@ def _answer_where_asked(
     return rt.slack.post(text, blocks, channel=channel or None)
 
 
-def _tell(rt: Runtime, request: SlackRequest, text: str, *, ephemeral: bool = False) -> None:
+def _tell(rt: Services, request: SlackRequest, text: str, *, ephemeral: bool = False) -> None:
     """Answer where the operator asked. Never raises: what it says has already happened (a retry started), and a
     failure to say it must not make the operator try again."""
     try:
@@ -283,7 +304,7 @@ def _tell(rt: Runtime, request: SlackRequest, text: str, *, ephemeral: bool = Fa
         logger.warning("could not tell the operator", extra={"error": str(exc)})
 
 
-def tell_refusal(rt: Runtime, request: SlackRequest, reason: str) -> None:
+def tell_refusal(rt: Services, request: SlackRequest, reason: str) -> None:
     """A refused button click: Slack shows nothing of the acknowledgement, so say it to the operator alone."""
     _tell(rt, request, texts(rt.settings.operator_language)["refused"].format(reason=reason), ephemeral=True)
 
@@ -291,13 +312,13 @@ def tell_refusal(rt: Runtime, request: SlackRequest, reason: str) -> None:
 # ---- the retry workflow's steps ----------------------------------------------------------------------------------
 
 
-def select_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
+def select_step(event: RetryRun, rt: Services) -> RetrySelected:
     """SelectQueued: the queued mails the operator asked for, at most `retry_batch_limit` of them."""
-    selection = event.get("selection") or {}
+    selection = event.selection
     skipped: list[str] = []
-    if selection.get("mail_ids"):
+    if selection.mail_ids:
         records = []
-        for mail_id in selection["mail_ids"]:
+        for mail_id in selection.mail_ids:
             record = rt.ledger.get(mail_id)
             if record is None:
                 skipped.append(f"{mail_id} (not in the ledger)")
@@ -305,11 +326,11 @@ def select_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
                 skipped.append(f"{mail_id} ({record.get('state')})")
             else:
                 records.append(record)
-    elif selection.get("pattern"):
+    elif selection.pattern:
         queue = list(rt.ledger.in_state(State.QUEUED, oldest_first=True))
-        found = find_pattern(group_queue(queue), selection["pattern"])
+        found = find_pattern(group_queue(queue), selection.pattern)
         if found is None:
-            skipped.append(f"pattern {selection['pattern']} (no queued mail has it now)")
+            skipped.append(f"pattern {selection.pattern} (no queued mail has it now)")
         wanted = set(found.mail_ids) if found else set()
         records = [r for r in queue if r["mail_id"] in wanted]
     else:
@@ -321,74 +342,69 @@ def select_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
         if not record.get("object_key") or not record.get("bucket"):
             skipped.append(f"{record['mail_id']} (no stored mail recorded)")
             continue
-        items.append({"mail_id": record["mail_id"], "bucket": record["bucket"], "key": record["object_key"]})
-    return {
-        "items": items,
-        "count": len(items),
-        "remaining": max(0, len(records) - limit),
-        "skipped": skipped[:20],
-        "poll_seconds": rt.settings.retry_poll_seconds,
-    }
+        items.append(RetryItem(mail_id=record["mail_id"], bucket=record["bucket"], key=record["object_key"]))
+    return RetrySelected(
+        items=items,
+        count=len(items),
+        remaining=max(0, len(records) - limit),
+        skipped=skipped[:20],
+        poll_seconds=rt.settings.retry_poll_seconds,
+    )
 
 
-def retriage_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
+def retriage_step(event: RetriageItem, rt: Services) -> Retriaged:
     """Retriage (one queued mail): start its triage again under this run's name (a no-op when started) and say
     whether to keep waiting for it."""
-    run, key = event["run"], event["key"]
-    name = execution_name(key, run)
-    payload = {
-        "bucket": event["bucket"],
-        "key": key,
-        "mail_id": event["mail_id"],
-        "execution": name,
-        "retry": {"run": run},
-    }
-    rt.starter.start(name, payload)
+    name = execution_name(event.key, event.run)
+    started = TriageState(
+        bucket=event.bucket,
+        key=event.key,
+        mail_id=event.mail_id,
+        execution=name,
+        retry=RetryMark(run=event.run),
+    )
+    rt.starter.start(name, started.model_dump(mode="json", exclude_none=True))
     status = rt.starter.status(name)
-    polls = int((event.get("triage") or {}).get("polls", 0)) + 1
-    first = int(event.get("poll_seconds") or rt.settings.retry_poll_seconds)
-    return {
-        "execution": name,
-        "status": status,
-        "polls": polls,
-        "waiting": status == "RUNNING" and polls < rt.settings.retry_max_polls,
+    polls = (event.triage.polls if event.triage else 0) + 1
+    first = event.poll_seconds or rt.settings.retry_poll_seconds
+    return Retriaged(
+        execution=name,
+        status=status,
+        polls=polls,
+        waiting=status == "RUNNING" and polls < rt.settings.retry_max_polls,
         # The WaitForTriage state's wait: doubling from poll_seconds to a minute (a triage waiting for an
         # accounts refresh takes minutes; most take seconds).
-        "wait_seconds": min(60, first * 2 ** min(polls - 1, 6)),
-    }
+        wait_seconds=min(60, first * 2 ** min(polls - 1, 6)),
+    )
 
 
-def report_step(event: dict[str, Any], rt: Runtime) -> dict[str, Any]:
+def report_step(event: RetryRun, rt: Services) -> dict[str, Any]:
     """ReportRetry: what became of each retried mail, posted where the operator asked (once per run)."""
-    selected = event.get("selected") or {}
+    selected = event.selected
     # A mail whose re-run did not finish (not started, failed, still running when the waiting stopped) is counted
     # apart: its ledger record still says what the earlier run left.
-    finished = {r["mail_id"] for r in event.get("retried") or [] if r.get("status") == "SUCCEEDED"}
-    records = [rt.ledger.get(i["mail_id"]) for i in selected.get("items", []) if i["mail_id"] in finished]
+    finished = {r.mail_id for r in event.retried if r.status == "SUCCEEDED"}
+    records = [rt.ledger.get(i.mail_id) for i in selected.items if i.mail_id in finished]
     done = [r for r in records if r and r.get("state") not in (None, IN_FLIGHT)]
     states = Counter(str(r["state"]) for r in done)
     reasons = Counter(mask(str(r.get("queue_reason") or "")) for r in done if r["state"] == State.QUEUED)
     language = rt.settings.operator_language
     text, blocks = retry_outcome(
-        selection=event.get("selection") or {},
-        who=f"<@{event.get('requested_by')}>",
+        selection=event.selection.model_dump(exclude_defaults=True),
+        who=f"<@{event.requested_by}>",
         states=dict(states),
         reasons=reasons.most_common(),
-        unfinished=len(selected.get("items", [])) - len(done),
-        skipped=selected.get("skipped", []),
-        remaining=int(selected.get("remaining", 0)),
+        unfinished=len(selected.items) - len(done),
+        skipped=selected.skipped,
+        remaining=selected.remaining,
         language=language,
     )
-    outcome = {
-        "run": event["run"],
-        "states": dict(states),
-        "unfinished": len(selected.get("items", [])) - len(done),
-    }
-    delivery = f"{event['run']}#slack#report"
-    if rt.guard.claim(delivery, event["run"], resend_safe=True):  # a report posted twice is harmless
-        rt.guard.sending(delivery, event["run"])
+    outcome = {"run": event.run, "states": dict(states), "unfinished": len(selected.items) - len(done)}
+    delivery = f"{event.run}#slack#report"
+    if rt.guard.claim(delivery, event.run, resend_safe=True):  # a report posted twice is harmless
+        rt.guard.sending(delivery, event.run)
         try:
-            where = _answer_where_asked(rt, event.get("response_url"), event.get("channel"), text, blocks)
+            where = _answer_where_asked(rt, event.response_url, event.channel, text, blocks)
         except Exception as exc:
             rt.guard.settle(delivery, "failed", {"error": f"{type(exc).__name__}: {exc}"})
             raise

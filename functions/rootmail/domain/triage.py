@@ -6,7 +6,7 @@ The same function decides in the pipeline's Classify step and in the offline `ro
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from rootmail.domain.authenticity import Authenticity
@@ -46,6 +46,11 @@ class Decision:
     def alert(self) -> bool:
         """Whether the operators hear of this queued mail now rather than in the next digest."""
         return self.action == Action.QUEUE and bool(self.signals)
+
+    def as_copy_of(self, first: str, first_state: str) -> Decision:
+        """This mail is a copy (the same Message-ID and content) of `first`, which delivers it: recorded, ignored."""
+        reason = f"a copy of {first} (the same Message-ID and content; that one is {first_state}): one mail is triaged once"
+        return replace(self, action=Action.IGNORE, reason=reason)
 
     def to_dict(self) -> dict[str, Any]:
         return {

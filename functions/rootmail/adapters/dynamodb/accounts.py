@@ -7,38 +7,19 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from rootmail.adapters.aws import describe, error_code
-from rootmail.adapters.dynamodb.items import from_item, now_iso, stamp, to_item, unavailable
+from rootmail.adapters.dynamodb.items import from_item, to_item, unavailable
+from rootmail.app.ports import RefreshClaim, WriteResult
 from rootmail.domain.accounts import Account, ContactOverride
+from rootmail.domain.moments import now_iso, stamp
 from rootmail.errors import (
     AccountsUnavailable,
 )
-
-
-@dataclass(frozen=True)
-class WriteResult:
-    written: int = 0
-    failed: tuple[
-        str, ...
-    ] = ()  # account IDs not written (the next sync finds them different and tries again)
-    errors: tuple[str, ...] = ()
-    requests: int = 0  # BatchWriteItem calls
-
-
-@dataclass(frozen=True)
-class RefreshClaim:
-    """The outcome of asking for the one accounts refresh allowed per window."""
-
-    claimed: bool
-    started_at: str
-    state: str = "running"
-    finished_at: str | None = None
 
 
 class AccountsTable:

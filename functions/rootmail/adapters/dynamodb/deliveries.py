@@ -13,7 +13,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from rootmail.adapters.aws import describe, error_code, is_transient
-from rootmail.adapters.dynamodb.items import from_item, now_iso, to_item, unavailable
+from rootmail.adapters.dynamodb.items import from_item, to_item, unavailable
+from rootmail.domain.moments import now_iso
 from rootmail.errors import (
     DeliveryInProgress,
     DeliveryUnconfirmed,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -17,15 +16,6 @@ from rootmail.errors import RootmailError
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
-
-
-def stamp(moment: datetime) -> str:
-    """A moment as every record holds it: ISO 8601 in UTC, milliseconds, `Z`."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def now_iso(delta: timedelta = timedelta(0)) -> str:
-    return stamp(datetime.now(UTC) + delta)
 
 
 def to_item(data: dict[str, Any]) -> dict[str, Any]:

@@ -13,10 +13,11 @@ from rootmail.adapters.dynamodb.items import (
     _assignments,
     _serializer,
     from_item,
-    now_iso,
     to_item,
     unavailable,
 )
+from rootmail.app.ports import LEDGER_OVERVIEW
+from rootmail.domain.moments import now_iso
 from rootmail.domain.vocabulary import IN_FLIGHT
 from rootmail.errors import (
     LedgerUnavailable,
@@ -116,24 +117,7 @@ class Ledger:
                 for item in page["Items"]:
                     yield from_item(item)
 
-    # What the operators' views read of a record: not the mail's summary or its deliveries (the bulk of it).
-    OVERVIEW = (
-        "mail_id",
-        "state",
-        "received_at",
-        "updated_at",
-        "sender",
-        "subject",
-        "category",
-        "action",
-        "queue_reason",
-        "account_ids",
-        "bucket",
-        "object_key",
-        "attempts",
-        "redrives",
-        "last_redrive",
-    )
+    OVERVIEW = LEDGER_OVERVIEW
     # What the digest and the slash command read of a record in a state: the overview, and for mail no rule knows
     # its urgent words and the suggested category.
     STATE_VIEW = (*OVERVIEW, "alert", "signals", "suggestion")

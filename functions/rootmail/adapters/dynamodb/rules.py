@@ -9,7 +9,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from rootmail.adapters.aws import describe
-from rootmail.adapters.dynamodb.items import from_item, now_iso, to_item, unavailable
+from rootmail.adapters.dynamodb.items import from_item, to_item, unavailable
+from rootmail.domain.moments import now_iso
 from rootmail.errors import (
     RuleConflict,
     RuleError,

@@ -8,7 +8,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from rootmail.adapters.aws import describe, error_code
-from rootmail.adapters.dynamodb.items import now_iso, to_item
+from rootmail.adapters.dynamodb.items import to_item
+from rootmail.domain.moments import now_iso
 from rootmail.errors import (
     LedgerUnavailable,
 )

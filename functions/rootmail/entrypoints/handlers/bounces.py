@@ -12,6 +12,4 @@ from rootmail.observability import logger
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    result = record_ses_events((r.sns.message for r in SNSEvent(event).records), runtime())
-    logger.info("ses events recorded", extra={"suppressed": len(result["suppressed"])})
-    return result
+    return record_ses_events((r.sns.message for r in SNSEvent(event).records), runtime())

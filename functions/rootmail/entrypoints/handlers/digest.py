@@ -4,18 +4,11 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from rootmail.app.slack_commands import digest
+from rootmail.app.slack_commands import hourly_digest
 from rootmail.bootstrap import runtime
 from rootmail.observability import logger
 
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    result = digest(runtime(), post=True)
-    logger.info("digest posted", extra={"queued": result["queued"], "patterns": len(result["patterns"])})
-    return {
-        "at": result["at"],
-        "queued": result["queued"],
-        "patterns": len(result["patterns"]),
-        "ts": result["ts"],
-    }
+    return hourly_digest(runtime())

@@ -2,13 +2,16 @@
 
 from typing import Any
 
+from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from rootmail.app.payloads import TriageState
 from rootmail.app.triage_steps import forward_step
 from rootmail.bootstrap import runtime
 from rootmail.observability import logger
 
 
 @logger.inject_lambda_context(correlation_id_path="mail_id", clear_state=True)
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return forward_step(event, runtime())
+@event_parser(model=TriageState)
+def handler(event: TriageState, context: LambdaContext) -> dict[str, Any]:
+    return forward_step(event, runtime()).model_dump(mode="json")

@@ -13,9 +13,6 @@ from rootmail.observability import logger
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    s3_event = S3Event(event)
     # S3 event keys arrive URL-encoded (a space as '+'), for every record.
-    objects = [(r.s3.bucket.name, unquote_plus(r.s3.get_object.key)) for r in s3_event.records]
-    result = start_triage(objects, runtime())
-    logger.info("triage started", extra=result)
-    return result
+    objects = [(r.s3.bucket.name, unquote_plus(r.s3.get_object.key)) for r in S3Event(event).records]
+    return start_triage(objects, runtime())

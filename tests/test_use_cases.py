@@ -1,0 +1,386 @@
+"""The triage steps, the operators' commands, the reconciler and bounces as use cases: over in-memory ports
+(tests/fakes.py), the triage definition walked in process (tests/walk.py). No moto, no emulator: milliseconds each.
+The emulator runs of tests/test_pipeline.py and friends show the same on the real state machine."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fakes import Organization, Services
+from rootmail.app import audit, bounces, slack_commands, triage_steps
+from rootmail.app.offline import load_accounts
+from rootmail.app.payloads import RetriageItem, RetryRun, TriageState
+from rootmail.domain.accounts import Contacts
+from rootmail.domain.executions import execution_name, mail_id_for
+from rootmail.domain.moments import stamp
+from rootmail.domain.routing import Resolution
+from rootmail.domain.rules.files import load_rule_files
+from rootmail.domain.sync_plan import AccountDetails, ListedAccount
+from rootmail.domain.vocabulary import STATE_FOR_ACTION, Action
+from rootmail.errors import DeliveryInProgress, DeliveryRejected, SesUnavailable
+from rootmail.messages.operators import CREATE_RULE
+from walk import run
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "tests" / "corpus"
+EXPECTED = json.loads((CORPUS / "expected.json").read_text(encoding="utf-8"))
+ACCOUNTS = load_accounts(CORPUS / "accounts.json", CORPUS / "contacts.json")
+RULES = [rule.to_item() for rule in load_rule_files(ROOT / "rules")]
+
+
+def services(**settings: Any) -> Services:
+    return Services(accounts=ACCOUNTS, rules=RULES, **settings)
+
+
+def triage(
+    rt: Services, name: str, raw: bytes | None = None, *, run_name: str | None = None
+) -> dict[str, Any]:
+    """Store the mail as SES does, start its triage as ingest does, and walk the execution to its end."""
+    key = rt.mail_store.put(
+        f"incoming/{name}", raw if raw is not None else (CORPUS / f"{name}.eml").read_bytes()
+    )
+    triage_steps.start_triage([(rt.mail_store.bucket, key)], rt)
+    name_ = execution_name(key, run_name)
+    started = rt.starter.executions.get(name_)
+    execution = (
+        started["payload"]
+        if started and run_name is None
+        else {"bucket": rt.mail_store.bucket, "key": key, "mail_id": mail_id_for(key), "execution": name_}
+    )
+    output, _ = run(rt, execution)
+    return output
+
+
+def sent_to(rt: Services) -> list[list[str]]:
+    return [to for _, to in rt.mailer.sent]
+
+
+# ---- the sample corpus, every mail ------------------------------------------------------------------------------
+
+
+def test_every_sample_mail_ends_in_its_expected_state_with_matching_evidence():
+    rt = services()
+    records = {Path(name).stem: triage(rt, Path(name).stem) for name in sorted(EXPECTED)}
+    contacts = {a.account_id: a.contacts for a in ACCOUNTS}
+    for name, expected in EXPECTED.items():
+        record = records[Path(name).stem]
+        assert (record["category"], record["action"]) == (expected["category"], expected["action"]), name
+        no_contact = expected["action"] == "forward" and any(
+            not contacts[a].all() for a in record["account_ids"]
+        )
+        if no_contact:
+            assert record["state"] == "queued" and "no customer contact" in record["queue_reason"], name
+        else:
+            assert record["state"] == STATE_FOR_ACTION[Action(expected["action"])], (
+                name,
+                record.get("queue_reason"),
+            )
+        assert rt.ledger.get(record["mail_id"])["state"] == record["state"]
+    forwarded = [r for r in records.values() if r["state"] == "forwarded"]
+    assert len(rt.mailer.sent) == sum(len(r["account_ids"]) for r in forwarded)
+    cases = {r["case_id"] for r in records.values() if r["state"] == "ticketed"}
+    escalated = [r for r in records.values() if r["state"] == "escalated"]
+    assert len(rt.desk.tickets) == len(cases) + len(escalated)
+    alerted = [
+        r for r in records.values() if r["state"] in {"escalated", "restricted", "quarantined"} or r["alert"]
+    ]
+    assert len(rt.slack.posts) == len(alerted)
+    counted = [(dimensions["category"], dimensions["state"]) for _, _, _, dimensions in rt.metrics.figures]
+    assert sorted(counted) == sorted((r["category"], r["state"]) for r in records.values())
+
+
+def test_spoofed_and_credential_mail_reach_no_customer_and_no_ticket():
+    rt = services()
+    names = [
+        Path(n).stem for n, e in EXPECTED.items() if e["category"] == "credentials" or not e["authentic"]
+    ]
+    for name in names:
+        assert triage(rt, name)["state"] in {"restricted", "quarantined"}, name
+    assert rt.mailer.sent == [] and rt.desk.tickets == {}
+    assert len(rt.slack.posts) == len(names)
+
+
+# ---- forwarding ---------------------------------------------------------------------------------------------------
+
+
+def test_a_forward_goes_to_each_account_s_contacts_in_its_language_with_the_original():
+    rt = services()
+    record = triage(rt, "12-health-multi-account")
+    assert record["state"] == "forwarded"
+    assert sorted(map(sorted, sent_to(rt))) == [["aws-alerts@globex.example"], ["infra@initech.example"]]
+    for data, _ in rt.mailer.sent:
+        forward = message_from_bytes(data, policy=policy.default)
+        assert forward["From"] == rt.mailer.sender and forward["Reply-To"] == "support@provider.example"
+    assert [d["status"] for d in record["deliveries"]] == ["sent", "sent"]
+
+
+def resolved(rt: Services, name: str) -> TriageState:
+    """The state a mail reaches the delivery steps with: parsed, resolved and classified."""
+    key = rt.mail_store.put(f"incoming/{name}", (CORPUS / f"{name}.eml").read_bytes())
+    state = TriageState(bucket=rt.mail_store.bucket, key=key, mail_id=name, execution="x")
+    state = state.model_copy(update={"mail": triage_steps.parse_step(state, rt)})
+    state = state.model_copy(
+        update={"resolution": Resolution.from_dict(triage_steps.resolve_step(state, rt))}
+    )
+    return state.model_copy(update={"classification": triage_steps.classify_step(state, rt)})
+
+
+def test_an_account_gone_since_resolve_is_undelivered_with_why_and_the_mail_queued():
+    rt = services()
+    state = resolved(rt, "12-health-multi-account")
+    del rt.accounts.accounts["345678901234"]
+    state = state.model_copy(update={"delivery": triage_steps.forward_step(state, rt)})
+    record = triage_steps.record_step(state, rt)
+    assert record["state"] == "queued"
+    assert "345678901234: the account is no longer in the accounts table" in record["queue_reason"]
+    assert sent_to(rt) == [["aws-alerts@globex.example"]]  # the other account still gets its notice
+
+
+def test_suppressed_contacts_are_left_out_and_an_account_with_none_left_is_queued():
+    from rootmail.domain.ses_events import Suppression
+
+    rt = services()
+    rt.suppressions.suppress(Suppression("infra@initech.example", "bounce", "550 no such user", "m-1", None))
+    record = triage(rt, "12-health-multi-account")
+    assert sent_to(rt) == [["aws-alerts@globex.example"]]
+    assert record["state"] == "queued"
+    assert (
+        "every operations contact is suppressed after bounces or complaints: infra@initech.example"
+        in (record["queue_reason"])
+    )
+
+
+def test_a_forward_that_ses_refuses_is_queued_with_the_error_and_can_be_sent_by_a_retry():
+    rt = services()
+    rt.mailer.failure = SesUnavailable("SES throttled the send")
+    record = triage(rt, "11-health-single-account")
+    assert record["state"] == "queued" and "SesUnavailable: SES throttled the send" in record["queue_reason"]
+    rt.mailer.failure = None
+    again = triage(rt, "11-health-single-account", run_name="retry-1")
+    assert again["state"] == "forwarded" and len(rt.mailer.sent) == 1
+
+
+def test_a_replayed_execution_sends_nothing_twice_and_keeps_the_first_proof():
+    rt = services()
+    first = triage(rt, "11-health-single-account")
+    again = triage(rt, "11-health-single-account")  # the same execution name: a replay of it
+    assert len(rt.mailer.sent) == 1
+    assert again["deliveries"][0]["status"] == "already-delivered"
+    assert again["deliveries"][0]["message_id"] == first["deliveries"][0]["message_id"]
+
+
+def test_a_delivery_sent_but_not_recorded_stops_the_mail_and_is_never_sent_again():
+    rt = services()
+    settle = rt.guard.settle
+
+    def failing(delivery_id: str, status: str, detail: dict[str, Any]) -> None:
+        if status == "sent":
+            raise OSError("the table is unreachable")
+        settle(delivery_id, status, detail)
+
+    rt.guard.settle = failing  # type: ignore[method-assign]
+    record = triage(rt, "11-health-single-account")
+    assert record["state"] == "queued" and "DeliveryUnconfirmed" in record["queue_reason"]
+    assert "rootmail deliveries confirm" in record["queue_reason"]
+    rt.guard.settle = settle  # type: ignore[method-assign]
+    again = triage(rt, "11-health-single-account")  # its execution run again
+    assert again["state"] == "queued" and "may have been delivered" in again["queue_reason"]
+    assert len(rt.mailer.sent) == 1
+    with pytest.raises(DeliveryInProgress):  # another execution waits (the state machine retries it)
+        rt.guard.claim("11-health-single-account#ses#123456789012", "another-execution")
+
+
+# ---- copies -------------------------------------------------------------------------------------------------------
+
+
+def test_a_copy_stored_under_another_key_is_ignored_as_a_copy():
+    rt = services()
+    raw = (CORPUS / "11-health-single-account.eml").read_bytes()
+    triage(rt, "first", raw)
+    copy = triage(rt, "second", raw)
+    assert copy["state"] == "ignored" and "a copy of first" in copy["reason"]
+    assert len(rt.mailer.sent) == 1
+
+
+def test_a_copy_takes_over_from_a_first_copy_that_was_queued():
+    rt = services()
+    raw = (CORPUS / "11-health-single-account.eml").read_bytes()
+    rt.mailer.failure = SesUnavailable("SES throttled the send")
+    assert triage(rt, "first", raw)["state"] == "queued"
+    rt.mailer.failure = None
+    assert triage(rt, "second", raw)["state"] == "forwarded"
+    assert len(rt.mailer.sent) == 1
+
+
+# ---- tickets and escalations --------------------------------------------------------------------------------------
+
+
+def test_mails_of_one_support_case_thread_onto_one_private_ticket():
+    rt = services()
+    for name in ("01-support-case-new", "03-support-case-correspondence"):
+        assert triage(rt, name)["state"] == "ticketed"
+    (ticket,) = rt.desk.tickets.values()
+    assert rt.desk.cases == {"177666106600814": ticket.ticket_id}
+    assert len(ticket.comments) == 2 and ticket.fields["requester"] is None  # private: nobody notified
+    assert "aws-support-case" in ticket.fields["tags"]
+
+
+def test_a_case_held_by_another_execution_is_not_given_a_second_ticket():
+    rt = services()
+    with rt.guard.holding("case#177666106600814", "another-execution"):
+        record = triage(rt, "01-support-case-new")
+    assert record["state"] == "queued" and "DeliveryInProgress" in record["queue_reason"]
+    assert rt.desk.tickets == {}
+    assert triage(rt, "01-support-case-new", run_name="retry-1")["state"] == "ticketed"
+
+
+def test_a_ticket_for_mail_without_a_case_id_is_refused_with_why():
+    rt = services()
+    state = resolved(rt, "11-health-single-account")
+    ticket = state.decision().model_copy(update={"category": "support-case", "action": "ticket"})
+    state = state.model_copy(update={"classification": ticket})
+    with pytest.raises(DeliveryRejected, match="without an AWS case ID"):
+        triage_steps.ticket_step(state, rt)
+    assert rt.desk.tickets == {}
+
+
+def test_an_urgent_notice_opens_a_public_ticket_for_the_customer_and_alerts_with_its_link():
+    rt = services()
+    record = triage(rt, "08-abuse-report-ec2")
+    assert record["state"] == "escalated"
+    (ticket,) = rt.desk.tickets.values()
+    assert ticket.fields["requester"] == "aws-alerts@globex.example" and ticket.comments[0]["public"]
+    assert ticket.comments[0]["attachment"][0] == "original.eml"
+    (alert,) = rt.slack.posts
+    assert "Urgent AWS notice" in alert["text"] and ticket_url(ticket.ticket_id) in json.dumps(
+        alert["blocks"]
+    )
+
+
+def ticket_url(ticket_id: int) -> str:
+    return f"https://desk.example/tickets/{ticket_id}"
+
+
+def test_mail_no_rule_knows_with_urgent_words_alerts_once_with_the_create_rule_button():
+    rt = services()
+    record = triage(rt, "34-unclassified-urgent-words")
+    assert record["state"] == "queued" and record["alert"] and record["signals"]
+    (alert,) = rt.slack.posts
+    assert CREATE_RULE in json.dumps(alert["blocks"])
+    triage(rt, "34-unclassified-urgent-words", run_name="retry-1")
+    assert len(rt.slack.posts) == 1  # the retry's alert is the same delivery: not posted again
+
+
+# ---- accounts created since the last sync ------------------------------------------------------------------------
+
+
+def test_mail_for_an_account_created_since_the_sync_refreshes_once_then_is_forwarded():
+    listed = [ListedAccount(a.account_id, a.email, a.name, a.status) for a in ACCOUNTS]
+    new = ListedAccount("111122223333", "aws-root+newco@cloudprovider.example", "newco", "ACTIVE")
+    details = {new.account_id: AccountDetails(Contacts.for_all(["ops@newco.example"]), "en", "tags")}
+    rt = Services(accounts=ACCOUNTS, rules=RULES, organization=Organization([*listed, new], details))
+    raw = (CORPUS / "11-health-single-account.eml").read_bytes()
+    raw = raw.replace(b"aws-root+acme-prod@", b"aws-root+newco@").replace(b"123456789012", b"111122223333")
+    record = triage(rt, "newco", raw)
+    assert record["state"] == "forwarded" and record["account_ids"] == ["111122223333"]
+    assert sent_to(rt) == [["ops@newco.example"]]
+    assert rt.accounts.marker is not None and rt.accounts.marker["state"] == "done"
+
+
+# ---- the operators' retry workflow -------------------------------------------------------------------------------
+
+
+def test_the_retry_selection_takes_the_queued_mail_oldest_first_and_skips_the_rest():
+    rt = services(retry_batch_limit=2)
+    for name in (
+        "30-unclassified-reinvent-reminder",
+        "15-health-unknown-recipient",
+        "11-health-single-account",
+    ):
+        triage(rt, name)
+    queued = [r["mail_id"] for r in rt.ledger.in_state("queued", oldest_first=True)]
+    asked = RetryRun.model_validate(
+        {"run": "r1", "selection": {"mail_ids": [*queued, "11-health-single-account"]}}
+    )
+    chosen = slack_commands.select_step(asked, rt)
+    assert [i.mail_id for i in chosen.items] == queued
+    assert chosen.skipped == ["11-health-single-account (forwarded)"]
+    every = slack_commands.select_step(RetryRun(run="r2"), rt)
+    assert every.count == 2 and every.remaining == 0
+
+
+def test_the_retry_report_is_posted_once_however_often_its_step_runs():
+    rt = services()
+    triage(rt, "30-unclassified-reinvent-reminder")
+    mail_id = "30-unclassified-reinvent-reminder"
+    item = {"mail_id": mail_id, "bucket": "mail", "key": f"incoming/{mail_id}"}
+    event = {
+        "run": "retry-1",
+        "selection": {},
+        "requested_by": "U0OPS",
+        "channel": "C0OPS",
+        "selected": {"items": [item]},
+        "retried": [{"mail_id": mail_id, "status": "SUCCEEDED"}],
+    }
+    first = slack_commands.report_step(RetryRun.model_validate(event), rt)
+    slack_commands.report_step(RetryRun.model_validate(event), rt)
+    assert first["states"] == {"queued": 1}
+    assert len(rt.slack.posts) == 1 and "queued" in rt.slack.posts[0]["text"]
+
+
+def test_a_retriage_starts_the_mail_again_under_the_run_and_waits_longer_each_poll():
+    rt = services(retry_poll_seconds=5, retry_max_polls=3)
+    item = RetriageItem(run="retry-1", mail_id="m1", bucket="mail", key="incoming/m1")
+    first = slack_commands.retriage_step(item, rt)
+    assert (first.status, first.polls, first.waiting, first.wait_seconds) == ("RUNNING", 1, True, 5)
+    started = rt.starter.executions[first.execution]["payload"]
+    assert started["retry"] == {"run": "retry-1"} and started["execution"] == first.execution
+    again = slack_commands.retriage_step(item.model_copy(update={"triage": first}), rt)
+    assert (again.execution, again.polls, again.wait_seconds) == (first.execution, 2, 10)
+    assert len(rt.starter.executions) == 1  # started once, whatever the polls
+    last = slack_commands.retriage_step(item.model_copy(update={"triage": again}), rt)
+    assert not last.waiting  # the polls are used up: the report counts it as unfinished
+
+
+# ---- the reconciler and bounces ----------------------------------------------------------------------------------
+
+
+def test_the_reconciler_re_drives_stored_mail_with_no_record_then_gives_up_after_the_limit():
+    rt = services(reconcile_max_attempts=2)
+    old = stamp(datetime.now(UTC) - timedelta(hours=2))
+    rt.mail_store.put("incoming/lost", b"Subject: x\r\n\r\nx\r\n", stored_at=old)
+    for attempt in range(2):
+        report = audit.reconcile(rt, now=datetime.now(UTC) + timedelta(hours=attempt))
+        assert len(report["redriven"]) == 1 and report["given_up"] == []
+        for execution in rt.starter.executions.values():
+            execution |= {"status": "FAILED", "error": "States.Runtime"}  # it failed before Parse
+    assert rt.ledger.get("lost")["redrives"] == 2
+    report = audit.reconcile(rt, now=datetime.now(UTC) + timedelta(hours=3))
+    assert report["redriven"] == [] and [f["mail_id"] for f in report["given_up"]] == ["lost"]
+    assert rt.ledger.get("lost")["state"] == "queued"
+    # What the alarms watch, each hour.
+    assert rt.metrics.of("MailNotTriaged") == [1, 1, 1] and rt.metrics.of("MailGivenUp") == [0, 0, 1]
+
+
+def test_a_bounce_suppresses_the_address_and_tells_the_operators_once():
+    rt = services()
+    notice = json.dumps(
+        {
+            "eventType": "Bounce",
+            "bounce": {
+                "bounceType": "Permanent",
+                "bouncedRecipients": [{"emailAddress": "ops@acme.example"}],
+            },
+            "mail": {"messageId": "ses-1", "tags": {}},
+        }
+    )
+    assert bounces.record_ses_events([notice], rt)["suppressed"] == ["ops@acme.example"]
+    assert bounces.record_ses_events([notice], rt)["already_suppressed"] == ["ops@acme.example"]
+    assert len(rt.slack.posts) == 1 and "ops@acme.example" in rt.slack.posts[0]["text"]
+    assert rt.suppressions.suppressed(["OPS@acme.example", "x@y.example"]) == {"ops@acme.example"}

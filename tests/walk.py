@@ -1,0 +1,109 @@
+"""The triage state machine's definition walked in process, over in-memory ports: its own Choice rules pick each next
+state, a task's result goes where its ResultPath says, and an error goes where its Catch says (retries and waits are
+the emulator's to show). Use-case tests run the steps as the definition chains them, in milliseconds."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from rootmail.app import triage_steps
+from rootmail.app.payloads import TriageState
+from rootmail.app.ports import Services
+
+DEFINITION = json.loads(
+    (Path(__file__).resolve().parents[1] / "statemachine" / "triage.asl.json").read_text(encoding="utf-8")
+)
+STEPS: dict[str, Callable[[TriageState, Services], Any]] = {
+    "parse": triage_steps.parse_step,
+    "resolve": triage_steps.resolve_step,
+    "refresh": triage_steps.refresh_step,
+    "classify": triage_steps.classify_step,
+    "forward": triage_steps.forward_step,
+    "ticket": triage_steps.ticket_step,
+    "escalate": triage_steps.escalate_step,
+    "alert": triage_steps.alert_step,
+    "record": triage_steps.record_step,
+}
+
+
+def _path(state: dict[str, Any], path: str) -> tuple[bool, Any]:
+    value: Any = state
+    for part in path.removeprefix("$.").split("."):
+        if not isinstance(value, dict) or part not in value:
+            return False, None
+        value = value[part]
+    return True, value
+
+
+def _holds(rule: dict[str, Any], state: dict[str, Any]) -> bool:
+    if "And" in rule:
+        return all(_holds(r, state) for r in rule["And"])
+    if "Or" in rule:
+        return any(_holds(r, state) for r in rule["Or"])
+    if "Not" in rule:
+        return not _holds(rule["Not"], state)
+    present, value = _path(state, rule["Variable"])
+    if "IsPresent" in rule:
+        return present == rule["IsPresent"]
+    if "StringEquals" in rule:
+        return present and value == rule["StringEquals"]
+    if "BooleanEquals" in rule:
+        return present and value is rule["BooleanEquals"]
+    raise NotImplementedError(f"a Choice rule this walker does not know: {rule}")
+
+
+def _put(state: dict[str, Any], path: str, value: Any) -> None:
+    *parents, leaf = path.removeprefix("$.").split(".")
+    for part in parents:
+        state = state.setdefault(part, {})
+    state[leaf] = value
+
+
+def run(services: Services, execution: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """One execution from its input (what ingest starts it with): its final output and the states it went through."""
+    state, name, visited = json.loads(json.dumps(execution)), DEFINITION["StartAt"], []
+    while True:
+        visited.append(name)
+        spec = DEFINITION["States"][name]
+        if spec["Type"] == "Choice":
+            name = next((c["Next"] for c in spec["Choices"] if _holds(c, state)), spec["Default"])
+            continue
+        unknown = set(spec) & {
+            "InputPath",
+            "Parameters",
+            "ResultSelector",
+            "OutputPath",
+            "Items",
+            "ItemSelector",
+        }
+        assert not unknown, f"{name} uses {unknown}, which this walker does not follow"
+        if spec["Type"] == "Wait":
+            name = spec["Next"]
+            continue
+        step = STEPS[spec["Resource"]["Fn::GetAtt"][0]]
+        try:
+            # As the handler does: the state validated in, the result as JSON out (nothing a state cannot hold).
+            result = step(TriageState.model_validate(json.loads(json.dumps(state))), services)
+            result = json.loads(
+                json.dumps(result.model_dump(mode="json") if isinstance(result, BaseModel) else result)
+            )
+        except Exception as exc:
+            error = type(exc).__name__
+            catch = next(
+                (c for c in spec.get("Catch", []) if {error, "States.ALL"} & set(c["ErrorEquals"])), None
+            )
+            if catch is None:
+                raise
+            cause = json.dumps({"errorMessage": str(exc), "errorType": error})
+            _put(state, catch["ResultPath"], {"Error": error, "Cause": cause})
+            name = catch["Next"]
+            continue
+        if spec.get("End"):
+            return result, visited
+        _put(state, spec["ResultPath"], result)
+        name = spec["Next"]
