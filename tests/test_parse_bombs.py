@@ -26,9 +26,9 @@ from rootmail.domain.mail.mime import (
 )
 from rootmail.domain.mail.model import ParsedMail
 from rootmail.domain.mail.parse import (
-    MAX_ACCOUNT_IDS,
     MAX_ADDRESS_CHARS,
-    MAX_PROBLEMS,
+    MAX_PARSED_ACCOUNT_IDS,
+    MAX_PARSED_PROBLEMS,
     parse_mail,
 )
 
@@ -50,8 +50,8 @@ def assert_bounded(mail: ParsedMail) -> None:
     for name in ("from_addresses", "recipients", "other_senders"):
         assert sum(map(len, getattr(mail, name))) <= 2 * MAX_ADDRESS_CHARS, name
     assert len(mail.text) <= MAX_TEXT_CHARS and len(mail.other_text) <= MAX_OTHER_TEXT_CHARS
-    assert len(mail.account_ids) <= MAX_ACCOUNT_IDS
-    assert len(mail.problems) <= MAX_PROBLEMS and all(len(p) <= 300 for p in mail.problems)
+    assert len(mail.account_ids) <= MAX_PARSED_ACCOUNT_IDS
+    assert len(mail.problems) <= MAX_PARSED_PROBLEMS and all(len(p) <= 300 for p in mail.problems)
     json.dumps(mail.to_summary(), ensure_ascii=False).encode("utf-8")
     (mail.text + mail.other_text).encode("utf-8")
 
@@ -320,7 +320,7 @@ def _html_to_text_closing(html: str) -> str:
     parser = html_text._HTMLText()
     parser.feed(html)
     parser.close()
-    return html_text._tidy("".join(parser.chunks))
+    return html_text.tidy("".join(parser.chunks))
 
 
 @settings(max_examples=1000, deadline=None)

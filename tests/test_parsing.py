@@ -784,12 +784,12 @@ def _reference_iso_date(value: str) -> str | None:
 def test_plain_dates_read_as_parsedate_to_datetime_reads_them(
     day_name: str, day: str, month: str, year: int, clock: str, zone: str, tail: str
 ) -> None:
-    from rootmail.domain.mail.headers import _iso_date
+    from rootmail.domain.mail.headers import iso_date
 
     value = f"{day_name}{day} {month} {year} {clock} {zone}{tail}"
     problems: list[str] = []
     expected = _reference_iso_date(value)
-    assert _iso_date(value, problems) == expected
+    assert iso_date(value, problems) == expected
     assert problems == ([] if expected else ["invalid header: Date"])
 
 
@@ -894,3 +894,46 @@ def test_iso_2022_jp_matches_the_standard_codec_character_by_character_nec_rows_
             assert mixed == "①" + CP932_FORMS.get(expected, expected), pair
     assert standard == 6879 and nec > 300  # all of JIS X 0208, and the NEC rows
     assert problems == []
+
+
+_SPACE = st.sampled_from(["", " ", "  ", "\t", " \t "])
+_ATOM = st.sampled_from(["a", "ops", "x.y", "AWS", "Web", "o'neil", "é", "a+b"])
+_ADDRESS = st.builds(
+    lambda local, domain: f"{local}@{domain}", _ATOM, st.sampled_from(["b.c", "acme.example", "z"])
+)
+_NAME = st.lists(_ATOM, min_size=1, max_size=3).flatmap(
+    lambda words: st.lists(_SPACE.filter(bool), min_size=len(words) - 1, max_size=len(words) - 1).map(
+        lambda gaps: words[0] + "".join(g + w for g, w in zip(gaps, words[1:], strict=True))
+    )
+)
+_MAILBOX_FORM = st.one_of(
+    _ADDRESS,
+    st.builds(lambda name, space, address: f"{name}{space}<{address}>", _NAME, _SPACE, _ADDRESS),
+    st.builds(
+        lambda name, address: f'"{name}" <{address}>',
+        st.sampled_from(["Web Services", "a, b", "a@b", ""]),
+        _ADDRESS,
+    ),
+    st.sampled_from(["(c)", ";", '"', "<", "@", "a@", "<a@b.c"]),  # what is not a plain mailbox
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.lists(
+        st.tuples(_SPACE, _MAILBOX_FORM, _SPACE, st.sampled_from([",", ",", ";", " "])),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_plain_mailboxes_read_as_getaddresses_reads_them(mailboxes: list[tuple[str, str, str, str]]) -> None:
+    """The mailbox shortcut answers only for the plain forms, and then exactly what the stdlib answers."""
+    from email.utils import getaddresses
+
+    from rootmail.domain.mail import headers
+
+    value = "".join("".join(parts) for parts in mailboxes)[:-1]
+    found = headers._plain_mailboxes(
+        value
+    )  # (address, display name), where getaddresses gives (name, address)
+    assert found is None or found == [(address, name) for name, address in getaddresses([value])], value

@@ -47,132 +47,99 @@ class DeliveryGuard:
     def claim(self, delivery_id: str, owner: str, *, resend_safe: bool = False) -> bool:
         """True: ours to deliver now. False: already delivered. Raises DeliveryInProgress or DeliveryUnconfirmed."""
         takeover = "#s = :claimed OR #s = :sending" if resend_safe else "#s = :claimed"
-        try:
-            self._db.put_item(
-                TableName=self.table,
-                Item=to_item(
-                    {"delivery_id": delivery_id, "status": "claimed", "owner": owner, "at": now_iso()}
-                ),
-                ConditionExpression=(
-                    f"attribute_not_exists(delivery_id) OR #s = :failed OR (({takeover}) AND (#o = :owner OR #at < :stale))"
-                ),
-                ExpressionAttributeNames={"#s": "status", "#o": "owner", "#at": "at"},
-                ExpressionAttributeValues=to_item(
-                    {
-                        ":failed": "failed",
-                        ":claimed": "claimed",
-                        ":owner": owner,
-                        ":stale": now_iso(-self.LEASE),
-                        **({":sending": "sending"} if resend_safe else {}),
-                    }
-                ),
+        claimed = self._written(
+            delivery_id,
+            TableName=self.table,
+            Item=to_item({"delivery_id": delivery_id, "status": "claimed", "owner": owner, "at": now_iso()}),
+            ConditionExpression=(
+                f"attribute_not_exists(delivery_id) OR #s = :failed OR (({takeover}) AND (#o = :owner OR #at < :stale))"
+            ),
+            ExpressionAttributeNames={"#s": "status", "#o": "owner", "#at": "at"},
+            ExpressionAttributeValues=to_item(
+                {
+                    ":failed": "failed",
+                    ":claimed": "claimed",
+                    ":owner": owner,
+                    ":stale": now_iso(-self.LEASE),
+                    **({":sending": "sending"} if resend_safe else {}),
+                }
+            ),
+        )
+        if claimed:
+            return True
+        held = self.get(delivery_id) or {}
+        if held.get("status") == "sent":
+            return False
+        stale = str(held.get("at") or "") < now_iso(-self.LEASE)
+        if held.get("status") == "sending" and (held.get("owner") == owner or stale):
+            raise DeliveryUnconfirmed(
+                f"{delivery_id} may have been delivered: its sender stopped between sending and recording "
+                f"it (at {held.get('at')}). Check, then `rootmail deliveries confirm {delivery_id}` (it "
+                f"arrived) or `rootmail deliveries resend {delivery_id}` (it did not), and retry the mail"
             )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                held = self.get(delivery_id) or {}
-                if held.get("status") == "sent":
-                    return False
-                stale = str(held.get("at") or "") < now_iso(-self.LEASE)
-                if held.get("status") == "sending" and (held.get("owner") == owner or stale):
-                    raise DeliveryUnconfirmed(
-                        f"{delivery_id} may have been delivered: its sender stopped between sending and recording "
-                        f"it (at {held.get('at')}). Check, then `rootmail deliveries confirm {delivery_id}` (it "
-                        f"arrived) or `rootmail deliveries resend {delivery_id}` (it did not), and retry the mail"
-                    ) from None
-                raise DeliveryInProgress(
-                    f"{delivery_id} is claimed by {held.get('owner')} since {held.get('at')}"
-                ) from None
-            raise LedgerUnavailable(f"delivery guard {delivery_id}: {describe(exc)}") from None
-        except BotoCoreError as exc:
-            raise LedgerUnavailable(f"delivery guard {delivery_id}: {describe(exc)}") from None
-        return True
+        raise DeliveryInProgress(f"{delivery_id} is claimed by {held.get('owner')} since {held.get('at')}")
 
     def sending(self, delivery_id: str, owner: str) -> None:
         """Mark our claim as being sent, just before the call that delivers (if this fails, nothing was sent)."""
-        try:
-            self._db.update_item(
-                TableName=self.table,
-                Key=to_item({"delivery_id": delivery_id}),
-                UpdateExpression="SET #s = :sending, #at = :now",
-                ConditionExpression="#o = :owner AND #s = :claimed",
-                ExpressionAttributeNames={"#s": "status", "#o": "owner", "#at": "at"},
-                ExpressionAttributeValues=to_item(
-                    {":sending": "sending", ":claimed": "claimed", ":owner": owner, ":now": now_iso()}
-                ),
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                raise DeliveryInProgress(f"{delivery_id}: the claim was taken over before sending") from None
-            raise LedgerUnavailable(f"delivery guard {delivery_id}: {describe(exc)}") from None
-        except BotoCoreError as exc:
-            raise LedgerUnavailable(f"delivery guard {delivery_id}: {describe(exc)}") from None
+        marked = self._written(
+            delivery_id,
+            update=True,
+            TableName=self.table,
+            Key=to_item({"delivery_id": delivery_id}),
+            UpdateExpression="SET #s = :sending, #at = :now",
+            ConditionExpression="#o = :owner AND #s = :claimed",
+            ExpressionAttributeNames={"#s": "status", "#o": "owner", "#at": "at"},
+            ExpressionAttributeValues=to_item(
+                {":sending": "sending", ":claimed": "claimed", ":owner": owner, ":now": now_iso()}
+            ),
+        )
+        if not marked:
+            raise DeliveryInProgress(f"{delivery_id}: the claim was taken over before sending")
 
     def first_copy(self, identity: str, mail_id: str) -> str:
         """Claim a mail's identity for this stored mail; the mail ID that holds it (this one, if first)."""
         key = f"identity#{identity}"
-        try:
-            self._db.put_item(
-                TableName=self.table,
-                Item=to_item({"delivery_id": key, "status": "identity", "owner": mail_id, "at": now_iso()}),
-                ConditionExpression="attribute_not_exists(delivery_id) OR #o = :mine",
-                ExpressionAttributeNames={"#o": "owner"},
-                ExpressionAttributeValues=to_item({":mine": mail_id}),
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return str((self.get(key) or {}).get("owner") or mail_id)
-            raise LedgerUnavailable(f"delivery guard {key}: {describe(exc)}") from None
-        except BotoCoreError as exc:
-            raise LedgerUnavailable(f"delivery guard {key}: {describe(exc)}") from None
-        return mail_id
+        first = self._written(
+            key,
+            TableName=self.table,
+            Item=to_item({"delivery_id": key, "status": "identity", "owner": mail_id, "at": now_iso()}),
+            ConditionExpression="attribute_not_exists(delivery_id) OR #o = :mine",
+            ExpressionAttributeNames={"#o": "owner"},
+            ExpressionAttributeValues=to_item({":mine": mail_id}),
+        )
+        return mail_id if first else str((self.get(key) or {}).get("owner") or mail_id)
 
     def take_over(self, identity: str, previous: str, mail_id: str) -> bool:
         """Make this stored mail the identity's holder instead of `previous` (whose triage did not deliver it)."""
-        try:
-            self._db.update_item(
-                TableName=self.table,
-                Key=to_item({"delivery_id": f"identity#{identity}"}),
-                UpdateExpression="SET #o = :mine, #at = :now",
-                ConditionExpression="#o = :previous",
-                ExpressionAttributeNames={"#o": "owner", "#at": "at"},
-                ExpressionAttributeValues=to_item(
-                    {":mine": mail_id, ":previous": previous, ":now": now_iso()}
-                ),
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise LedgerUnavailable(f"delivery guard identity#{identity}: {describe(exc)}") from None
-        except BotoCoreError as exc:
-            raise LedgerUnavailable(f"delivery guard identity#{identity}: {describe(exc)}") from None
-        return True
+        return self._written(
+            f"identity#{identity}",
+            update=True,
+            TableName=self.table,
+            Key=to_item({"delivery_id": f"identity#{identity}"}),
+            UpdateExpression="SET #o = :mine, #at = :now",
+            ConditionExpression="#o = :previous",
+            ExpressionAttributeNames={"#o": "owner", "#at": "at"},
+            ExpressionAttributeValues=to_item({":mine": mail_id, ":previous": previous, ":now": now_iso()}),
+        )
 
     @contextmanager
     def holding(self, key: str, owner: str) -> Iterator[None]:
         """Hold `key` (a support case's thread) while the block runs: another owner's live hold is
         DeliveryInProgress, which the state machine retries; a hold older than the lease (its holder died) is taken
         over. Across Lambda containers, so that two mails of one case never both find no ticket and create one."""
-        item = {"delivery_id": key, "status": "held", "owner": owner, "at": now_iso()}
-        with unavailable(LedgerUnavailable, f"delivery guard {key}"):
-            try:
-                self._db.put_item(
-                    TableName=self.table,
-                    Item=to_item(item),
-                    ConditionExpression=(
-                        "attribute_not_exists(delivery_id) OR #s = :released OR #o = :owner OR #at < :stale"
-                    ),
-                    ExpressionAttributeNames={"#s": "status", "#o": "owner", "#at": "at"},
-                    ExpressionAttributeValues=to_item(
-                        {":released": "released", ":owner": owner, ":stale": now_iso(-self.HOLD_LEASE)}
-                    ),
-                )
-            except ClientError as exc:
-                if error_code(exc) != "ConditionalCheckFailedException":
-                    raise
-                held = self.get(key) or {}
-                raise DeliveryInProgress(
-                    f"{key} is held by {held.get('owner')} since {held.get('at')}"
-                ) from None
+        held = self._written(
+            key,
+            TableName=self.table,
+            Item=to_item({"delivery_id": key, "status": "held", "owner": owner, "at": now_iso()}),
+            ConditionExpression="attribute_not_exists(delivery_id) OR #s = :released OR #o = :owner OR #at < :stale",
+            ExpressionAttributeNames={"#s": "status", "#o": "owner", "#at": "at"},
+            ExpressionAttributeValues=to_item(
+                {":released": "released", ":owner": owner, ":stale": now_iso(-self.HOLD_LEASE)}
+            ),
+        )
+        if not held:
+            holder = self.get(key) or {}
+            raise DeliveryInProgress(f"{key} is held by {holder.get('owner')} since {holder.get('at')}")
         try:
             yield
         finally:
@@ -211,10 +178,24 @@ class DeliveryGuard:
                 raise LedgerUnavailable(f"delivery guard {delivery_id}: {describe(exc)}") from None
             raise
 
+    def _written(self, what: str, *, update: bool = False, **request: Any) -> bool:
+        """One conditional write: False when its condition did not hold; DynamoDB failing is LedgerUnavailable,
+        which the state machine retries."""
+        write = self._db.update_item if update else self._db.put_item
+        with unavailable(LedgerUnavailable, f"delivery guard {what}"):
+            try:
+                write(**request)
+            except ClientError as exc:
+                if error_code(exc) == "ConditionalCheckFailedException":
+                    return False
+                raise
+        return True
+
     def get(self, delivery_id: str) -> dict[str, Any] | None:
-        item = self._db.get_item(
-            TableName=self.table, Key=to_item({"delivery_id": delivery_id}), ConsistentRead=True
-        )
+        with unavailable(LedgerUnavailable, f"delivery guard {delivery_id}"):
+            item = self._db.get_item(
+                TableName=self.table, Key=to_item({"delivery_id": delivery_id}), ConsistentRead=True
+            )
         if "Item" not in item:
             return None
         record = from_item(item["Item"])

@@ -18,6 +18,10 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
+def serialize(value: Any) -> dict[str, Any]:
+    return dict(_serializer.serialize(value))
+
+
 def to_item(data: dict[str, Any]) -> dict[str, Any]:
     return {k: _serializer.serialize(v) for k, v in data.items() if v is not None}
 
@@ -39,7 +43,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _assignments(fields: dict[str, Any]) -> tuple[list[str], dict[str, str], dict[str, Any]]:
+def update_assignments(fields: dict[str, Any]) -> tuple[list[str], dict[str, str], dict[str, Any]]:
     """`#fN = :vN` for each field: attribute names go through placeholders (`state`, `bucket` are reserved words)."""
     names = {f"#f{i}": name for i, name in enumerate(fields)}
     values = {f":v{i}": value for i, value in enumerate(fields.values())}

@@ -10,11 +10,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from rootmail.adapters.aws import describe, error_code
 from rootmail.adapters.dynamodb.items import (
-    _assignments,
-    _serializer,
     from_item,
+    serialize,
     to_item,
     unavailable,
+    update_assignments,
 )
 from rootmail.app.ports import LEDGER_OVERVIEW
 from rootmail.domain.moments import now_iso
@@ -42,7 +42,7 @@ class Ledger:
             "execution": execution,
             "summary": json.dumps(summary, ensure_ascii=False),
         }
-        assignments, names, values = _assignments(fields)
+        assignments, names, values = update_assignments(fields)
         names.update({"#received": "received_at", "#attempts": "attempts"})
         values.update({":now": now, ":zero": 0, ":one": 1})
         assignments += [
@@ -54,7 +54,7 @@ class Ledger:
     def record(self, mail_id: str, fields: dict[str, Any]) -> None:
         """Write the terminal state and what led to it."""
         now = now_iso()
-        assignments, names, values = _assignments({**fields, "updated_at": now})
+        assignments, names, values = update_assignments({**fields, "updated_at": now})
         # A mail that failed before Parse opened its record still gets when it was first seen.
         names["#received"], values[":now"] = "received_at", now
         assignments.append("#received = if_not_exists(#received, :now)")
@@ -64,7 +64,7 @@ class Ledger:
         """Count one more re-drive of the mail by the reconciler (one atomic increment; a mail with no record gets
         one that holds only this count and where it is stored, no state) and name its execution."""
         fields = {"last_redrive": execution}
-        assignments, names, values = _assignments(fields)
+        assignments, names, values = update_assignments(fields)
         names.update(
             {"#redrives": "redrives", "#bucket": "bucket", "#key": "object_key", "#received": "received_at"}
         )
@@ -81,7 +81,7 @@ class Ledger:
         """Queue a mail the reconciler stops re-driving, with why, unless it has reached a terminal state meanwhile
         (then False: nothing written)."""
         now = now_iso()
-        assignments, names, values = _assignments(
+        assignments, names, values = update_assignments(
             {"state": "queued", "queue_reason": reason, "updated_at": now}
         )
         names.update({"#s": "state", "#bucket": "bucket", "#key": "object_key", "#received": "received_at"})
@@ -195,7 +195,7 @@ class Ledger:
             "TableName": self.table,
             "Key": to_item({"mail_id": mail_id}),
             "UpdateExpression": expression,
-            "ExpressionAttributeValues": {k: _serializer.serialize(v) for k, v in values.items()},
+            "ExpressionAttributeValues": {k: serialize(v) for k, v in values.items()},
         }
         if names:
             kwargs["ExpressionAttributeNames"] = names

@@ -11,8 +11,8 @@ from email.message import Message
 from email.parser import BytesParser
 
 from rootmail.domain.mail.charsets import decode_bytes
-from rootmail.domain.mail.headers import _unfold
-from rootmail.domain.mail.html_text import _plain_text, _tidy, _without_tags, html_to_text
+from rootmail.domain.mail.headers import unfold
+from rootmail.domain.mail.html_text import html_to_text, plain_text, tidy, without_tags
 from rootmail.domain.mail.mime import _MAX_PARTS, MAX_HEADER_CHARS
 
 # ----------------------------------------------------------------------------------------------------
@@ -65,7 +65,7 @@ class _TextBudget:
             return html_to_text(document)
         except Exception:  # html.parser has crashed on some malformed markup (e.g. `<![if ...`)
             problems.append("unparseable HTML body")
-            return _tidy(_without_tags(document))
+            return tidy(without_tags(document))
 
 
 def _too_much_text(inline: bool) -> str:
@@ -92,7 +92,7 @@ def _content_type(value: str | None) -> tuple[str, str | None]:
     """(type/subtype, charset) from the raw header; text/plain when missing or invalid, as RFC 2045 says."""
     if value is None:
         return "text/plain", None
-    value = _unfold(value)
+    value = unfold(value)
     ctype = value.split(";", 1)[0].strip().lower()
     match = _CHARSET_PARAM.search(value)
     charset = next((g for g in match.groups() if g is not None), None) if match else None
@@ -100,7 +100,7 @@ def _content_type(value: str | None) -> tuple[str, str | None]:
 
 
 def _is_attachment(disposition: str | None) -> bool:
-    return disposition is not None and _unfold(disposition).split(";", 1)[0].strip().lower() == "attachment"
+    return disposition is not None and unfold(disposition).split(";", 1)[0].strip().lower() == "attachment"
 
 
 def _text_parts(
@@ -164,7 +164,7 @@ def _reparse_multipart(body: bytes, parser: BytesParser) -> Message | None:
     return inner if inner.is_multipart() else None
 
 
-def _body_text(
+def body_text(
     msg: Message, problems: list[str], top: tuple[str | None, str | None], parser: BytesParser
 ) -> tuple[str, str, bool]:
     """(text, other_text, whether a bound cut either): `text` from the inline text/plain parts, else the inline
@@ -172,12 +172,12 @@ def _body_text(
     budget = _TextBudget()
     parts = _text_parts(msg, problems, top, parser, budget)
     used = [p for p in parts if p.inline and not p.html]
-    text = "\n\n".join(_plain_text(p.text) for p in used).strip()
+    text = "\n\n".join(plain_text(p.text) for p in used).strip()
     if not text:
         used = [p for p in parts if p.inline and p.html]
         text = "\n\n".join(c for c in (budget.converted(p.text, problems) for p in used) if c)
     others = (
-        budget.converted(p.text, problems) if p.html else _plain_text(p.text).strip()
+        budget.converted(p.text, problems) if p.html else plain_text(p.text).strip()
         for p in parts
         if p not in used
     )

@@ -49,7 +49,7 @@ _ENVELOPE_FROM_LOWER = re.compile(rf"(?:envelope-from|smtp\.mailfrom)\s*=\s*<?{_
 _SES_SENDING_DOMAINS = ("amazonses.com",)
 
 
-def _unfold(value: str) -> str:
+def unfold(value: str) -> str:
     if "\n" not in value:
         return value
     if _BARE_NEWLINE.search(value) is None:
@@ -93,14 +93,14 @@ def _clean(value: str) -> str:
     return value
 
 
-def _one_line(value: str) -> str:
+def one_line(value: str) -> str:
     """Header text as one line: decoded values may hold CR/LF or other controls, which never belong there."""
     return _CONTROLS.sub(" ", _clean(value)).strip()
 
 
 def decode_header_text(value: str, problems: list[str]) -> str:
     """An unstructured header value: raw 8-bit or ISO-2022-JP bytes and RFC 2047 encoded words decoded."""
-    value = _unfold(value)
+    value = unfold(value)
     if not value.isascii() or "\x1b" in value:
         try:
             raw = value.encode("ascii", "surrogateescape")
@@ -154,8 +154,8 @@ def _decode_encoded_word(encoding: str, data: str) -> bytes | None:
         return None
 
 
-def _message_id(value: str, problems: list[str]) -> str | None:
-    value = _clean(_unfold(value)).strip()
+def message_id_of(value: str, problems: list[str]) -> str | None:
+    value = _clean(unfold(value)).strip()
     match = _ANGLE_ID.search(value)
     if match:
         return match.group(1)
@@ -179,7 +179,7 @@ _PLAIN_DATE = re.compile(
 def _parse_date(value: str) -> datetime:
     """parsedate_to_datetime(value), faster for the plain form; raises as it does on invalid fields.
 
-    "-0000" (no zone: a naive datetime from parsedate_to_datetime) comes back as UTC, as `_iso_date` reads it."""
+    "-0000" (no zone: a naive datetime from parsedate_to_datetime) comes back as UTC, as `iso_date` reads it."""
     match = _PLAIN_DATE.fullmatch(value)
     if match is None:
         return parsedate_to_datetime(value)
@@ -189,9 +189,9 @@ def _parse_date(value: str) -> datetime:
     return datetime(int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second), tzinfo=zone)
 
 
-def _iso_date(value: str, problems: list[str]) -> str | None:
+def iso_date(value: str, problems: list[str]) -> str | None:
     try:
-        parsed = _parse_date(_unfold(value).strip())
+        parsed = _parse_date(unfold(value).strip())
     except Exception:  # ValueError, TypeError, IndexError ... depending on the garbage and Python version
         parsed = None
     if parsed is None:
@@ -237,7 +237,7 @@ def _plain_mailboxes(value: str) -> list[tuple[str, str]] | None:
 
 def _mailboxes(values: list[str]) -> list[tuple[str, str]]:
     """(addr-spec, raw display name) of every mailbox in the given address header values."""
-    unfolded = [_unfold(v) for v in values]
+    unfolded = [unfold(v) for v in values]
     # getaddresses joins the values with commas: plain lists joined are a plain list.
     plain = [_plain_mailboxes(v) for v in unfolded]
     if all(p is not None for p in plain):
@@ -248,13 +248,13 @@ def _mailboxes(values: list[str]) -> list[tuple[str, str]]:
         return []
 
 
-def _parse_from(mail: ParsedMail, raw_from: list[str], problems: list[str]) -> None:
+def parse_from(mail: ParsedMail, raw_from: list[str], problems: list[str]) -> None:
     addresses: list[str] = []
     name = ""
     # Each From header line counts on its own: two identical From lines are two From headers, not one.
     for value in raw_from:
         found: dict[str, None] = {}
-        unfolded = _unfold(value)
+        unfolded = unfold(value)
         plain = _plain_mailboxes(unfolded)
         for addr_spec, display in _mailboxes([value]) if plain is None else plain:
             addr = _clean(addr_spec).strip().lower().rstrip(".")
@@ -277,10 +277,10 @@ def _parse_from(mail: ParsedMail, raw_from: list[str], problems: list[str]) -> N
         problems.append(f"several From addresses: {', '.join(mail.from_addresses)}")
     mail.sender = mail.from_addresses[0]
     mail.sender_domain = mail.sender.rpartition("@")[2] or None
-    mail.sender_name = _one_line(decode_header_text(name, problems)) or None
+    mail.sender_name = one_line(decode_header_text(name, problems)) or None
 
 
-def _recipients(raw_values: list[str]) -> list[str]:
+def recipients_of(raw_values: list[str]) -> list[str]:
     if not raw_values:  # as for most Sender/Resent-* headers
         return []
     found: dict[str, None] = {}

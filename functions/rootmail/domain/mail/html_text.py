@@ -97,17 +97,17 @@ def html_to_text(html: str) -> str:
     # text around it.
     parser.feed(_LONE_LT.sub("&lt;", html))
     parser.read_unclosed_rest()
-    return _tidy("".join(parser.chunks))
+    return tidy("".join(parser.chunks))
 
 
-def _without_tags(document: str) -> str:
+def without_tags(document: str) -> str:
     """`_TAG.sub(" ", document)`, in linear time: no tag starts after the last `>`, and trying each `<` there
     would scan to the end."""
     end = document.rfind(">") + 1
     return _TAG.sub(" ", document[:end]) + document[end:]
 
 
-def _tidy(text: str) -> str:
+def tidy(text: str) -> str:
     """Spaces folded and lines trimmed; a table's cells stay apart by a tab (text keeps no tab of its own), so a
     row reads as its columns."""
     lines = (_INLINE_SPACES.sub(_space_or_tab, line).strip() for line in text.split("\n"))
@@ -118,5 +118,5 @@ def _space_or_tab(run: re.Match[str]) -> str:
     return "\t" if "\t" in run.group() else " "
 
 
-def _plain_text(text: str) -> str:
+def plain_text(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n").strip("\n")

@@ -67,7 +67,7 @@ class _Policy(Compat32):
 
     def __init__(self, budget: _MimeHeaderBudget) -> None:
         super().__init__()
-        object.__setattr__(self, "budget", budget)  # one per parse (see _parser); policies are read-only
+        object.__setattr__(self, "budget", budget)  # one per parse (see mime_parser); policies are read-only
 
     def header_fetch_parse(self, name: str, value: str) -> Any:
         if len(value) > MAX_MIME_HEADER_CHARS:
@@ -80,7 +80,7 @@ class _Policy(Compat32):
         return self.budget.parse(name, value)
 
 
-def _parser() -> tuple[BytesParser, _MimeHeaderBudget]:
+def mime_parser() -> tuple[BytesParser, _MimeHeaderBudget]:
     budget = _MimeHeaderBudget()
     return BytesParser(policy=_Policy(budget=budget)), budget
 
@@ -96,7 +96,7 @@ MAX_HEADER_CHARS = 16 * 1024
 # multipart around the line (it checks each line against every boundary), about 50 microseconds a part, ten times
 # a line's cost a header field (and each lookup of a header, a dozen a part, reads all the part's fields), and it
 # recurses once per nested multipart or attached message. So within MAX_PARSED_BYTES it is given lines up to these
-# bounds (see _parser_prefix), on hostile mail only: lines, each counted once more per multipart or message declared
+# bounds (see parser_prefix), on hostile mail only: lines, each counted once more per multipart or message declared
 # above it (8 MB of base64 in an attachment two multiparts deep is 330,000); lines starting with `--` or a
 # Content-Type; declarations of multipart or message parts; lines that look like a header field.
 MAX_LINE_VISITS = 500_000
@@ -155,7 +155,7 @@ def _mime_lines(raw: bytes, lowered: bytes, end: int) -> Iterator[tuple[int, boo
 
 
 def _surely_within_bounds(raw: bytes, types: int) -> bool:
-    """Whether no bound of _parser_prefix can be reached, given how many `content-type:` the mail holds (at most as
+    """Whether no bound of parser_prefix can be reached, given how many `content-type:` the mail holds (at most as
     many parts declared, nesting or not): by counts, a pass over the mail each, or by the size alone where that
     tells (a line takes a byte at least, one starting with `--` or a header field three)."""
     size = len(raw)
@@ -170,7 +170,7 @@ def _surely_within_bounds(raw: bytes, types: int) -> bool:
     return size // 3 <= MAX_HEADER_FIELDS or raw.count(b":") <= MAX_HEADER_FIELDS
 
 
-def _parser_prefix(raw: bytes) -> tuple[int, str | None]:
+def parser_prefix(raw: bytes) -> tuple[int, str | None]:
     """How much of `raw` the MIME parser reads: all (None), or up to the line where one of its bounds is reached
     (and what bound). C searches and counts over the bytes, a Python step per MIME line only."""
     lowered = raw.lower()
@@ -180,7 +180,7 @@ def _parser_prefix(raw: bytes) -> tuple[int, str | None]:
 
 
 def _bounded_prefix(raw: bytes, lowered: bytes) -> tuple[int, str | None]:
-    """_parser_prefix, the long way: line by line where it matters. `lowered` is `raw.lower()`."""
+    """parser_prefix, the long way: line by line where it matters. `lowered` is `raw.lower()`."""
     end, why = len(raw), None
     if raw.count(b":") > MAX_HEADER_FIELDS:  # else there are not that many header fields: no need to look
         fields = _FIELD_LINE.finditer(raw)

@@ -13,14 +13,14 @@ import itertools
 from collections.abc import Callable, Iterator
 from email.message import Message
 
-from rootmail.domain.mail.body import _body_text
+from rootmail.domain.mail.body import body_text
 from rootmail.domain.mail.headers import (
-    _iso_date,
-    _message_id,
-    _one_line,
-    _parse_from,
-    _recipients,
     decode_header_text,
+    iso_date,
+    message_id_of,
+    one_line,
+    parse_from,
+    recipients_of,
 )
 from rootmail.domain.mail.identifiers import find_identifiers
 from rootmail.domain.mail.mime import (
@@ -28,11 +28,11 @@ from rootmail.domain.mail.mime import (
     _MAX_PARTS,
     MAX_HEADER_CHARS,
     MAX_PARSED_BYTES,
-    _parser,
-    _parser_prefix,
+    mime_parser,
+    parser_prefix,
 )
 from rootmail.domain.mail.model import ParsedMail
-from rootmail.domain.mail.ses_block import _parse_ses_block
+from rootmail.domain.mail.ses_block import parse_ses_block
 
 # ----------------------------------------------------------------------------------------------------
 # The whole mail
@@ -41,8 +41,9 @@ from rootmail.domain.mail.ses_block import _parse_ses_block
 MAX_HEADERS = 1000
 # Characters of address headers read, of each kind (From; To and Cc; Sender and Resent-*), in their order.
 MAX_ADDRESS_CHARS = 16 * 1024
-MAX_ACCOUNT_IDS = 1000
-MAX_PROBLEMS = 50
+# Kept of a parsed mail (its summary for the state machine keeps fewer: domain/mail/model.py).
+MAX_PARSED_ACCOUNT_IDS = 1000
+MAX_PARSED_PROBLEMS = 50
 
 
 def parse_mail(raw: bytes) -> ParsedMail:
@@ -61,12 +62,12 @@ def parse_mail(raw: bytes) -> ParsedMail:
         )
         raw = raw[:cut]
         mail.truncated = True
-    cut, why = _parser_prefix(raw)
+    cut, why = parser_prefix(raw)
     if why is not None:
         problems.append(f"{why}: only the first {cut:,} bytes were read (the stored mail is kept whole)")
         raw = raw[:cut]
         mail.truncated = True
-    parser, mime_budget = _parser()
+    parser, mime_budget = mime_parser()
     try:
         msg: Message = parser.parsebytes(raw)
     except Exception as exc:  # not seen in practice; belt and braces for the "never raises" promise
@@ -87,11 +88,11 @@ def parse_mail(raw: bytes) -> ParsedMail:
             problems.append(f"failed to read {what}: {type(exc).__name__}")
 
     def read_body() -> None:
-        mail.text, mail.other_text, cut = _body_text(msg, problems, top, parser)
+        mail.text, mail.other_text, cut = body_text(msg, problems, top, parser)
         mail.truncated = mail.truncated or cut
 
     step("headers", lambda: _parse_headers(mail, headers, first, problems))
-    step("SES block", lambda: _parse_ses_block(mail, headers, problems))
+    step("SES block", lambda: parse_ses_block(mail, headers, problems))
     step("body", read_body)
     if not mail.text and headers:
         problems.append("no text body")
@@ -122,9 +123,9 @@ def _read_headers(msg: Message, problems: list[str]) -> list[tuple[str, str, str
 
 def _listed(problems: list[str]) -> list[str]:
     """Problems quote bytes from the mail (charset names, addresses): valid, short, once each, and not too many."""
-    listed = list(dict.fromkeys(_one_line(p)[:300] for p in problems))
-    if len(listed) > MAX_PROBLEMS:
-        listed[MAX_PROBLEMS - 1 :] = [f"{len(listed) - MAX_PROBLEMS + 1:,} more problems"]
+    listed = list(dict.fromkeys(one_line(p)[:300] for p in problems))
+    if len(listed) > MAX_PARSED_PROBLEMS:
+        listed[MAX_PARSED_PROBLEMS - 1 :] = [f"{len(listed) - MAX_PARSED_PROBLEMS + 1:,} more problems"]
     return listed
 
 
@@ -154,29 +155,31 @@ def _parse_headers(
                 raw[kind].append(value)
     raw_from, raw_recipients, raw_other_senders = raw
     if "message-id" in first:
-        mail.message_id = _message_id(first["message-id"], problems)
+        mail.message_id = message_id_of(first["message-id"], problems)
     else:
         problems.append("missing header: Message-ID")
     if "subject" in first:
-        mail.subject = _one_line(decode_header_text(first["subject"], problems))
+        mail.subject = one_line(decode_header_text(first["subject"], problems))
     else:
         problems.append("missing header: Subject")
     if "date" in first:
-        mail.date = _iso_date(first["date"], problems)
+        mail.date = iso_date(first["date"], problems)
     else:
         problems.append("missing header: Date")
-    _parse_from(mail, raw_from, problems)
-    mail.recipients = _recipients(raw_recipients)
-    mail.other_senders = _recipients(raw_other_senders)
+    parse_from(mail, raw_from, problems)
+    mail.recipients = recipients_of(raw_recipients)
+    mail.other_senders = recipients_of(raw_other_senders)
 
 
 def _parse_identifiers(mail: ParsedMail, problems: list[str]) -> None:
     found = find_identifiers(mail.subject, mail.text)
-    if len(found.account_ids) > MAX_ACCOUNT_IDS:
-        problems.append(f"{len(found.account_ids):,} account IDs: only the first {MAX_ACCOUNT_IDS:,} kept")
-    mail.account_ids = list(found.account_ids[:MAX_ACCOUNT_IDS])
-    mail.listed_account_ids = list(found.listed_account_ids[:MAX_ACCOUNT_IDS])
-    mail.resource_account_ids = list(found.resource_account_ids[:MAX_ACCOUNT_IDS])
+    if len(found.account_ids) > MAX_PARSED_ACCOUNT_IDS:
+        problems.append(
+            f"{len(found.account_ids):,} account IDs: only the first {MAX_PARSED_ACCOUNT_IDS:,} kept"
+        )
+    mail.account_ids = list(found.account_ids[:MAX_PARSED_ACCOUNT_IDS])
+    mail.listed_account_ids = list(found.listed_account_ids[:MAX_PARSED_ACCOUNT_IDS])
+    mail.resource_account_ids = list(found.resource_account_ids[:MAX_PARSED_ACCOUNT_IDS])
     mail.case_id = found.case_id
 
 

@@ -21,7 +21,7 @@ from rootmail.domain.mail.headers import (
     _VERDICT,
     _clean,
     _search_lowered,
-    _unfold,
+    unfold,
 )
 from rootmail.domain.mail.model import ParsedMail, Verdicts
 from rootmail.domain.suffixes import aligned
@@ -31,7 +31,7 @@ from rootmail.domain.suffixes import aligned
 
 
 def _uncommented(value: str) -> str:
-    value = _unfold(value)
+    value = unfold(value)
     for _ in range(3):  # comments may nest, e.g. (spfCheck: (x))
         if "(" not in value:
             break
@@ -122,7 +122,7 @@ def _spf_verdict(result: str | None, envelope_from: str | None, sender_domain: s
 def _first_verdict(value: str | None) -> str | None:
     if value is None:
         return None
-    match = _VERDICT.match(_unfold(value))
+    match = _VERDICT.match(unfold(value))
     return match.group(1).upper() if match else None
 
 
@@ -162,7 +162,7 @@ def _ses_block_end(headers: list[tuple[str, str, str]]) -> int:
     return len(headers)
 
 
-def _parse_ses_block(mail: ParsedMail, headers: list[tuple[str, str, str]], problems: list[str]) -> None:
+def parse_ses_block(mail: ParsedMail, headers: list[tuple[str, str, str]], problems: list[str]) -> None:
     """Envelope recipient and verdicts, read only from the block of headers SES put above the sender's own ones.
 
     Lower copies of SES headers are the sender's and never count. Without all the headers SES always writes, the
@@ -175,7 +175,7 @@ def _parse_ses_block(mail: ParsedMail, headers: list[tuple[str, str, str]], prob
     if not mail.ses_received:
         problems.append("no SES receipt block on top")
         return
-    match = _search_lowered(_ENVELOPE_FOR, _ENVELOPE_FOR_LOWER, _unfold(received))
+    match = _search_lowered(_ENVELOPE_FOR, _ENVELOPE_FOR_LOWER, unfold(received))
     if match:  # the envelope recipient: only from SES's own, topmost Received
         mail.envelope_recipient = _clean(match.group(1)).lower()
     for lname, name, value in headers[end:]:
@@ -193,11 +193,11 @@ def _parse_ses_block(mail: ParsedMail, headers: list[tuple[str, str, str]], prob
     received_spf = block["received-spf"]
     spf = next((r for m, r, _ in auth if m == "spf"), None) or _first_verdict(received_spf)
     if spf == "PASS":  # only a pass needs the envelope sender (its alignment)
-        envelope_from = _search_lowered(_ENVELOPE_FROM, _ENVELOPE_FROM_LOWER, _unfold(received_spf))
+        envelope_from = _search_lowered(_ENVELOPE_FROM, _ENVELOPE_FROM_LOWER, unfold(received_spf))
         return_path = block.get("return-path", "")
         spf = _spf_verdict(
             spf,
-            envelope_from.group(1) if envelope_from else _unfold(return_path).strip("<> "),
+            envelope_from.group(1) if envelope_from else unfold(return_path).strip("<> "),
             mail.sender_domain,
         )
     mail.verdicts = Verdicts(

@@ -144,7 +144,7 @@ def domain_suffixes(domain: str) -> frozenset[str]:
     return frozenset(".".join(parts[i:]) for i in range(len(parts)))
 
 
-def _domain_in(domain: str, domains: Sequence[str]) -> bool:
+def domain_in(domain: str, domains: Sequence[str]) -> bool:
     return any(domain == d or domain.endswith("." + d) for d in domains)
 
 

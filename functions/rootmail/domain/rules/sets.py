@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from rootmail.domain.rules.model import Rule, _domain_in, compile_rule
+from rootmail.domain.rules.model import Rule, compile_rule, domain_in
 from rootmail.domain.vocabulary import urgency
 from rootmail.errors import RuleError
 
@@ -91,10 +91,10 @@ def _senders_overlap(one: Rule, other: Rule) -> bool:
     if one.senders & other.senders:
         return True
     for a, b in ((one, other), (other, one)):
-        if any(_domain_in(s.rpartition("@")[2], b.sender_domains) for s in a.senders):
+        if any(domain_in(s.rpartition("@")[2], b.sender_domains) for s in a.senders):
             return True
     return any(
-        _domain_in(d, other.sender_domains) or _domain_in(e, one.sender_domains)
+        domain_in(d, other.sender_domains) or domain_in(e, one.sender_domains)
         for d in one.sender_domains
         for e in other.sender_domains
     )
