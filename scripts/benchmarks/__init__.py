@@ -1,0 +1,1 @@
+"""The benchmarks `scripts/bench.py` runs, one module per subject."""
