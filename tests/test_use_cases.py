@@ -14,47 +14,17 @@ import pytest
 
 from fakes import Organization, Services
 from rootmail.app import audit, bounces, slack_commands, triage_steps
-from rootmail.app.offline import load_accounts
 from rootmail.app.payloads import RetriageItem, RetryRun, TriageState
 from rootmail.domain.accounts import Contacts
-from rootmail.domain.executions import execution_name, mail_id_for
 from rootmail.domain.moments import stamp
 from rootmail.domain.routing import Resolution
-from rootmail.domain.rules.files import load_rule_files
 from rootmail.domain.sync_plan import AccountDetails, ListedAccount
 from rootmail.domain.vocabulary import STATE_FOR_ACTION, Action
 from rootmail.errors import DeliveryInProgress, DeliveryRejected, SesUnavailable
 from rootmail.messages.operators import CREATE_RULE
-from walk import run
+from walk import ACCOUNTS, CORPUS, RULES, services, triage
 
-ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT / "tests" / "corpus"
 EXPECTED = json.loads((CORPUS / "expected.json").read_text(encoding="utf-8"))
-ACCOUNTS = load_accounts(CORPUS / "accounts.json", CORPUS / "contacts.json")
-RULES = [rule.to_item() for rule in load_rule_files(ROOT / "rules")]
-
-
-def services(**settings: Any) -> Services:
-    return Services(accounts=ACCOUNTS, rules=RULES, **settings)
-
-
-def triage(
-    rt: Services, name: str, raw: bytes | None = None, *, run_name: str | None = None
-) -> dict[str, Any]:
-    """Store the mail as SES does, start its triage as ingest does, and walk the execution to its end."""
-    key = rt.mail_store.put(
-        f"incoming/{name}", raw if raw is not None else (CORPUS / f"{name}.eml").read_bytes()
-    )
-    triage_steps.start_triage([(rt.mail_store.bucket, key)], rt)
-    name_ = execution_name(key, run_name)
-    started = rt.starter.executions.get(name_)
-    execution = (
-        started["payload"]
-        if started and run_name is None
-        else {"bucket": rt.mail_store.bucket, "key": key, "mail_id": mail_id_for(key), "execution": name_}
-    )
-    output, _ = run(rt, execution)
-    return output
 
 
 def sent_to(rt: Services) -> list[list[str]]:

@@ -1,6 +1,7 @@
 """The triage state machine's definition walked in process, over in-memory ports: its own Choice rules pick each next
 state, a task's result goes where its ResultPath says, and an error goes where its Catch says (retries and waits are
-the emulator's to show). Use-case tests run the steps as the definition chains them, in milliseconds."""
+the emulator's to show). Use-case tests run the steps as the definition chains them, in milliseconds; `triage`
+stores a mail and walks its execution, on `services()` (the sample organisation and the default rules)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,16 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from fakes import Services
 from rootmail.app import triage_steps
+from rootmail.app.offline import load_accounts
 from rootmail.app.payloads import TriageState
-from rootmail.app.ports import Services
+from rootmail.domain.executions import execution_name, mail_id_for
+from rootmail.domain.rules.files import load_rule_files
 
-DEFINITION = json.loads(
-    (Path(__file__).resolve().parents[1] / "statemachine" / "triage.asl.json").read_text(encoding="utf-8")
-)
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "tests" / "corpus"
+DEFINITION = json.loads((ROOT / "statemachine" / "triage.asl.json").read_text(encoding="utf-8"))
 STEPS: dict[str, Callable[[TriageState, Services], Any]] = {
     "parse": triage_steps.parse_step,
     "resolve": triage_steps.resolve_step,
@@ -107,3 +111,32 @@ def run(services: Services, execution: dict[str, Any]) -> tuple[dict[str, Any], 
             return result, visited
         _put(state, spec["ResultPath"], result)
         name = spec["Next"]
+
+
+# ---- the sample organisation and rules, and a mail stored and triaged as the pipeline does ------------------
+
+ACCOUNTS = load_accounts(CORPUS / "accounts.json", CORPUS / "contacts.json")
+RULES = [rule.to_item() for rule in load_rule_files(ROOT / "rules")]
+
+
+def services(**settings: Any) -> Services:
+    return Services(accounts=ACCOUNTS, rules=RULES, **settings)
+
+
+def triage(
+    rt: Services, name: str, raw: bytes | None = None, *, run_name: str | None = None
+) -> dict[str, Any]:
+    """Store the mail as SES does, start its triage as ingest does, and walk the execution to its end."""
+    key = rt.mail_store.put(
+        f"incoming/{name}", raw if raw is not None else (CORPUS / f"{name}.eml").read_bytes()
+    )
+    triage_steps.start_triage([(rt.mail_store.bucket, key)], rt)
+    name_ = execution_name(key, run_name)
+    started = rt.starter.executions.get(name_)
+    execution = (
+        started["payload"]
+        if started and run_name is None
+        else {"bucket": rt.mail_store.bucket, "key": key, "mail_id": mail_id_for(key), "execution": name_}
+    )
+    output, _ = run(rt, execution)
+    return output
