@@ -89,3 +89,13 @@ def test_unclassified_mail_is_queued_with_the_rule_engine_reason_and_its_alert()
         and result["signals"] == ["abuse"]
         and result["suggestion"]["category"] == "abuse-report"
     )
+
+
+def test_a_copy_delivers_only_when_the_first_copy_s_triage_did_not():
+    from rootmail.domain.outcome import copy_takes_over
+
+    taking_over = {
+        state: copy_takes_over(state)
+        for state in (None, "in-flight", "queued", "quarantined", "forwarded", "ignored", "restricted")
+    }
+    assert {state for state, takes in taking_over.items() if takes} == {"queued", "quarantined"}

@@ -22,7 +22,7 @@ from rootmail.domain.sync_plan import AccountDetails, ListedAccount
 from rootmail.domain.vocabulary import STATE_FOR_ACTION, Action
 from rootmail.errors import DeliveryInProgress, DeliveryRejected, SesUnavailable
 from rootmail.messages.operators import CREATE_RULE
-from walk import ACCOUNTS, CORPUS, RULES, services, triage
+from walk import ACCOUNTS, CORPUS, RULES, run, services, triage
 
 EXPECTED = json.loads((CORPUS / "expected.json").read_text(encoding="utf-8"))
 
@@ -74,6 +74,20 @@ def test_spoofed_and_credential_mail_reach_no_customer_and_no_ticket():
         assert triage(rt, name)["state"] in {"restricted", "quarantined"}, name
     assert rt.mailer.sent == [] and rt.desk.tickets == {}
     assert len(rt.slack.posts) == len(names)
+
+
+def test_an_execution_started_without_its_fields_still_ends_in_the_ledger_with_why():
+    """A hand-started execution missing what ingest always gives: its steps refuse the state, and Record, which
+    reads any state, still writes the mail's terminal state."""
+    rt = services()
+    rt.mail_store.put("incoming/by-hand", (CORPUS / "11-health-single-account.eml").read_bytes())
+    output, visited = run(
+        rt, {"bucket": rt.mail_store.bucket, "key": "incoming/by-hand", "mail_id": "by-hand"}
+    )
+    assert visited == ["Parse", "Record"]
+    assert output["state"] == "queued" and output["queue_reason"].startswith("ValidationError")
+    assert "execution" in output["queue_reason"] and rt.ledger.get("by-hand")["state"] == "queued"
+    assert rt.mailer.sent == []
 
 
 # ---- forwarding ---------------------------------------------------------------------------------------------------

@@ -10,12 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
 from fakes import Services
 from rootmail.app import triage_steps
 from rootmail.app.offline import load_accounts
-from rootmail.app.payloads import TriageState
+from rootmail.app.payloads import FinalState, Payload, TriageState
 from rootmail.domain.executions import execution_name, mail_id_for
 from rootmail.domain.rules.files import load_rule_files
 
@@ -92,10 +90,9 @@ def run(services: Services, execution: dict[str, Any]) -> tuple[dict[str, Any], 
         step = STEPS[spec["Resource"]["Fn::GetAtt"][0]]
         try:
             # As the handler does: the state validated in, the result as JSON out (nothing a state cannot hold).
-            result = step(TriageState.model_validate(json.loads(json.dumps(state))), services)
-            result = json.loads(
-                json.dumps(result.model_dump(mode="json") if isinstance(result, BaseModel) else result)
-            )
+            model = FinalState if step is triage_steps.record_step else TriageState
+            result = step(model.model_validate(json.loads(json.dumps(state))), services)
+            result = json.loads(json.dumps(result.as_state() if isinstance(result, Payload) else result))
         except Exception as exc:
             error = type(exc).__name__
             catch = next(

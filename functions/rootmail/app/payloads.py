@@ -17,6 +17,11 @@ class Payload(BaseModel):
     # Steps read what they need; what a later version of the definition adds passes through unread.
     model_config = ConfigDict(extra="ignore", frozen=True, arbitrary_types_allowed=True)
 
+    def as_state(self) -> dict[str, Any]:
+        """As a step hands it to the state machine: JSON, and only the fields the step set (an optional field it
+        never set adds nothing to a state Step Functions caps at 256 KB)."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
 
 class StepError(Payload):
     """What a Catch puts in the state: the error's type name and its cause (a Lambda's JSON error, or text)."""
@@ -129,6 +134,15 @@ class TriageState(Payload):
         if self.classification is None:
             raise ValueError("the state has no classification: Classify has not run")
         return self.classification
+
+
+class FinalState(TriageState):
+    """What Record reads: whatever state an execution ended in, even one started by hand without all of its
+    fields, so that every path still ends with the mail's terminal state in the ledger."""
+
+    bucket: str | None = None  # type: ignore[assignment]
+    key: str | None = None  # type: ignore[assignment]
+    execution: str | None = None  # type: ignore[assignment]
 
 
 class RetrySelection(Payload):

@@ -13,6 +13,7 @@ from rootmail.app.accounts_sync import deadline_for, options_from_settings, sync
 from rootmail.app.payloads import (
     Classification,
     DeliveryOutcome,
+    FinalState,
     MailSummary,
     RefreshOutcome,
     TriageState,
@@ -142,7 +143,7 @@ def refresh_step(
                 at=claim.started_at,
                 wait_seconds=rt.settings.accounts_refresh_wait_seconds,
             )
-        return RefreshOutcome(status="recent", at=claim.finished_at or claim.started_at)
+        return RefreshOutcome(status="recent", at=claim.finished_at or claim.started_at, wait_seconds=0)
     try:
         report = sync_accounts(
             rt.organization(),
@@ -162,6 +163,7 @@ def refresh_step(
         at=claim.started_at,
         detail=report.listing_error or f"{len(report.added)} account(s) added",
         added=len(report.added),
+        wait_seconds=0,
     )
 
 
@@ -310,7 +312,7 @@ def ticket_step(event: TriageState, rt: Services) -> DeliveryOutcome:
         open_ticket,
         {"channel": "zendesk", "case_id": case_id},
     )
-    return DeliveryOutcome(deliveries=[delivery])
+    return DeliveryOutcome(deliveries=[delivery], undelivered=[])
 
 
 def escalate_step(event: TriageState, rt: Services) -> DeliveryOutcome:
@@ -352,7 +354,7 @@ def escalate_step(event: TriageState, rt: Services) -> DeliveryOutcome:
         settled = rt.guard.get(f"{event.mail_id}#zendesk#urgent") or {}
         link = settled.get("detail", {}).get("url")
     alert = _alert(rt, event, mail, resolution, decision, headline="Urgent AWS notice", link=link)
-    return DeliveryOutcome(deliveries=[ticket, alert])
+    return DeliveryOutcome(deliveries=[ticket, alert], undelivered=[])
 
 
 def alert_step(event: TriageState, rt: Services) -> DeliveryOutcome:
@@ -382,7 +384,7 @@ def alert_step(event: TriageState, rt: Services) -> DeliveryOutcome:
         # Its own delivery: a rule that later restricts or quarantines the mail still tells the operators.
         key="signal" if signal else "alert",
     )
-    return DeliveryOutcome(deliveries=[delivery])
+    return DeliveryOutcome(deliveries=[delivery], undelivered=[])
 
 
 def _alert(
@@ -425,7 +427,7 @@ def _requester(accounts: Iterable[Account], kind: str) -> tuple[Account | None, 
 # ---- record -------------------------------------------------------------------------------------------------
 
 
-def outcome(event: TriageState) -> dict[str, Any]:
+def outcome(event: FinalState) -> dict[str, Any]:
     """The terminal ledger fields for one execution's final state (the domain decides the state and its reason)."""
     mail = event.mail or MailSummary()
     decision = event.classification
@@ -461,7 +463,7 @@ def outcome(event: TriageState) -> dict[str, Any]:
     return fields
 
 
-def record_step(event: TriageState, rt: Services) -> dict[str, Any]:
+def record_step(event: FinalState, rt: Services) -> dict[str, Any]:
     fields = outcome(event)
     where = {"execution": event.execution, "bucket": event.bucket, "object_key": event.key}
     rt.ledger.record(event.mail_id, {**fields, **where})

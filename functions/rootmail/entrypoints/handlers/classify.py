@@ -14,4 +14,4 @@ from rootmail.observability import logger
 @logger.inject_lambda_context(correlation_id_path="mail_id", clear_state=True)
 @event_parser(model=TriageState)
 def handler(event: TriageState, context: LambdaContext) -> dict[str, Any]:
-    return classify_step(event, runtime()).model_dump(mode="json")
+    return classify_step(event, runtime()).as_state()

@@ -15,4 +15,4 @@ from rootmail.observability import logger
 @event_parser(model=TriageState)
 def handler(event: TriageState, context: LambdaContext) -> dict[str, Any]:
     remaining = context.get_remaining_time_in_millis() / 1000
-    return refresh_step(event, runtime(), remaining_seconds=remaining).model_dump(mode="json")
+    return refresh_step(event, runtime(), remaining_seconds=remaining).as_state()

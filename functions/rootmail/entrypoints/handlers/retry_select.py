@@ -14,4 +14,4 @@ from rootmail.observability import logger
 @logger.inject_lambda_context(correlation_id_path="run", clear_state=True)
 @event_parser(model=RetryRun)
 def handler(event: RetryRun, context: LambdaContext) -> dict[str, Any]:
-    return select_step(event, runtime()).model_dump(mode="json")
+    return select_step(event, runtime()).as_state()
