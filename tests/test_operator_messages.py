@@ -16,17 +16,15 @@ from rootmail.domain.rules.index import classify
 from rootmail.domain.rules.model import compile_rule
 from rootmail.domain.rules.patterns import compile_subject, pattern_problem
 from rootmail.errors import CommandError
+from rootmail.messages.blocks import CREATE_RULE, RETRY_PATTERN
 from rootmail.messages.operators import (
-    CREATE_RULE,
-    RETRY_PATTERN,
     digest_message,
     digest_text,
     pattern_reference,
     queue_page,
     retry_outcome,
-    rule_from_modal,
-    rule_modal,
 )
+from rootmail.messages.rule_modal import rule_from_modal, rule_modal
 
 NOW = "2026-11-23T14:00:00.000Z"
 
@@ -190,6 +188,21 @@ def test_a_long_pattern_is_cut_at_a_word_and_its_rule_still_takes_its_mail():
     assert not reference["pattern"].endswith("<")
     regex = subject_regex(reference["pattern"], whole=reference["whole"])
     assert re.search(regex, subject) and not regex.endswith("$")
+
+
+def test_a_subject_the_ledger_cut_short_makes_a_rule_for_its_start():
+    from rootmail.domain.mail.model import ParsedMail
+
+    # Characters beyond the BMP cost 12 bytes of JSON: 200 of them pass the summary's 2,048 bytes, so the ledger keeps
+    # a start of about 170 and "…", short enough that the pattern itself is not cut.
+    long = "【重要】𠮷野家 " + "𠮷" * 200
+    kept = ParsedMail(subject=long).to_summary()["subject"]
+    assert kept.endswith("…") and len(kept) < 300
+    reference = json.loads(pattern_reference(group_queue([queued("cut", kept)])[0]))
+    assert not reference["whole"] and re.search(subject_regex(reference["pattern"], whole=False), long)
+    # A subject the ledger kept whole still gets a rule for exactly it.
+    whole = json.loads(pattern_reference(group_queue([queued("whole", "【重要】𠮷野家 お知らせ")])[0]))
+    assert whole["whole"]
 
 
 def test_the_terminal_digest_lists_the_mail_ids():

@@ -9,7 +9,7 @@ from typing import Any
 
 from rootmail.app import slack_commands
 from rootmail.app.slack_commands import SlackRequest
-from rootmail.messages.operators import CREATE_RULE, RETRY_PATTERN
+from rootmail.messages.blocks import CREATE_RULE, RETRY_PATTERN
 from rootmail_local.slack_requests import modal_values
 from walk import CORPUS, services, triage
 

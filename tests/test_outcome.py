@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from rootmail.app.payloads import TriageState
-from rootmail.app.triage_steps import outcome
+from rootmail.app.triage.record import outcome
 from rootmail.domain.outcome import NO_DECISION, terminal_state
 
 BASE = {

@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rootmail.messages.operators import CREATE_RULE, rule_modal
+from rootmail.messages.blocks import CREATE_RULE
+from rootmail.messages.rule_modal import rule_modal
 from rootmail_local.slack_requests import (
     COMMANDS_PATH,
     INTERACTIONS_PATH,

@@ -16,8 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rootmail.app.offline import load_accounts
-from rootmail.app.triage_steps import MAX_DELIVERY_FIELD_BYTES, MAX_REASONS
-from rootmail.app.triage_steps import MAX_REASON_BYTES as MAX_AUTHENTICITY_REASON_BYTES
+from rootmail.app.triage.deliveries import MAX_DELIVERY_FIELD_BYTES
+from rootmail.app.triage.intake import MAX_REASON_BYTES as MAX_AUTHENTICITY_REASON_BYTES
+from rootmail.app.triage.intake import MAX_REASONS
 from rootmail.domain.mail.model import MAX_ACCOUNT_IDS, MAX_SUMMARY_BYTES, ParsedMail, Verdicts
 from rootmail.domain.routing import MAX_HOLD_BYTES, MAX_NOTE_BYTES, MAX_NOTES, Resolution
 from rootmail.domain.rules.files import load_rule_files

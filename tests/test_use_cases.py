@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 
 from fakes import Organization, Services
-from rootmail.app import audit, bounces, slack_commands, triage_steps
+from rootmail.app import audit, bounces, slack_commands
 from rootmail.app.payloads import RetriageItem, RetryRun, TriageState
+from rootmail.app.triage import deliveries, intake
+from rootmail.app.triage.record import record_step
 from rootmail.domain.accounts import Contacts
 from rootmail.domain.moments import stamp
 from rootmail.domain.routing import Resolution
@@ -108,19 +110,17 @@ def resolved(rt: Services, name: str) -> TriageState:
     """The state a mail reaches the delivery steps with: parsed, resolved and classified."""
     key = rt.mail_store.put(f"incoming/{name}", (CORPUS / f"{name}.eml").read_bytes())
     state = TriageState(bucket=rt.mail_store.bucket, key=key, mail_id=name, execution="x")
-    state = state.model_copy(update={"mail": triage_steps.parse_step(state, rt)})
-    state = state.model_copy(
-        update={"resolution": Resolution.from_dict(triage_steps.resolve_step(state, rt))}
-    )
-    return state.model_copy(update={"classification": triage_steps.classify_step(state, rt)})
+    state = state.model_copy(update={"mail": intake.parse_step(state, rt)})
+    state = state.model_copy(update={"resolution": Resolution.from_dict(intake.resolve_step(state, rt))})
+    return state.model_copy(update={"classification": intake.classify_step(state, rt)})
 
 
 def test_an_account_gone_since_resolve_is_undelivered_with_why_and_the_mail_queued():
     rt = services()
     state = resolved(rt, "12-health-multi-account")
     del rt.accounts.accounts["345678901234"]
-    state = state.model_copy(update={"delivery": triage_steps.forward_step(state, rt)})
-    record = triage_steps.record_step(state, rt)
+    state = state.model_copy(update={"delivery": deliveries.forward_step(state, rt)})
+    record = record_step(state, rt)
     assert record["state"] == "queued"
     assert "345678901234: the account is no longer in the accounts table" in record["queue_reason"]
     assert sent_to(rt) == [["aws-alerts@globex.example"]]  # the other account still gets its notice
@@ -230,7 +230,7 @@ def test_a_ticket_for_mail_without_a_case_id_is_refused_with_why():
     ticket = state.decision().model_copy(update={"category": "support-case", "action": "ticket"})
     state = state.model_copy(update={"classification": ticket})
     with pytest.raises(DeliveryRejected, match="without an AWS case ID"):
-        triage_steps.ticket_step(state, rt)
+        deliveries.ticket_step(state, rt)
     assert rt.desk.tickets == {}
 
 

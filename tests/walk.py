@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from fakes import Services
-from rootmail.app import triage_steps
 from rootmail.app.offline import load_accounts
 from rootmail.app.payloads import FinalState, Payload, TriageState
+from rootmail.app.triage import deliveries, intake, record
 from rootmail.domain.executions import execution_name, mail_id_for
 from rootmail.domain.rules.files import load_rule_files
 
@@ -21,15 +21,15 @@ ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "corpus"
 DEFINITION = json.loads((ROOT / "statemachine" / "triage.asl.json").read_text(encoding="utf-8"))
 STEPS: dict[str, Callable[[TriageState, Services], Any]] = {
-    "parse": triage_steps.parse_step,
-    "resolve": triage_steps.resolve_step,
-    "refresh": triage_steps.refresh_step,
-    "classify": triage_steps.classify_step,
-    "forward": triage_steps.forward_step,
-    "ticket": triage_steps.ticket_step,
-    "escalate": triage_steps.escalate_step,
-    "alert": triage_steps.alert_step,
-    "record": triage_steps.record_step,
+    "parse": intake.parse_step,
+    "resolve": intake.resolve_step,
+    "refresh": intake.refresh_step,
+    "classify": intake.classify_step,
+    "forward": deliveries.forward_step,
+    "ticket": deliveries.ticket_step,
+    "escalate": deliveries.escalate_step,
+    "alert": deliveries.alert_step,
+    "record": record.record_step,
 }
 
 
@@ -90,7 +90,7 @@ def run(services: Services, execution: dict[str, Any]) -> tuple[dict[str, Any], 
         step = STEPS[spec["Resource"]["Fn::GetAtt"][0]]
         try:
             # As the handler does: the state validated in, the result as JSON out (nothing a state cannot hold).
-            model = FinalState if step is triage_steps.record_step else TriageState
+            model = FinalState if step is record.record_step else TriageState
             result = step(model.model_validate(json.loads(json.dumps(state))), services)
             result = json.loads(json.dumps(result.as_state() if isinstance(result, Payload) else result))
         except Exception as exc:
@@ -127,7 +127,7 @@ def triage(
     key = rt.mail_store.put(
         f"incoming/{name}", raw if raw is not None else (CORPUS / f"{name}.eml").read_bytes()
     )
-    triage_steps.start_triage([(rt.mail_store.bucket, key)], rt)
+    intake.start_triage([(rt.mail_store.bucket, key)], rt)
     name_ = execution_name(key, run_name)
     started = rt.starter.executions.get(name_)
     execution = (

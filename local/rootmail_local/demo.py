@@ -24,7 +24,8 @@ from rootmail.domain.digest import group_queue
 from rootmail.domain.moments import now_iso
 from rootmail.domain.rules.model import Rule
 from rootmail.domain.vocabulary import IN_FLIGHT
-from rootmail.messages.operators import CREATE_RULE, digest_text
+from rootmail.messages.blocks import CREATE_RULE
+from rootmail.messages.operators import digest_text
 from rootmail_local.emulator import MANAGEMENT_ACCOUNT, LocalPipeline
 from rootmail_local.slack_requests import modal_values
 

@@ -29,10 +29,9 @@ from rootmail.domain.rules.model import compile_rule
 from rootmail.domain.rules.sets import compile_rules
 from rootmail.domain.vocabulary import IN_FLIGHT, State
 from rootmail.errors import CommandError, RootmailError, RuleError, SlackRejected, SlackUnavailable
+from rootmail.messages.blocks import CREATE_RULE, RETRY_PATTERN, RULE_MODAL
+from rootmail.messages.operator_texts import texts
 from rootmail.messages.operators import (
-    CREATE_RULE,
-    RETRY_PATTERN,
-    RULE_MODAL,
     digest_message,
     help_reply,
     mail_detail,
@@ -40,11 +39,8 @@ from rootmail.messages.operators import (
     refusal,
     retry_outcome,
     retry_started,
-    rule_from_modal,
-    rule_modal,
-    rule_saved,
-    texts,
 )
+from rootmail.messages.rule_modal import rule_from_modal, rule_modal, rule_saved
 from rootmail.observability import logger
 
 

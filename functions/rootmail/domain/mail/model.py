@@ -182,6 +182,16 @@ def json_cost(char: str) -> int:
     return 12 if code > 0xFFFF else 6
 
 
+def may_be_cut(value: str, budget: int) -> bool:
+    """Whether `value`, as `fit(…, budget)` left it, may be the start of something longer."""
+    return value.endswith("…") and sum(json_cost(c) for c in value) > budget - 12 - json_cost("…")
+
+
+def subject_may_be_cut(subject: str) -> bool:
+    """Whether a mail summary's subject (the ledger's) may be the start of a longer one."""
+    return may_be_cut(subject, _BUDGET["subject"])
+
+
 def fit(value: str, budget: int) -> str:
     """`value`, or its longest start that with a closing "…" fits `budget` bytes of JSON (quotes not counted)."""
     if len(value) * 12 <= budget:

@@ -6,7 +6,7 @@ from urllib.parse import unquote_plus
 from aws_lambda_powertools.utilities.data_classes import S3Event
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from rootmail.app.triage_steps import start_triage
+from rootmail.app.triage.intake import start_triage
 from rootmail.bootstrap import runtime
 from rootmail.observability import logger
 

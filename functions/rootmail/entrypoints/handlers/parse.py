@@ -6,7 +6,7 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rootmail.app.payloads import TriageState
-from rootmail.app.triage_steps import parse_step
+from rootmail.app.triage.intake import parse_step
 from rootmail.bootstrap import runtime
 from rootmail.observability import logger
 

@@ -6,7 +6,7 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rootmail.app.payloads import FinalState
-from rootmail.app.triage_steps import record_step
+from rootmail.app.triage.record import record_step
 from rootmail.bootstrap import runtime
 from rootmail.observability import logger
 
