@@ -252,8 +252,8 @@ class LocalPipeline:
             "ROOTMAIL_REPLY_TO_ADDRESS": self.reply_to,
             "ROOTMAIL_ZENDESK_SUBDOMAIN": "cloudprovider",
             "ROOTMAIL_ZENDESK_EMAIL": "rootmail@cloudprovider.example",
-            "ROOTMAIL_ZENDESK_TOKEN_PARAMETER": f"/rootmail/{self.stage}/zendesk-token",
-            "ROOTMAIL_SLACK_TOKEN_PARAMETER": f"/rootmail/{self.stage}/slack-token",
+            "ROOTMAIL_ZENDESK_TOKEN_PARAMETER": f"/rootmail/{self.stage}/zendesk-api-token",
+            "ROOTMAIL_SLACK_TOKEN_PARAMETER": f"/rootmail/{self.stage}/slack-bot-token",
             "ROOTMAIL_SLACK_CHANNEL": self.slack_channel,
             "ROOTMAIL_SLACK_API_URL": self.slack.base_url,
             "ROOTMAIL_RULES_CACHE_SECONDS": "0",
@@ -276,10 +276,11 @@ class LocalPipeline:
         s3, dynamodb, ssm = self.client("s3"), self.client("dynamodb"), self.client("ssm")
         s3.create_bucket(Bucket=self.bucket)
         create_tables(dynamodb, self.tables)
-        # Stand-in tokens: the local servers accept any token; the real path still reads them from SSM.
-        for service in ("zendesk", "slack"):
+        # Stand-in tokens, under serverless.yml's parameter names: the local servers accept any token; the real path
+        # still reads them from SSM.
+        for service, parameter in (("zendesk", "zendesk-api-token"), ("slack", "slack-bot-token")):
             ssm.put_parameter(
-                Name=f"/rootmail/{self.stage}/{service}-token",
+                Name=f"/rootmail/{self.stage}/{parameter}",
                 Value=f"local-{service}-token",
                 Type="SecureString",
             )
