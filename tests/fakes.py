@@ -409,12 +409,17 @@ class Services:
         self.starter = Workflow()
         self.retries = Workflow()
         self._organization = organization or Organization()
+        self._rules: RuleSet | None = None
 
     def rules(self, *, fresh: bool = False) -> RuleSet:
-        rules, _ = usable_rules((item, "table") for item in self.rules_table.load())
-        if not rules:
-            raise RulesUnavailable("no valid rule in the rules table")
-        return RuleSet(rules)
+        """As a warm container has them: read once, and again only when asked `fresh` (the real cache also
+        expires after ROOTMAIL_RULES_CACHE_SECONDS)."""
+        if fresh or self._rules is None:
+            rules, _ = usable_rules((item, "table") for item in self.rules_table.load())
+            if not rules:
+                raise RulesUnavailable("no valid rule in the rules table")
+            self._rules = RuleSet(rules)
+        return self._rules
 
     def organization(self) -> Organization:
         return self._organization

@@ -9,6 +9,7 @@ from typing import Any
 
 from rootmail.app import slack_commands
 from rootmail.app.slack_commands import SlackRequest
+from rootmail.errors import SlackRejected
 from rootmail.messages.blocks import CREATE_RULE, RETRY_PATTERN
 from rootmail_local.slack_requests import modal_values
 from walk import CORPUS, services, triage
@@ -112,3 +113,19 @@ def test_a_rule_that_does_not_validate_is_shown_under_its_field_and_not_stored()
     )
     assert answer["response_action"] == "errors" and "rule_id" in answer["errors"]
     assert rt.rules_table.changes == []
+
+
+def test_a_refusal_meant_for_one_operator_is_never_posted_to_the_channel():
+    """A refused click is answered to the operator alone; when Slack refuses the response_url (expired), the
+    refusal is dropped rather than shown to the whole channel."""
+    rt = services()
+
+    def expired(*_: Any, **__: Any) -> None:
+        raise SlackRejected("response_url expired")
+
+    rt.slack.respond = expired  # type: ignore[method-assign]
+    asked = SlackRequest(
+        user_id="U0OPS", channel_id="C0OPS", signature="v0=r", response_url="https://hooks.slack.com/x"
+    )
+    slack_commands.tell_refusal(rt, asked, "only in the operators' channels")
+    assert rt.slack.posts == []

@@ -18,12 +18,15 @@ from rootmail.app.payloads import RetriageItem, RetryRun, TriageState
 from rootmail.app.triage import deliveries, intake
 from rootmail.app.triage.record import record_step
 from rootmail.domain.accounts import Contacts
+from rootmail.domain.executions import execution_name
 from rootmail.domain.moments import stamp
 from rootmail.domain.routing import Resolution
+from rootmail.domain.rules.model import compile_rule
 from rootmail.domain.sync_plan import AccountDetails, ListedAccount
 from rootmail.domain.vocabulary import STATE_FOR_ACTION, Action
 from rootmail.errors import DeliveryInProgress, DeliveryRejected, SesUnavailable
 from rootmail.messages.operators import CREATE_RULE
+from samples import aws_mail
 from walk import ACCOUNTS, CORPUS, RULES, run, services, triage
 
 EXPECTED = json.loads((CORPUS / "expected.json").read_text(encoding="utf-8"))
@@ -368,3 +371,184 @@ def test_a_bounce_suppresses_the_address_and_tells_the_operators_once():
     assert bounces.record_ses_events([notice], rt)["already_suppressed"] == ["ops@acme.example"]
     assert len(rt.slack.posts) == 1 and "ops@acme.example" in rt.slack.posts[0]["text"]
     assert rt.suppressions.suppressed(["OPS@acme.example", "x@y.example"]) == {"ops@acme.example"}
+
+
+# ---- what no customer may see, and the paths a review's planted bugs found untested ------------------------------
+
+
+def sign_in_code_case() -> bytes:
+    case = (
+        "Amazon Web Services has opened case 5244329601 on your behalf.\n\nCase ID: 5244329601\n"
+        "To finish, enter the verification code 482913 in the console.\n"
+    )
+    return aws_mail(
+        "01-support-case-new.eml", subject="Amazon Web Services: New Support case: 5244329601", plain=case
+    )
+
+
+def test_a_case_mail_carrying_a_code_opens_a_ticket_with_neither_its_text_nor_its_original():
+    rt = services()
+    assert triage(rt, "case", sign_in_code_case())["state"] == "ticketed"
+    (ticket,) = rt.desk.tickets.values()
+    (comment,) = ticket.comments
+    assert ticket.fields["requester"] is None and not comment["public"]
+    assert "482913" not in comment["body"] and comment["attachment"] is None
+
+
+def test_an_urgent_notice_with_a_reset_link_tells_no_customer_and_carries_no_token():
+    reset = "https://signin.aws.amazon.com/resetpassword?type=RootUser&token=SECRETRESETTOKEN42&key=k1"
+    text = f"Your AWS account 123456789012 is compromised.\nWe have reset your root password: {reset}\n"
+    raw = aws_mail("05-account-compromise.eml", subject="Your AWS account is compromised", plain=text)
+    rt = services()
+    assert triage(rt, "compromised", raw)["state"] == "escalated"
+    (ticket,) = rt.desk.tickets.values()
+    assert ticket.fields["requester"] is None and not any(c["public"] for c in ticket.comments)
+    seen = json.dumps([c["body"] for c in ticket.comments]) + json.dumps(rt.slack.posts)
+    assert "SECRETRESETTOKEN42" not in seen and all(c["attachment"] is None for c in ticket.comments)
+
+
+def test_an_urgent_notice_naming_two_accounts_keeps_the_other_s_part_and_original_from_the_requester():
+    raw = (CORPUS / "07-account-compromise-health.eml").read_bytes()
+    raw = raw.replace(b"Account: 901234567890", b"Account: 901234567890\nAccount: 345678901234")
+    rt = services()
+    record = triage(rt, "two", raw)
+    assert record["state"] == "escalated" and record["account_ids"] == ["901234567890", "345678901234"]
+    (ticket,) = rt.desk.tickets.values()
+    (comment,) = ticket.comments
+    assert ticket.fields["requester"] == "security@wayne-media.example" and comment["public"]
+    assert comment["attachment"] is None and "345678901234" not in comment["body"]
+
+
+def test_a_shared_notice_hides_the_part_of_an_account_it_lists_but_nobody_here_owns():
+    raw = (CORPUS / "12-health-multi-account.eml").read_bytes().replace(b"345678901234", b"555555555555")
+    rt = services()
+    record = triage(rt, "shared", raw)
+    assert record["state"] == "forwarded" and record["account_ids"] == ["210987654321"]
+    ((data, to),) = rt.mailer.sent
+    body = message_from_bytes(data, policy=policy.default).get_body(("plain",)).get_content()
+    assert to == ["aws-alerts@globex.example"] and "i-0b6e2d9f4c1a7e3d5" in body
+    assert "555555555555" not in body and "i-04a8c3e7b2d9f1c6e" not in body
+
+
+def test_a_forged_replay_of_a_delivered_mail_is_quarantined_not_taken_for_its_copy():
+    raw = (CORPUS / "11-health-single-account.eml").read_bytes()
+    rt = services()
+    assert triage(rt, "real", raw)["state"] == "forwarded"
+    forged = raw.replace(b"X-SES-Spam-Verdict: PASS", b"X-SES-Spam-Verdict: FAIL", 1)
+    replay = triage(rt, "forged", forged)
+    assert replay["state"] == "quarantined" and "copy" not in replay["reason"]
+    assert len(rt.mailer.sent) == 1 and len(rt.slack.posts) == 1  # the operators hear of the forgery
+
+
+def test_ses_s_setup_notification_starts_no_triage():
+    rt = services()
+    key = rt.mail_store.put(
+        "incoming/AMAZON_SES_SETUP_NOTIFICATION", b"Subject: Amazon SES Setup Notification\r\n\r\n"
+    )
+    result = intake.start_triage([(rt.mail_store.bucket, key)], rt)
+    assert result == {"started": [], "duplicates": [], "skipped": [key]} and rt.starter.executions == {}
+
+
+def test_of_two_copies_of_a_queued_mail_only_one_takes_over():
+    raw = (CORPUS / "11-health-single-account.eml").read_bytes()
+    rt = services()
+    rt.mailer.failure = SesUnavailable("SES throttled the send")
+    assert triage(rt, "first", raw)["state"] == "queued"
+    rt.mailer.failure = None
+    states = [triage(rt, name, raw)["state"] for name in ("second", "third")]
+    assert states == ["forwarded", "ignored"] and len(rt.mailer.sent) == 1
+
+
+def test_mail_for_a_root_address_still_unknown_after_the_refresh_is_queued_saying_so():
+    rt = services()
+    record = triage(rt, "15-health-unknown-recipient")
+    assert record["state"] == "queued"
+    assert "still unknown after refreshing the accounts from Organizations" in record["queue_reason"]
+    assert rt.accounts.marker is not None and rt.accounts.marker["state"] == "done"
+
+
+def test_one_accounts_refresh_per_window_and_a_mail_that_finds_one_running_waits():
+    rt = services(accounts_refresh_wait_seconds=30)
+    state = TriageState(bucket="mail", key="incoming/m", mail_id="m", execution="x")
+    now = datetime.now(UTC)
+    rt.accounts.marker = {"state": "running", "started_at": stamp(now)}
+    running = intake.refresh_step(state, rt)
+    assert (running.status, running.wait_seconds) == ("in-progress", 30)
+    rt.accounts.marker = {"state": "done", "started_at": stamp(now), "finished_at": stamp(now)}
+    recent = intake.refresh_step(state, rt)
+    assert (recent.status, recent.wait_seconds) == ("recent", 0)
+
+
+def test_an_operators_retry_decides_with_the_rules_as_they_are_now():
+    rt = services()
+    assert (
+        triage(rt, "30-unclassified-reinvent-reminder")["state"] == "queued"
+    )  # the container's rules cached
+    rule = {
+        "id": "reinvent-reminders",
+        "description": "re:Invent reminders",
+        "category": "account-lifecycle",
+        "action": "ignore",
+        "priority": 100,
+        "match": {"senders": ["no-reply-aws@amazon.com"], "subject": "(?i)re:Invent"},
+    }
+    rt.rules_table.create(compile_rule(rule, "test").to_item(), by="U0OPS", why="test")
+    assert triage(rt, "30-unclassified-reinvent-reminder", run_name="retry-1")["state"] == "ignored"
+
+
+def test_a_zendesk_delivery_its_own_execution_left_sending_is_made_again_not_left_unconfirmed():
+    rt = services()
+    key = "incoming/01-support-case-new"
+    delivery = "01-support-case-new#zendesk#case-177666106600814"
+    rt.guard.items[delivery] = {
+        "status": "sending",
+        "owner": execution_name(key),
+        "at": stamp(datetime.now(UTC)),
+    }
+    assert triage(rt, "01-support-case-new")["state"] == "ticketed"  # Zendesk knows a repeat by its key
+    assert len(rt.desk.tickets) == 1
+
+
+def test_mail_held_for_urgent_words_then_restricted_by_a_rule_tells_the_operators_again():
+    rt = services()
+    assert triage(rt, "34-unclassified-urgent-words")["alert"] and len(rt.slack.posts) == 1
+    rule = {
+        "id": "pinpoint-suspensions",
+        "description": "Pinpoint number suspensions",
+        "category": "account-lifecycle",
+        "action": "restricted",
+        "priority": 100,
+        "match": {"senders": ["no-reply-aws@amazon.com"], "subject": "(?i)toll-free number was suspended"},
+    }
+    rt.rules_table.create(compile_rule(rule, "test").to_item(), by="U0OPS", why="test")
+    assert triage(rt, "34-unclassified-urgent-words", run_name="retry-1")["state"] == "restricted"
+    assert len(rt.slack.posts) == 2 and "restricted" in rt.slack.posts[-1]["text"].lower()
+
+
+def test_the_retry_selection_stops_at_its_limit_and_says_how_many_remain():
+    rt = services(retry_batch_limit=2)
+    for name in ("30-unclassified-reinvent-reminder", "15-health-unknown-recipient", "19-cost-alert-budgets"):
+        assert triage(rt, name)["state"] == "queued", name
+    chosen = slack_commands.select_step(RetryRun(run="r"), rt)
+    assert (chosen.count, chosen.remaining) == (2, 1)
+
+
+def test_the_reconciler_leaves_mail_stored_within_the_grace_alone():
+    rt = services(reconcile_grace_minutes=15)
+    rt.mail_store.put("incoming/just-now", b"Subject: x\r\n\r\nx\r\n", stored_at=stamp(datetime.now(UTC)))
+    report = audit.reconcile(rt)
+    assert report["redriven"] == [] and rt.starter.executions == {}
+    assert rt.metrics.of("MailNotTriaged") == [0]
+
+
+def test_lost_mail_is_re_driven_under_the_execution_its_s3_event_would_have_started():
+    rt = services()
+    rt.mail_store.put(
+        "incoming/lost", b"Subject: x\r\n\r\nx\r\n", stored_at=stamp(datetime.now(UTC) - timedelta(hours=1))
+    )
+    report = audit.reconcile(rt)
+    assert report["redriven"] == [execution_name("incoming/lost")]
+    # The late S3 event then finds its execution there: nothing starts twice.
+    assert (
+        intake.start_triage([(rt.mail_store.bucket, "incoming/lost")], rt)["duplicates"] == report["redriven"]
+    )

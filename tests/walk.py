@@ -123,7 +123,8 @@ def services(**settings: Any) -> Services:
 def triage(
     rt: Services, name: str, raw: bytes | None = None, *, run_name: str | None = None
 ) -> dict[str, Any]:
-    """Store the mail as SES does, start its triage as ingest does, and walk the execution to its end."""
+    """Store the mail as SES does, start its triage as ingest does, and walk the execution to its end; with
+    `run_name`, as an operators' retry run starts it again (its own execution, the rules read fresh)."""
     key = rt.mail_store.put(
         f"incoming/{name}", raw if raw is not None else (CORPUS / f"{name}.eml").read_bytes()
     )
@@ -133,7 +134,13 @@ def triage(
     execution = (
         started["payload"]
         if started and run_name is None
-        else {"bucket": rt.mail_store.bucket, "key": key, "mail_id": mail_id_for(key), "execution": name_}
+        else {
+            "bucket": rt.mail_store.bucket,
+            "key": key,
+            "mail_id": mail_id_for(key),
+            "execution": name_,
+            **({"retry": {"run": run_name}} if run_name else {}),
+        }
     )
     output, _ = run(rt, execution)
     return output
