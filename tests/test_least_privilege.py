@@ -1,6 +1,6 @@
 """The grants serverless.yml gives each function (tests/test_infra.py holds them to EXPECTED_GRANTS) cover what its
-code really calls. Every AWS request each function makes while the whole product runs on the emulator (the corpus,
-an unknown account's refresh, a copy taking over, the digest, the rule modal, a retry, the hourly sync and reconcile,
+code really calls. Every AWS request each function makes while the whole product runs on the emulator (a mail down
+every path, an unknown account's refresh, a copy taking over, the digest, the rule modal, a retry, the hourly sync and reconcile,
 a bounce) is recorded on the wire and must be one its role allows: a new call without its grant fails here, not in
 production. (A path this run does not take is not checked: the grants' literals still say what each role holds.)"""
 
@@ -33,6 +33,19 @@ from test_infra import (
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "corpus"
 RUNNING: ContextVar[str | None] = ContextVar("running_function", default=None)
+# A mail down every path of the triage definition: forwarded, ticketed (twice in one case), escalated, restricted,
+# quarantined, ignored, queued with urgent words (the signal alert), and an unknown root address (the refresh).
+PATHS = (
+    "11-health-single-account",
+    "01-support-case-new",
+    "03-support-case-correspondence",
+    "08-abuse-report-ec2",
+    "24-credentials-password-reset",
+    "31-spoofed-lookalike-abuse",
+    "16-billing-statement",
+    "34-unclassified-urgent-words",
+    "15-health-unknown-recipient",
+)
 TABLES = {
     "ledger": "LedgerTable",
     "accounts": "AccountsTable",
@@ -146,8 +159,8 @@ def calls(monkeypatch) -> Iterator[tuple[dict[str, set[tuple[str, str]]], Any]]:
 def test_every_request_of_every_function_is_one_its_role_allows(calls):
     seen, pipeline = calls
     pipeline.seed_organization(load_accounts(CORPUS / "accounts.json", CORPUS / "contacts.json"))
-    for path in sorted(CORPUS.glob("*.eml")):  # 15-health-unknown-recipient refreshes the accounts
-        pipeline.store_mail(path.stem, path.read_bytes())
+    for name in PATHS:
+        pipeline.store_mail(name, (CORPUS / f"{name}.eml").read_bytes())
     pipeline.wait()
     # A copy of a queued mail stored under another key takes over from it (the deliveries table's identity claim).
     pipeline.store_mail("copy-of-15", (CORPUS / "15-health-unknown-recipient.eml").read_bytes())
