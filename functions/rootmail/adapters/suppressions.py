@@ -12,7 +12,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from rootmail.adapters.aws import describe, error_code
-from rootmail.adapters.dynamodb.items import from_item, to_item
+from rootmail.adapters.dynamodb.items import conditional_write, from_item, to_item
 from rootmail.domain.moments import now_iso
 from rootmail.domain.ses_events import Suppression
 from rootmail.errors import LedgerUnavailable
@@ -37,21 +37,16 @@ class SuppressionList:
             "mail_id": suppression.mail_id,
             "since": now_iso(),
         }
-        try:
-            self._db.put_item(
-                TableName=self.table,
-                Item=to_item(item),
-                ConditionExpression="attribute_not_exists(address) OR #s <> :active",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=to_item({":active": ACTIVE}),
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise LedgerUnavailable(f"suppression of a contact: {describe(exc)}") from None
-        except BotoCoreError as exc:
-            raise LedgerUnavailable(f"suppression of a contact: {describe(exc)}") from None
-        return True
+        return conditional_write(
+            self._db.put_item,
+            LedgerUnavailable,
+            "suppression of a contact",
+            TableName=self.table,
+            Item=to_item(item),
+            ConditionExpression="attribute_not_exists(address) OR #s <> :active",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=to_item({":active": ACTIVE}),
+        )
 
     def suppressed(self, addresses: Iterable[str]) -> set[str]:
         """Which of these addresses we must not send to."""

@@ -13,7 +13,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from rootmail.adapters.aws import describe, error_code
-from rootmail.adapters.dynamodb.items import from_item, to_item, unavailable
+from rootmail.adapters.dynamodb.items import conditional_write, from_item, to_item, unavailable
 from rootmail.app.ports import RefreshClaim, WriteResult
 from rootmail.domain.accounts import Account, ContactOverride
 from rootmail.domain.moments import now_iso, stamp
@@ -144,26 +144,21 @@ class AccountsTable:
         """Claim the refresh if none started within `window` (a claim older than that counts as crashed).
         Otherwise say what the last one is doing."""
         started = stamp(now)
-        try:
-            self._db.put_item(
-                TableName=self.table,
-                Item=to_item({"account_id": self.REFRESH_MARKER, "state": "running", "started_at": started}),
-                ConditionExpression="attribute_not_exists(account_id) OR started_at < :cutoff",
-                ExpressionAttributeValues=to_item({":cutoff": stamp(now - window)}),
-            )
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise AccountsUnavailable(f"accounts refresh marker: {describe(exc)}") from None
-            held = self._get(self.REFRESH_MARKER, consistent=True) or {}
-            return RefreshClaim(
-                False,
-                str(held.get("started_at", "")),
-                str(held.get("state", "running")),
-                held.get("finished_at"),
-            )
-        except BotoCoreError as exc:
-            raise AccountsUnavailable(f"accounts refresh marker: {describe(exc)}") from None
-        return RefreshClaim(True, started)
+        claimed = conditional_write(
+            self._db.put_item,
+            AccountsUnavailable,
+            "accounts refresh marker",
+            TableName=self.table,
+            Item=to_item({"account_id": self.REFRESH_MARKER, "state": "running", "started_at": started}),
+            ConditionExpression="attribute_not_exists(account_id) OR started_at < :cutoff",
+            ExpressionAttributeValues=to_item({":cutoff": stamp(now - window)}),
+        )
+        if claimed:
+            return RefreshClaim(True, started)
+        held = self._get(self.REFRESH_MARKER, consistent=True) or {}
+        return RefreshClaim(
+            False, str(held.get("started_at", "")), str(held.get("state", "running")), held.get("finished_at")
+        )
 
     def finish_refresh(self, claim: RefreshClaim, now: datetime, summary: dict[str, Any]) -> None:
         """Mark our refresh done (only if the marker is still ours)."""

@@ -12,8 +12,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from rootmail.adapters.aws import describe, error_code, is_transient
-from rootmail.adapters.dynamodb.items import from_item, to_item, unavailable
+from rootmail.adapters.aws import describe, is_transient
+from rootmail.adapters.dynamodb.items import conditional_write, from_item, to_item, unavailable
 from rootmail.domain.moments import now_iso
 from rootmail.errors import (
     DeliveryInProgress,
@@ -47,8 +47,10 @@ class DeliveryGuard:
     def claim(self, delivery_id: str, owner: str, *, resend_safe: bool = False) -> bool:
         """True: ours to deliver now. False: already delivered. Raises DeliveryInProgress or DeliveryUnconfirmed."""
         takeover = "#s = :claimed OR #s = :sending" if resend_safe else "#s = :claimed"
-        claimed = self._written(
-            delivery_id,
+        claimed = conditional_write(
+            self._db.put_item,
+            LedgerUnavailable,
+            f"delivery guard {delivery_id}",
             TableName=self.table,
             Item=to_item({"delivery_id": delivery_id, "status": "claimed", "owner": owner, "at": now_iso()}),
             ConditionExpression=(
@@ -81,9 +83,10 @@ class DeliveryGuard:
 
     def sending(self, delivery_id: str, owner: str) -> None:
         """Mark our claim as being sent, just before the call that delivers (if this fails, nothing was sent)."""
-        marked = self._written(
-            delivery_id,
-            update=True,
+        marked = conditional_write(
+            self._db.update_item,
+            LedgerUnavailable,
+            f"delivery guard {delivery_id}",
             TableName=self.table,
             Key=to_item({"delivery_id": delivery_id}),
             UpdateExpression="SET #s = :sending, #at = :now",
@@ -99,8 +102,10 @@ class DeliveryGuard:
     def first_copy(self, identity: str, mail_id: str) -> str:
         """Claim a mail's identity for this stored mail; the mail ID that holds it (this one, if first)."""
         key = f"identity#{identity}"
-        first = self._written(
-            key,
+        first = conditional_write(
+            self._db.put_item,
+            LedgerUnavailable,
+            f"delivery guard {key}",
             TableName=self.table,
             Item=to_item({"delivery_id": key, "status": "identity", "owner": mail_id, "at": now_iso()}),
             ConditionExpression="attribute_not_exists(delivery_id) OR #o = :mine",
@@ -111,9 +116,10 @@ class DeliveryGuard:
 
     def take_over(self, identity: str, previous: str, mail_id: str) -> bool:
         """Make this stored mail the identity's holder instead of `previous` (whose triage did not deliver it)."""
-        return self._written(
-            f"identity#{identity}",
-            update=True,
+        return conditional_write(
+            self._db.update_item,
+            LedgerUnavailable,
+            f"delivery guard identity#{identity}",
             TableName=self.table,
             Key=to_item({"delivery_id": f"identity#{identity}"}),
             UpdateExpression="SET #o = :mine, #at = :now",
@@ -127,8 +133,10 @@ class DeliveryGuard:
         """Hold `key` (a support case's thread) while the block runs: another owner's live hold is
         DeliveryInProgress, which the state machine retries; a hold older than the lease (its holder died) is taken
         over. Across Lambda containers, so that two mails of one case never both find no ticket and create one."""
-        held = self._written(
-            key,
+        held = conditional_write(
+            self._db.put_item,
+            LedgerUnavailable,
+            f"delivery guard {key}",
             TableName=self.table,
             Item=to_item({"delivery_id": key, "status": "held", "owner": owner, "at": now_iso()}),
             ConditionExpression="attribute_not_exists(delivery_id) OR #s = :released OR #o = :owner OR #at < :stale",
@@ -177,19 +185,6 @@ class DeliveryGuard:
             if is_transient(exc):
                 raise LedgerUnavailable(f"delivery guard {delivery_id}: {describe(exc)}") from None
             raise
-
-    def _written(self, what: str, *, update: bool = False, **request: Any) -> bool:
-        """One conditional write: False when its condition did not hold; DynamoDB failing is LedgerUnavailable,
-        which the state machine retries."""
-        write = self._db.update_item if update else self._db.put_item
-        with unavailable(LedgerUnavailable, f"delivery guard {what}"):
-            try:
-                write(**request)
-            except ClientError as exc:
-                if error_code(exc) == "ConditionalCheckFailedException":
-                    return False
-                raise
-        return True
 
     def get(self, delivery_id: str) -> dict[str, Any] | None:
         with unavailable(LedgerUnavailable, f"delivery guard {delivery_id}"):

@@ -4,14 +4,14 @@ timestamps as stored, and update expressions.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from rootmail.adapters.aws import describe
+from rootmail.adapters.aws import describe, error_code
 from rootmail.errors import RootmailError
 
 _serializer = TypeSerializer()
@@ -57,3 +57,18 @@ def unavailable(error: type[RootmailError], what: str) -> Iterator[None]:
         yield
     except (ClientError, BotoCoreError) as exc:
         raise error(f"{what}: {describe(exc)}") from None
+
+
+def conditional_write(
+    write: Callable[..., Any], error: type[RootmailError], what: str, **request: Any
+) -> bool:
+    """One conditional write (`write` is the client's put_item or update_item): False when its condition did not
+    hold; DynamoDB failing otherwise is `error`, the table's typed error, which the state machine retries."""
+    with unavailable(error, what):
+        try:
+            write(**request)
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+    return True

@@ -6,10 +6,8 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from rootmail.adapters.aws import describe, error_code
 from rootmail.adapters.dynamodb.items import (
+    conditional_write,
     from_item,
     serialize,
     to_item,
@@ -201,12 +199,6 @@ class Ledger:
             kwargs["ExpressionAttributeNames"] = names
         if condition:
             kwargs["ConditionExpression"] = condition
-        try:
-            self._db.update_item(**kwargs)
-        except ClientError as exc:
-            if condition and error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise LedgerUnavailable(f"ledger write of {mail_id}: {describe(exc)}") from None
-        except BotoCoreError as exc:
-            raise LedgerUnavailable(f"ledger write of {mail_id}: {describe(exc)}") from None
-        return True
+        return conditional_write(
+            self._db.update_item, LedgerUnavailable, f"ledger write of {mail_id}", **kwargs
+        )

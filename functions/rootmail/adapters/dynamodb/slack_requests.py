@@ -5,10 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from rootmail.adapters.aws import describe, error_code
-from rootmail.adapters.dynamodb.items import to_item
+from rootmail.adapters.dynamodb.items import conditional_write, to_item
 from rootmail.domain.moments import now_iso
 from rootmail.errors import (
     LedgerUnavailable,
@@ -28,16 +25,11 @@ class SlackRequests:
     def first_time(self, signature: str, what: str) -> bool:
         """Remember the signature; False when it was already seen (a replay)."""
         expires = int((datetime.now(UTC) + self.KEEP).timestamp())
-        try:
-            self._db.put_item(
-                TableName=self.table,
-                Item=to_item({"signature": signature, "what": what, "at": now_iso(), "expires_at": expires}),
-                ConditionExpression="attribute_not_exists(signature)",
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise LedgerUnavailable(f"slack requests table: {describe(exc)}") from None
-        except BotoCoreError as exc:
-            raise LedgerUnavailable(f"slack requests table: {describe(exc)}") from None
-        return True
+        return conditional_write(
+            self._db.put_item,
+            LedgerUnavailable,
+            "slack requests table",
+            TableName=self.table,
+            Item=to_item({"signature": signature, "what": what, "at": now_iso(), "expires_at": expires}),
+            ConditionExpression="attribute_not_exists(signature)",
+        )
