@@ -6,6 +6,7 @@ fake and the DynamoDB adapter, so the two cannot drift apart."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from rootmail.app.ports import DetailsResult, Listing, Progress, RefreshClaim, T
 from rootmail.config import Settings
 from rootmail.domain.accounts import Account
 from rootmail.domain.moments import now_iso, stamp
+from rootmail.domain.pacing import Slot, reserve
 from rootmail.domain.rules.index import RuleSet
 from rootmail.domain.rules.sets import usable_rules
 from rootmail.domain.ses_events import Suppression
@@ -249,6 +251,21 @@ class SlackRequests:
         return True
 
 
+class Pacer:
+    """The shared rates in memory, on a clock a test can move (milliseconds since the epoch; now, unless set)."""
+
+    def __init__(self) -> None:
+        self.tats: dict[str, int] = {}
+        self.reservations: list[tuple[str, int]] = []
+        self.clock_ms: int | None = None
+
+    def reserve(self, limit: str, cost: int, rate_per_second: float) -> Slot:
+        now = self.clock_ms if self.clock_ms is not None else time.time_ns() // 1_000_000
+        slot, self.tats[limit] = reserve(self.tats.get(limit), now, cost, rate_per_second)
+        self.reservations.append((limit, cost))
+        return slot
+
+
 @dataclass
 class Mailer:
     sender: str = "rootmail@provider.example"
@@ -399,6 +416,7 @@ class Services:
         self.ledger = Ledger()
         self.accounts = Accounts(accounts)
         self.guard = DeliveryGuard()
+        self.pacer = Pacer()
         self.suppressions = Suppressions()
         self.rules_table = RulesTable(rules)
         self.slack_requests = SlackRequests()

@@ -552,3 +552,52 @@ def test_lost_mail_is_re_driven_under_the_execution_its_s3_event_would_have_star
     assert (
         intake.start_triage([(rt.mail_store.bucket, "incoming/lost")], rt)["duplicates"] == report["redriven"]
     )
+
+
+# ---- shared rates in a burst --------------------------------------------------------------------------------------
+
+
+def copies(name: str, count: int) -> list[bytes]:
+    """The same notice `count` times, each its own mail (its own Message-ID), as a burst brings them."""
+    raw = (CORPUS / f"{name}.eml").read_bytes()
+    return [raw.replace(b"Message-ID: <", f"Message-ID: <burst-{n}-".encode(), 1) for n in range(count)]
+
+
+def triage_walked(rt: Services, key: str, raw: bytes) -> tuple[dict[str, Any], list[str]]:
+    stored = rt.mail_store.put(f"incoming/{key}", raw)
+    intake.start_triage([(rt.mail_store.bucket, stored)], rt)
+    return run(rt, rt.starter.executions[execution_name(stored)]["payload"])
+
+
+def test_a_burst_of_forwards_takes_the_shared_send_rate_s_slots_in_order_and_sends_each_once():
+    rt = services(
+        ses_send_rate=4
+    )  # the notice goes to its account's two contacts: one mail every half second
+    start = rt.pacer.clock_ms = 1_800_000_000_000
+    waits = []
+    for number, raw in enumerate(copies("11-health-single-account", 8)):
+        record, visited = triage_walked(rt, f"burst-{number}", raw)
+        assert record["state"] == "forwarded", record.get("queue_reason")
+        waits.append(visited.count("AwaitSendSlot"))
+    # A slot starting within a second is used at once: the first three are sent at once, each later one waits once
+    # for its own slot and is then sent without asking again.
+    assert waits == [0, 0, 0, 1, 1, 1, 1, 1]
+    assert len(rt.mailer.sent) == 8
+    assert rt.pacer.tats["ses"] == start + 8 * 500
+    assert rt.pacer.reservations == [("ses", 2)] * 8
+
+
+def test_a_forward_reserves_a_slot_for_each_recipient_it_sends_to():
+    rt = services(ses_send_rate=1)
+    rt.pacer.clock_ms = 1_800_000_000_000
+    triage(rt, "12-health-multi-account")
+    assert rt.pacer.reservations == [("ses", 2)]
+
+
+def test_tickets_in_a_burst_take_the_zendesk_limit_s_slots_and_each_is_opened_once():
+    rt = services(zendesk_requests_per_minute=60)  # one request a second: a ticket's three requests take 3 s
+    rt.pacer.clock_ms = 1_800_000_000_000
+    walked = [triage_walked(rt, f"urgent-{n}", raw) for n, raw in enumerate(copies("08-abuse-report-ec2", 3))]
+    assert [record["state"] for record, _ in walked] == ["escalated"] * 3
+    assert [visited.count("AwaitUrgentSlot") for _, visited in walked] == [0, 1, 1]
+    assert len(rt.desk.tickets) == 3 and len(rt.slack.posts) == 3

@@ -15,6 +15,7 @@ from rootmail.adapters.aws import describe
 from rootmail.adapters.dynamodb.accounts import AccountsTable
 from rootmail.adapters.dynamodb.deliveries import DeliveryGuard
 from rootmail.adapters.dynamodb.ledger import Ledger
+from rootmail.adapters.dynamodb.pacing import Pacer
 from rootmail.adapters.dynamodb.rules import RulesTable
 from rootmail.adapters.dynamodb.slack_requests import SlackRequests
 from rootmail.adapters.executions import Workflow
@@ -36,6 +37,11 @@ if TYPE_CHECKING:
 
 # Few SDK retries: retrying with backoff is the state machine's job, where it is visible and bounded.
 _SDK_CONFIG = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5, read_timeout=30)
+# A mail's execution is started by ingest, outside any state machine: a throttled StartExecution (its token bucket
+# empties in a burst) is retried here with the SDK's backoff (up to about 30 s, within ingest's timeout); one still
+# refused fails the invocation, which Lambda retries twice and then keeps in the ingest failures queue, and the
+# hourly reconcile re-drives the mail.
+_START_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
 # Organizations and the Account API throttle large organisations, and the sync makes thousands of calls in one run:
 # adaptive mode backs off and paces the client's calls (shared by the sync's threads) to what the API accepts.
 _ORGANIZATIONS_MAX_ATTEMPTS = 10
@@ -96,6 +102,11 @@ class Runtime:
         return DeliveryGuard(self.dynamodb, name)
 
     @cached_property
+    def pacer(self) -> Pacer:
+        name = self.settings.require("deliveries_table")
+        return Pacer(self.dynamodb, name)
+
+    @cached_property
     def mailer(self) -> SesMailer:
         name = self.settings.require("sender_address")
         # Through the configuration set whose event destination reports bounces and complaints.
@@ -110,7 +121,7 @@ class Runtime:
     def starter(self) -> Workflow:
         """The triage workflow."""
         name = self.settings.require("state_machine_arn")
-        return Workflow(self.client("stepfunctions"), name)
+        return Workflow(boto3.client("stepfunctions", config=_START_CONFIG), name)
 
     @cached_property
     def retries(self) -> Workflow:

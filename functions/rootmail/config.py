@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     # The pipeline's refresh for an unknown root address: one per window; a mail finding one running waits this long.
     accounts_refresh_seconds: int = Field(default=300, ge=0, le=86400)
     accounts_refresh_wait_seconds: int = Field(default=30, ge=1, le=600)
+    # The rates the deliveries share (domain/pacing.py): SES's maximum send rate for the account (14 a second on a
+    # new production account: set it to what the SES console shows after a raise) and the Zendesk plan's API limit.
+    ses_send_rate: float = Field(default=14.0, gt=0, le=100_000)
+    zendesk_requests_per_minute: int = Field(default=200, ge=10, le=100_000)
     # Log lines show e-mail addresses as ***@domain (customer contacts are personal data in many jurisdictions).
     redact_addresses: bool = False
     # Operators in Slack: the digest, the /rootmail command, the rule modal and the retry workflow.

@@ -83,6 +83,9 @@ class DeliveryOutcome(Payload):
 
     deliveries: list[dict[str, Any]] = Field(default_factory=list)
     undelivered: list[Undelivered] = Field(default_factory=list)
+    # Nothing delivered yet: the step holds a slot of a shared rate (domain/pacing.py) that starts then, and the
+    # state machine waits for it (a Wait's TimestampPath) before running the step again.
+    paced_until: str | None = None
 
 
 class RefreshOutcome(Payload):
@@ -129,6 +132,10 @@ class TriageState(Payload):
         if self.resolution is None:
             raise ValueError("the state has no resolution: Resolve has not run")
         return self.resolution
+
+    def holds_slot(self) -> bool:
+        """This run of a delivery step follows the wait for a slot it reserved: it delivers without asking again."""
+        return self.delivery is not None and self.delivery.paced_until is not None
 
     def decision(self) -> Classification:
         if self.classification is None:

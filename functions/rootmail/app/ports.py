@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from rootmail.config import Settings
 from rootmail.domain.accounts import Account
+from rootmail.domain.pacing import Slot
 from rootmail.domain.rules.index import RuleSet
 from rootmail.domain.ses_events import Suppression
 from rootmail.domain.sync_plan import AccountDetails, ListedAccount
@@ -157,6 +158,12 @@ class DeliveryGuard(Protocol):
     def holding(self, key: str, owner: str) -> AbstractContextManager[None]: ...
 
 
+class Pacer(Protocol):
+    """Rates shared by every invocation (SES's send rate, Zendesk's API limit): slots handed out in order."""
+
+    def reserve(self, limit: str, cost: int, rate_per_second: float) -> Slot: ...
+
+
 class Suppressions(Protocol):
     """Addresses SES must not be asked to send to (bounced, complained)."""
 
@@ -289,6 +296,9 @@ class Services(Protocol):
 
     @property
     def guard(self) -> DeliveryGuard: ...
+
+    @property
+    def pacer(self) -> Pacer: ...
 
     @property
     def suppressions(self) -> Suppressions: ...

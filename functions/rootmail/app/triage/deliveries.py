@@ -18,6 +18,7 @@ from rootmail.app.triage.intake import load_mail
 from rootmail.domain.accounts import Account, contact_kind
 from rootmail.domain.mail.model import ParsedMail, fit
 from rootmail.domain.outcome import ACCOUNT_GONE, all_suppressed, no_contact
+from rootmail.domain.pacing import SES, ZENDESK, ZENDESK_REQUESTS_PER_TICKET
 from rootmail.domain.routing import Resolution
 from rootmail.domain.vocabulary import Action
 from rootmail.errors import DeliveryRejected, DeliveryUnconfirmed
@@ -81,11 +82,11 @@ def forward_step(event: TriageState, rt: Services) -> DeliveryOutcome:
     resolution = event.resolved()
     category = event.decision().category
     kind = contact_kind(category, rt.settings.contact_kinds)
-    deliveries: list[dict[str, Any]] = []
     accounts, undelivered = _delivered_accounts(rt, resolution)
     # Every account the notice lists or is delivered for: each customer sees only its own part of a shared notice.
     named = dict.fromkeys([*resolution.account_ids, *mail.listed_account_ids])
     suppressed = rt.suppressions.suppressed(c for a in accounts for c in a.contacts.of(kind))
+    sends = []
     for account in accounts:
         rendered = render_forward(
             mail,
@@ -105,23 +106,43 @@ def forward_step(event: TriageState, rt: Services) -> DeliveryOutcome:
                 Undelivered(account_id=account.account_id, reason=fit(reason, MAX_DELIVERY_FIELD_BYTES))
             )
             continue
-        recipient = fit(", ".join(rendered.to), MAX_DELIVERY_FIELD_BYTES)
-        deliveries.append(
-            _guarded(
-                rt,
-                f"{event.mail_id}#ses#{account.account_id}",
-                event.execution,
-                lambda r=rendered: {"message_id": rt.mailer.send(r.data, r.to)},
-                {
-                    "channel": "ses",
-                    "recipient": recipient,
-                    "account_id": account.account_id,
-                    "language": account.language,
-                    "subject": fit(rendered.subject, MAX_DELIVERY_FIELD_BYTES),
-                },
-            )
+        sends.append((account, rendered))
+    # SES's send rate is the account's, shared by every forward running: each recipient's slot is reserved, in
+    # order, and a slot further off is waited for in the state machine (which then runs this step again, with the
+    # slot it holds).
+    recipients = sum(len(rendered.to) for _, rendered in sends)
+    if recipients and not event.holds_slot():
+        slot = rt.pacer.reserve(SES, recipients, rt.settings.ses_send_rate)
+        if not slot.due:
+            return DeliveryOutcome(paced_until=slot.timestamp())
+    deliveries = [
+        _guarded(
+            rt,
+            f"{event.mail_id}#ses#{account.account_id}",
+            event.execution,
+            lambda r=rendered: {"message_id": rt.mailer.send(r.data, r.to)},
+            {
+                "channel": "ses",
+                "recipient": fit(", ".join(rendered.to), MAX_DELIVERY_FIELD_BYTES),
+                "account_id": account.account_id,
+                "language": account.language,
+                "subject": fit(rendered.subject, MAX_DELIVERY_FIELD_BYTES),
+            },
         )
+        for account, rendered in sends
+    ]
     return DeliveryOutcome(deliveries=deliveries, undelivered=undelivered)
+
+
+def _zendesk_slot(event: TriageState, rt: Services) -> DeliveryOutcome | None:
+    """The Zendesk plan's API limit is shared by every ticket and urgent step running: a ticket's requests get a
+    slot, and one further off is waited for in the state machine (None: go on now)."""
+    if event.holds_slot():
+        return None
+    slot = rt.pacer.reserve(
+        ZENDESK, ZENDESK_REQUESTS_PER_TICKET, rt.settings.zendesk_requests_per_minute / 60
+    )
+    return None if slot.due else DeliveryOutcome(paced_until=slot.timestamp())
 
 
 def _ticket_content(
@@ -138,6 +159,9 @@ def ticket_step(event: TriageState, rt: Services) -> DeliveryOutcome:
     resolution, decision = event.resolved(), event.decision()
     if not mail.case_id:
         raise DeliveryRejected("a support-case mail without an AWS case ID: no ticket to thread it into")
+    paced = _zendesk_slot(event, rt)
+    if paced is not None:
+        return paced
     kind = contact_kind(decision.category, rt.settings.contact_kinds)
     accounts, _ = _delivered_accounts(rt, resolution)
     # Zendesk tells the requester of a new ticket: a private ticket has none.
@@ -171,6 +195,9 @@ def ticket_step(event: TriageState, rt: Services) -> DeliveryOutcome:
 
 
 def escalate_step(event: TriageState, rt: Services) -> DeliveryOutcome:
+    paced = _zendesk_slot(event, rt)
+    if paced is not None:
+        return paced
     raw, mail = load_mail(rt, event.key)
     resolution, decision = event.resolved(), event.decision()
     kind = contact_kind(decision.category, rt.settings.contact_kinds)
