@@ -13,9 +13,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from rootmail.app.ports import DetailsResult, Listing, Progress, RefreshClaim, TicketRef, WriteResult
+from rootmail.app.ports import (
+    DetailsResult,
+    Listing,
+    PostedMessage,
+    Progress,
+    RefreshClaim,
+    TicketRef,
+    WriteResult,
+)
 from rootmail.config import Settings
 from rootmail.domain.accounts import Account
+from rootmail.domain.alerts import AlertBatch, Joined
 from rootmail.domain.moments import now_iso, stamp
 from rootmail.domain.pacing import Slot, reserve
 from rootmail.domain.rules.index import RuleSet
@@ -251,19 +260,100 @@ class SlackRequests:
         return True
 
 
-class Pacer:
-    """The shared rates in memory, on a clock a test can move (milliseconds since the epoch; now, unless set)."""
+class Clock:
+    """The time the use cases read, in milliseconds since the epoch: it starts at the real time and moves only when
+    a test moves it, or when the walked definition passes a Wait state (tests/walk.py), which waits no real time."""
 
     def __init__(self) -> None:
+        self.at_ms = time.time_ns() // 1_000_000
+
+    def now_ms(self) -> int:
+        return self.at_ms
+
+    def advance_to(self, moment_ms: int) -> None:
+        self.at_ms = max(self.at_ms, moment_ms)
+
+
+class Pacer:
+    """The shared rates in memory, on the services' clock."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
         self.tats: dict[str, int] = {}
         self.reservations: list[tuple[str, int]] = []
-        self.clock_ms: int | None = None
 
     def reserve(self, limit: str, cost: int, rate_per_second: float) -> Slot:
-        now = self.clock_ms if self.clock_ms is not None else time.time_ns() // 1_000_000
-        slot, self.tats[limit] = reserve(self.tats.get(limit), now, cost, rate_per_second)
+        slot, self.tats[limit] = reserve(self.tats.get(limit), self.clock.now_ms(), cost, rate_per_second)
         self.reservations.append((limit, cost))
         return slot
+
+
+class AlertBatches:
+    """The alert batches in memory, with the DynamoDB adapter's conditions (tests/test_port_contracts.py)."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, dict[str, Any]] = {}
+
+    def join(
+        self,
+        batch_id: str,
+        mail_id: str,
+        account_ids: Sequence[str],
+        *,
+        headline: str,
+        cap: int,
+        now_ms: int,
+    ) -> Joined | None:
+        item = self.items.setdefault(
+            batch_id, {"mails": set(), "accounts": set(), "opened": now_ms, "headline": headline}
+        )
+        if len(item["mails"]) >= cap and mail_id not in item["mails"]:
+            return None
+        item["mails"].add(mail_id)
+        item["accounts"].update(account_ids)
+        item.setdefault("poster", mail_id)
+        return Joined(count=len(item["mails"]), poster=item["poster"] == mail_id)
+
+    def take_post(self, batch_id: str, mail_id: str, *, stale_before_ms: int, now_ms: int) -> bool:
+        item = self.items[batch_id]
+        if "ts" in item or item["opened"] >= stale_before_ms:
+            return False
+        item.update(poster=mail_id, opened=now_ms)
+        return True
+
+    def posted(
+        self, batch_id: str, *, channel: str, ts: str, text: str, blocks: Sequence[dict[str, Any]]
+    ) -> None:
+        self.items[batch_id].update(channel=channel, ts=ts, text=text, blocks=list(blocks), shown=1)
+
+    def get(self, batch_id: str) -> AlertBatch | None:
+        item = self.items.get(batch_id)
+        if item is None:
+            return None
+        return AlertBatch(
+            batch_id=batch_id,
+            count=len(item["mails"]),
+            accounts=tuple(sorted(item["accounts"])),
+            headline=item["headline"],
+            opened_ms=item["opened"],
+            shown=item.get("shown", 0),
+            channel=item.get("channel"),
+            ts=item.get("ts"),
+            text=item.get("text"),
+            blocks=tuple(item.get("blocks", ())),
+            next_update_ms=item.get("next_update", 0),
+        )
+
+    def take_update(self, batch_id: str, *, now_ms: int, next_ms: int) -> bool:
+        item = self.items[batch_id]
+        if "ts" not in item or item.get("next_update", 0) > now_ms:
+            return False
+        item["next_update"] = next_ms
+        return True
+
+    def mark_shown(self, batch_id: str, count: int) -> None:
+        item = self.items[batch_id]
+        item["shown"] = max(item.get("shown", 0), count)
 
 
 @dataclass
@@ -330,8 +420,19 @@ class Chat:
     def post(
         self, text: str, blocks: list[dict[str, Any]] | None = None, *, channel: str | None = None
     ) -> str:
-        self.posts.append({"text": text, "blocks": blocks or [], "channel": channel or self.channel})
-        return f"{len(self.posts)}.000100"
+        ts = f"{len(self.posts) + 1}.000100"
+        self.posts.append(
+            {"text": text, "blocks": blocks or [], "channel": channel or self.channel, "ts": ts}
+        )
+        return ts
+
+    def post_message(self, text: str, blocks: list[dict[str, Any]]) -> PostedMessage:
+        ts = self.post(text, blocks)
+        return PostedMessage(channel=self.channel, ts=ts)
+
+    def update(self, message: PostedMessage, text: str, blocks: list[dict[str, Any]]) -> None:
+        (post,) = [p for p in self.posts if p["ts"] == message.ts and p["channel"] == message.channel]
+        post.update(text=text, blocks=blocks, updates=post.get("updates", 0) + 1)
 
     def open_view(self, trigger_id: str, view: dict[str, Any]) -> str:
         self.views.append({"trigger_id": trigger_id, "view": view})
@@ -416,7 +517,9 @@ class Services:
         self.ledger = Ledger()
         self.accounts = Accounts(accounts)
         self.guard = DeliveryGuard()
-        self.pacer = Pacer()
+        self.clock = Clock()
+        self.pacer = Pacer(self.clock)
+        self.alert_batches = AlertBatches()
         self.suppressions = Suppressions()
         self.rules_table = RulesTable(rules)
         self.slack_requests = SlackRequests()

@@ -71,3 +71,9 @@ def emf_records(text: str) -> list[dict[str, Any]]:
         if isinstance(record, dict) and "_aws" in record:
             records.append(record)
     return records
+
+
+def alert_count(message: dict[str, Any]) -> int:
+    """How many mails an operators' Slack message counts: a batch's says "N × …" once a second mail joined it."""
+    count, times, _ = str(message["text"]).partition(" × ")
+    return int(count.replace(",", "")) if times else 1

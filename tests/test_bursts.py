@@ -4,6 +4,7 @@ to the shared send rate, and StartExecution throttled at ingest. The same at AWS
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 
 from rootmail.domain.executions import execution_name
 from rootmail_local.emulator import PREFIX
-from samples import sample_pipeline
+from samples import alert_count, sample_pipeline
 
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "corpus"
 FORWARDED = "11-health-single-account"  # one account, two operations contacts: one message to two recipients
@@ -124,3 +125,26 @@ def test_a_start_still_throttled_after_the_retries_fails_ingest_and_reconcile_re
         assert result["findings"] == 1
         pipeline.wait()
         assert pipeline.ledger().get("0100refused")["state"] == "forwarded"
+
+
+def test_quarantined_mails_stored_at_once_share_one_slack_message_that_counts_them_all():
+    with sample_pipeline() as pipeline:
+        keys = [f"0100forged-{n}" for n in range(12)]
+        writers = [
+            threading.Thread(
+                target=pipeline.store_mail, args=(key, raw("31-spoofed-lookalike-abuse", number))
+            )
+            for number, key in enumerate(keys)
+        ]
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            writer.join()
+        pipeline.wait(timeout=300)
+        ledger = pipeline.ledger()
+        assert [ledger.get(k)["state"] for k in keys] == ["quarantined"] * 12
+        messages = pipeline.slack.messages
+        # One message per five-minute window (the run may straddle two), updated through Slack's chat.update.
+        assert 1 <= len(messages) <= 2
+        assert sum(alert_count(m) for m in messages) == 12
+        assert sum(m["updates"] for m in messages) >= 1

@@ -3,6 +3,7 @@ check here runs against the fake and against the adapter on moto, so a fake that
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,8 +15,10 @@ from moto import mock_aws
 
 import fakes
 from rootmail.adapters.dynamodb.accounts import AccountsTable
+from rootmail.adapters.dynamodb.alert_batches import AlertBatches
 from rootmail.adapters.dynamodb.deliveries import DeliveryGuard
 from rootmail.adapters.dynamodb.ledger import Ledger
+from rootmail.adapters.dynamodb.pacing import Pacer
 from rootmail.adapters.suppressions import SuppressionList
 from rootmail.domain.ses_events import Suppression
 from rootmail.domain.vocabulary import IN_FLIGHT
@@ -44,6 +47,8 @@ def ports(request, monkeypatch) -> Iterator[dict[str, Any]]:
             "ledger": fakes.Ledger(),
             "accounts": fakes.Accounts(),
             "suppressions": fakes.Suppressions(),
+            "pacer": fakes.Pacer(fakes.Clock()),
+            "alert_batches": fakes.AlertBatches(),
         }
         return
     for name, value in {
@@ -60,6 +65,8 @@ def ports(request, monkeypatch) -> Iterator[dict[str, Any]]:
             "ledger": Ledger(dynamodb, TABLES["ledger"]),
             "accounts": AccountsTable(dynamodb, TABLES["accounts"]),
             "suppressions": SuppressionList(dynamodb, TABLES["suppressions"]),
+            "pacer": Pacer(dynamodb, TABLES["deliveries"]),
+            "alert_batches": AlertBatches(dynamodb, TABLES["deliveries"]),
         }
 
 
@@ -172,3 +179,77 @@ def test_an_address_is_suppressed_once_whatever_its_case(ports):
     assert suppressions.suppress(bounce)
     assert not suppressions.suppress(bounce)
     assert suppressions.suppressed(["OPS@acme.example", "other@acme.example"]) == {"ops@acme.example"}
+
+
+def test_a_shared_rate_hands_out_consecutive_slots_in_order(ports):
+    pacer = ports["pacer"]
+    slots = [pacer.reserve("ses", 1, 2.0) for _ in range(4)]  # half a second each
+    assert [b.starts_ms - a.starts_ms for a, b in itertools.pairwise(slots)] == [500, 500, 500]
+    assert [slot.due for slot in slots] == [True, True, True, False]  # due: starting within a second
+    other = pacer.reserve("zendesk", 3, 1.0)  # each limit is its own
+    assert other.due
+
+
+def test_an_alert_batch_counts_each_mail_once_and_fills_up(ports):
+    batches = ports["alert_batches"]
+    first = batches.join(
+        "alerts#k#1#0", "m-1", ["111111111111"], headline="Quarantined mail", cap=3, now_ms=1000
+    )
+    assert first is not None and (first.count, first.poster) == (1, True)
+    again = batches.join(
+        "alerts#k#1#0", "m-1", ["111111111111"], headline="Quarantined mail", cap=3, now_ms=1001
+    )
+    assert again is not None and (again.count, again.poster) == (1, True)  # a retry joins once
+    second = batches.join("alerts#k#1#0", "m-2", [], headline="Quarantined mail", cap=3, now_ms=1002)
+    assert second is not None and (second.count, second.poster) == (2, False)
+    batches.join("alerts#k#1#0", "m-3", ["222222222222"], headline="Quarantined mail", cap=3, now_ms=1003)
+    assert batches.join("alerts#k#1#0", "m-4", [], headline="Quarantined mail", cap=3, now_ms=1004) is None
+    batch = batches.get("alerts#k#1#0")
+    assert (batch.count, batch.accounts, batch.headline, batch.opened_ms) == (
+        3,
+        ("111111111111", "222222222222"),
+        "Quarantined mail",
+        1000,
+    )
+    assert batches.get("alerts#other#1#0") is None
+
+
+def test_an_alert_batch_is_updated_by_one_at_a_time_and_never_shows_fewer(ports):
+    batches = ports["alert_batches"]
+    batches.join("alerts#k#1#0", "m-1", [], headline="Quarantined mail", cap=10, now_ms=1000)
+    batches.join("alerts#k#1#0", "m-2", [], headline="Quarantined mail", cap=10, now_ms=1000)
+    assert not batches.take_update("alerts#k#1#0", now_ms=1000, next_ms=4000)  # nothing posted yet
+    assert not batches.take_post(
+        "alerts#k#1#0", "m-2", stale_before_ms=1000, now_ms=1000
+    )  # the poster's lease holds
+    batches.posted(
+        "alerts#k#1#0", channel="C1", ts="1.1", text="Quarantined mail: x", blocks=[{"type": "header"}]
+    )
+    posted = batches.get("alerts#k#1#0")
+    assert (posted.shown, posted.channel, posted.ts, posted.text, posted.blocks) == (
+        1,
+        "C1",
+        "1.1",
+        "Quarantined mail: x",
+        ({"type": "header"},),
+    )
+    assert not batches.take_post(
+        "alerts#k#1#0", "m-2", stale_before_ms=99_000, now_ms=99_000
+    )  # posted already
+    assert batches.take_update("alerts#k#1#0", now_ms=1000, next_ms=4000)
+    assert not batches.take_update("alerts#k#1#0", now_ms=3999, next_ms=6999)
+    assert batches.get("alerts#k#1#0").next_update_ms == 4000
+    assert batches.take_update("alerts#k#1#0", now_ms=4000, next_ms=7000)
+    batches.mark_shown("alerts#k#1#0", 2)
+    batches.mark_shown("alerts#k#1#0", 1)
+    assert batches.get("alerts#k#1#0").shows(2)
+
+
+def test_a_batch_whose_poster_stopped_is_posted_by_another_once(ports):
+    batches = ports["alert_batches"]
+    batches.join("alerts#k#1#0", "m-1", [], headline="Quarantined mail", cap=10, now_ms=1000)
+    batches.join("alerts#k#1#0", "m-2", [], headline="Quarantined mail", cap=10, now_ms=2000)
+    assert batches.take_post("alerts#k#1#0", "m-2", stale_before_ms=61_001, now_ms=62_000)
+    assert not batches.take_post(
+        "alerts#k#1#0", "m-3", stale_before_ms=61_001, now_ms=62_000
+    )  # m-2 holds it now

@@ -8,6 +8,7 @@ import pytest
 from slack_sdk.http_retry import builtin_handlers, handler
 
 from rootmail.adapters.slack import SlackNotifier
+from rootmail.app.ports import PostedMessage
 from rootmail.errors import SlackRejected, SlackUnavailable
 from rootmail_local.standins import SlackStandIn
 
@@ -50,9 +51,14 @@ def clock(monkeypatch):
 def test_a_post_is_recorded_with_its_blocks_and_returns_the_ts(slack, notifier):
     ts = notifier.post("Urgent AWS notice: abuse-report", BLOCKS)
 
-    assert slack.messages == [
-        {"channel": "#rootmail-ops", "text": "Urgent AWS notice: abuse-report", "blocks": BLOCKS, "ts": ts}
-    ]
+    (message,) = slack.messages
+    assert {k: message[k] for k in ("channel", "text", "blocks", "ts", "updates")} == {
+        "channel": "#rootmail-ops",
+        "text": "Urgent AWS notice: abuse-report",
+        "blocks": BLOCKS,
+        "ts": ts,
+        "updates": 0,
+    }
     (request,) = slack.requests
     assert (request["method"], request["path"], request["status"]) == ("POST", "/api/chat.postMessage", 200)
     assert request["json"] == {
@@ -62,6 +68,34 @@ def test_a_post_is_recorded_with_its_blocks_and_returns_the_ts(slack, notifier):
     }
     assert request["headers"]["Authorization"] == "Bearer (redacted)"
     assert notifier.post("second") != ts
+
+
+def test_a_message_posted_to_be_updated_is_updated_by_its_channel_id_and_ts(slack, notifier):
+    posted = notifier.post_message("Quarantined mail: one", BLOCKS)
+    assert posted.channel.startswith("C") and posted.channel != "#rootmail-ops"
+    notifier.update(posted, "2 × Quarantined mail: one", BLOCKS[:1])
+    (message,) = slack.messages
+    assert (message["text"], message["blocks"], message["updates"]) == (
+        "2 × Quarantined mail: one",
+        BLOCKS[:1],
+        1,
+    )
+    assert (
+        slack.requests[-1]["json"]["channel"] == posted.channel
+        and slack.requests[-1]["json"]["ts"] == posted.ts
+    )
+    # Slack finds a message to update by the channel's ID: its name does not do.
+    with pytest.raises(SlackRejected, match="channel_not_found"):
+        notifier.update(PostedMessage(channel="#rootmail-ops", ts=posted.ts), "3 ×", BLOCKS)
+
+
+def test_429_on_an_update_is_waited_out_then_updated(slack, notifier, clock):
+    posted = notifier.post_message("Quarantined mail: one", BLOCKS)
+    slack.fail_next(429, retry_after=2)
+    notifier.update(posted, "2 × Quarantined mail: one", BLOCKS)
+    assert [r["status"] for r in slack.requests] == [200, 429, 200]
+    assert len(clock.waits) == 1 and 2 <= clock.waits[0] < 3
+    assert slack.messages[0]["updates"] == 1
 
 
 def test_a_post_without_blocks_sends_none(slack, notifier):

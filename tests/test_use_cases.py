@@ -26,7 +26,7 @@ from rootmail.domain.sync_plan import AccountDetails, ListedAccount
 from rootmail.domain.vocabulary import STATE_FOR_ACTION, Action
 from rootmail.errors import DeliveryInProgress, DeliveryRejected, SesUnavailable
 from rootmail.messages.operators import CREATE_RULE
-from samples import aws_mail
+from samples import alert_count, aws_mail
 from walk import ACCOUNTS, CORPUS, RULES, run, services, triage
 
 EXPECTED = json.loads((CORPUS / "expected.json").read_text(encoding="utf-8"))
@@ -62,10 +62,18 @@ def test_every_sample_mail_ends_in_its_expected_state_with_matching_evidence():
     cases = {r["case_id"] for r in records.values() if r["state"] == "ticketed"}
     escalated = [r for r in records.values() if r["state"] == "escalated"]
     assert len(rt.desk.tickets) == len(cases) + len(escalated)
-    alerted = [
-        r for r in records.values() if r["state"] in {"escalated", "restricted", "quarantined"} or r["alert"]
+    # An urgent mail's alert is its own message; the others share one message per kind (its headline), which
+    # counts them all.
+    escalated_alerts = [p for p in rt.slack.posts if p["text"].startswith("Urgent AWS notice")]
+    assert len(escalated_alerts) == len(escalated)
+    batched = [
+        r
+        for r in records.values()
+        if r["state"] in {"restricted", "quarantined"} or (r["alert"] and r["state"] != "escalated")
     ]
-    assert len(rt.slack.posts) == len(alerted)
+    batches = [p for p in rt.slack.posts if p not in escalated_alerts]
+    assert len({p["blocks"][0]["text"]["text"] for p in batches}) == len(batches) < len(batched)
+    assert sum(alert_count(p) for p in batches) == len(batched)
     counted = [(dimensions["category"], dimensions["state"]) for _, _, _, dimensions in rt.metrics.figures]
     assert sorted(counted) == sorted((r["category"], r["state"]) for r in records.values())
 
@@ -78,7 +86,12 @@ def test_spoofed_and_credential_mail_reach_no_customer_and_no_ticket():
     for name in names:
         assert triage(rt, name)["state"] in {"restricted", "quarantined"}, name
     assert rt.mailer.sent == [] and rt.desk.tickets == {}
-    assert len(rt.slack.posts) == len(names)
+    # The operators hear of every one: one message for the restricted, one for the quarantined, counting them all.
+    assert sorted(p["blocks"][0]["text"]["text"] for p in rt.slack.posts) == [
+        "Quarantined mail",
+        "Restricted mail (operators only)",
+    ]
+    assert sum(alert_count(p) for p in rt.slack.posts) == len(names)
 
 
 def test_an_execution_started_without_its_fields_still_ends_in_the_ledger_with_why():
@@ -573,31 +586,94 @@ def test_a_burst_of_forwards_takes_the_shared_send_rate_s_slots_in_order_and_sen
     rt = services(
         ses_send_rate=4
     )  # the notice goes to its account's two contacts: one mail every half second
-    start = rt.pacer.clock_ms = 1_800_000_000_000
-    waits = []
+    start = rt.clock.at_ms
+    states = []
     for number, raw in enumerate(copies("11-health-single-account", 8)):
-        record, visited = triage_walked(rt, f"burst-{number}", raw)
-        assert record["state"] == "forwarded", record.get("queue_reason")
-        waits.append(visited.count("AwaitSendSlot"))
-    # A slot starting within a second is used at once: the first three are sent at once, each later one waits once
-    # for its own slot and is then sent without asking again.
-    assert waits == [0, 0, 0, 1, 1, 1, 1, 1]
+        key = rt.mail_store.put(f"incoming/burst-{number}", raw)
+        state = TriageState(bucket=rt.mail_store.bucket, key=key, mail_id=f"burst-{number}", execution="x")
+        state = state.model_copy(update={"mail": intake.parse_step(state, rt)})
+        state = state.model_copy(update={"resolution": Resolution.from_dict(intake.resolve_step(state, rt))})
+        states.append(state.model_copy(update={"classification": intake.classify_step(state, rt)}))
+    # All at once: a slot starting within a second is used at once (the first three); each later one is a slot
+    # half a second after the one before, in the order asked, and nothing is sent for it yet.
+    first = [deliveries.forward_step(state, rt) for state in states]
+    assert [len(outcome.deliveries) for outcome in first] == [1, 1, 1, 0, 0, 0, 0, 0]
+    assert [o.paced_until for o in first[3:]] == [
+        stamp(datetime.fromtimestamp(-(-(start + n * 500) // 1000), UTC)).replace(".000", "")
+        for n in range(3, 8)
+    ]
+    assert len(rt.mailer.sent) == 3
+    # Each runs again once its slot has come (the state machine's Wait), holding it: sent without asking again.
+    for state, outcome in zip(states[3:], first[3:], strict=True):
+        again = deliveries.forward_step(state.model_copy(update={"delivery": outcome}), rt)
+        assert [d["status"] for d in again.deliveries] == ["sent"]
     assert len(rt.mailer.sent) == 8
     assert rt.pacer.tats["ses"] == start + 8 * 500
     assert rt.pacer.reservations == [("ses", 2)] * 8
 
 
+def test_a_paced_forward_walks_through_the_wait_for_its_slot_and_is_forwarded():
+    rt = services(ses_send_rate=1)  # two recipients: a mail every two seconds
+    walked = [
+        triage_walked(rt, f"paced-{n}", raw) for n, raw in enumerate(copies("11-health-single-account", 2))
+    ]
+    assert [record["state"] for record, _ in walked] == ["forwarded"] * 2
+    assert [visited.count("AwaitSendSlot") for _, visited in walked] == [0, 1]
+    assert len(rt.mailer.sent) == 2
+
+
 def test_a_forward_reserves_a_slot_for_each_recipient_it_sends_to():
     rt = services(ses_send_rate=1)
-    rt.pacer.clock_ms = 1_800_000_000_000
     triage(rt, "12-health-multi-account")
     assert rt.pacer.reservations == [("ses", 2)]
 
 
 def test_tickets_in_a_burst_take_the_zendesk_limit_s_slots_and_each_is_opened_once():
     rt = services(zendesk_requests_per_minute=60)  # one request a second: a ticket's three requests take 3 s
-    rt.pacer.clock_ms = 1_800_000_000_000
     walked = [triage_walked(rt, f"urgent-{n}", raw) for n, raw in enumerate(copies("08-abuse-report-ec2", 3))]
     assert [record["state"] for record, _ in walked] == ["escalated"] * 3
     assert [visited.count("AwaitUrgentSlot") for _, visited in walked] == [0, 1, 1]
     assert len(rt.desk.tickets) == 3 and len(rt.slack.posts) == 3
+
+
+# ---- the operators' channel in a burst ----------------------------------------------------------------------------
+
+
+def test_200_quarantined_mails_in_a_minute_are_a_few_messages_counting_all_and_an_urgent_one_is_its_own():
+    rt = services()
+    start = rt.clock.at_ms = 1_800_000_100_000  # early in a five-minute window
+    forged = copies("31-spoofed-lookalike-abuse", 200)
+    urgent_at = 120
+    for number, raw in enumerate(forged):
+        rt.clock.advance_to(start + number * 300)  # 200 in a minute (waits move the clock on too)
+        if number == urgent_at:
+            before = len(rt.slack.posts)
+            record, _ = triage_walked(rt, "urgent", (CORPUS / "08-abuse-report-ec2.eml").read_bytes())
+            assert record["state"] == "escalated"
+            # The urgent mail's alert is a message of its own, posted as it arrives.
+            (alert,) = rt.slack.posts[before:]
+            assert alert["text"].startswith("Urgent AWS notice") and alert_count(alert) == 1
+        record, visited = triage_walked(rt, f"forged-{number}", raw)
+        assert record["state"] == "quarantined"
+        assert visited[-1] == "Record"
+    batches = [p for p in rt.slack.posts if p["blocks"][0]["text"]["text"] == "Quarantined mail"]
+    assert 1 <= len(batches) <= 3  # a window's message each (a minute may straddle two windows)
+    assert sum(alert_count(p) for p in batches) == 200
+    assert len(rt.slack.posts) == len(batches) + 1
+    # The latest update names the accounts and says how to see the mails.
+    assert "123456789012" in json.dumps(batches[-1]["blocks"]) and "`/rootmail show" in json.dumps(
+        batches[-1]["blocks"]
+    )
+
+
+def test_a_batch_message_is_updated_at_most_every_three_seconds_and_each_mail_waits_until_it_is_counted():
+    rt = services()
+    rt.clock.at_ms = 1_800_000_100_000
+    walked = [
+        triage_walked(rt, f"forged-{n}", raw) for n, raw in enumerate(copies("31-spoofed-lookalike-abuse", 5))
+    ]
+    (batch,) = rt.slack.posts
+    assert alert_count(batch) == 5
+    # The first posts; the second updates at once; the third and later wait for the next turn (3 s on).
+    assert [visited.count("AwaitAlertUpdate") for _, visited in walked] == [0, 0, 1, 1, 1]
+    assert batch["updates"] <= 4

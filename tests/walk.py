@@ -1,12 +1,13 @@
 """The triage state machine's definition walked in process, over in-memory ports: its own Choice rules pick each next
-state, a task's result goes where its ResultPath says, and an error goes where its Catch says (retries and waits are
-the emulator's to show). Use-case tests run the steps as the definition chains them, in milliseconds; `triage`
+state, a task's result goes where its ResultPath says, and an error goes where its Catch says (retries are the
+emulator's to show; a Wait moves the services' clock on instead of waiting). Use-case tests run the steps as the definition chains them, in milliseconds; `triage`
 stores a mail and walks its execution, on `services()` (the sample organisation and the default rules)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,14 @@ def run(services: Services, execution: dict[str, Any]) -> tuple[dict[str, Any], 
         }
         assert not unknown, f"{name} uses {unknown}, which this walker does not follow"
         if spec["Type"] == "Wait":
+            # No real waiting: the services' clock (when a test set it) moves on to the Wait's end.
+            if "TimestampPath" in spec:
+                _, until = _path(state, spec["TimestampPath"])
+                moment = datetime.strptime(until, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+                services.clock.advance_to(int(moment.timestamp() * 1000))
+            elif "SecondsPath" in spec:
+                _, seconds = _path(state, spec["SecondsPath"])
+                services.clock.advance_to(services.clock.at_ms + int(seconds) * 1000)
             name = spec["Next"]
             continue
         step = STEPS[spec["Resource"]["Fn::GetAtt"][0]]

@@ -12,7 +12,9 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from rootmail.adapters.aws import describe
+from rootmail.adapters.clock import SystemClock
 from rootmail.adapters.dynamodb.accounts import AccountsTable
+from rootmail.adapters.dynamodb.alert_batches import AlertBatches
 from rootmail.adapters.dynamodb.deliveries import DeliveryGuard
 from rootmail.adapters.dynamodb.ledger import Ledger
 from rootmail.adapters.dynamodb.pacing import Pacer
@@ -105,6 +107,15 @@ class Runtime:
     def pacer(self) -> Pacer:
         name = self.settings.require("deliveries_table")
         return Pacer(self.dynamodb, name)
+
+    @cached_property
+    def alert_batches(self) -> AlertBatches:
+        name = self.settings.require("deliveries_table")
+        return AlertBatches(self.dynamodb, name)
+
+    @cached_property
+    def clock(self) -> SystemClock:
+        return SystemClock()
 
     @cached_property
     def mailer(self) -> SesMailer:

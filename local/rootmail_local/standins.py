@@ -550,7 +550,7 @@ MISSING_CHANNEL = "#does-not-exist"
 
 
 class SlackStandIn(_StandIn):
-    """chat.postMessage, views.open and auth.test of the Slack Web API, and response_urls (as Slack's hooks)."""
+    """chat.postMessage, chat.update, views.open and auth.test of the Slack Web API, and response_urls (as Slack's hooks)."""
 
     RESPONSE_PATH = "/response/"
 
@@ -575,7 +575,7 @@ class SlackStandIn(_StandIn):
 
     @property
     def messages(self) -> list[dict[str, Any]]:
-        """Posted messages: channel, text, blocks, ts."""
+        """Posted messages: channel (and its ID), text, blocks, ts, and how often chat.update changed them."""
         with self._lock:
             return copy.deepcopy(self._messages)
 
@@ -619,6 +619,8 @@ class SlackStandIn(_StandIn):
             )
         if request.path == "/api/chat.postMessage":
             return self._post_message(args)
+        if request.path == "/api/chat.update":
+            return self._update_message(args)
         if request.path == "/api/views.open":
             return self._open_view(args)
         return _Answer(404, {"ok": False, "error": "unknown_method"})
@@ -640,10 +642,50 @@ class SlackStandIn(_StandIn):
                 200, {"ok": False, "error": "invalid_blocks"}
             )  # Slack's limit: 50 blocks a message
         ts = f"1700000000.{next(self._ts):06d}"
-        self._messages.append({"channel": channel, "text": text or "", "blocks": blocks, "ts": ts})
-        channel_id = "C" + hashlib.sha1(channel.encode()).hexdigest()[:10].upper()
+        channel_id = self._channel_id(channel)
+        self._messages.append(
+            {
+                "channel": channel,
+                "channel_id": channel_id,
+                "text": text or "",
+                "blocks": blocks,
+                "ts": ts,
+                "updates": 0,
+            }
+        )
         message = {"type": "message", "text": text or "", "blocks": blocks, "ts": ts, "bot_id": "B0LOCAL"}
         return _Answer(200, {"ok": True, "channel": channel_id, "ts": ts, "message": message})
+
+    @staticmethod
+    def _channel_id(channel: str) -> str:
+        return (
+            channel
+            if re.fullmatch(r"[CG][A-Z0-9]{8,}", channel)
+            else "C" + hashlib.sha1(channel.encode()).hexdigest()[:10].upper()
+        )
+
+    def _update_message(self, args: dict[str, Any]) -> _Answer:
+        """chat.update: as Slack, by the channel's ID (a name is channel_not_found) and the message's ts."""
+        channel, ts = str(args.get("channel") or ""), str(args.get("ts") or "")
+        found = [m for m in self._messages if m["channel_id"] == channel and m["ts"] == ts]
+        if not found:
+            error = (
+                "message_not_found"
+                if any(m["channel_id"] == channel for m in self._messages)
+                else "channel_not_found"
+            )
+            return _Answer(200, {"ok": False, "error": error})
+        text, blocks = args.get("text"), args.get("blocks")
+        if isinstance(blocks, str):
+            try:
+                blocks = json.loads(blocks)
+            except ValueError:
+                return _Answer(200, {"ok": False, "error": "invalid_blocks"})
+        if blocks is not None and (not isinstance(blocks, list) or len(blocks) > 50):
+            return _Answer(200, {"ok": False, "error": "invalid_blocks"})
+        message = found[0]
+        message.update(text=text or message["text"], blocks=blocks, updates=message["updates"] + 1)
+        return _Answer(200, {"ok": True, "channel": channel, "ts": ts, "text": message["text"]})
 
     def _open_view(self, args: dict[str, Any]) -> _Answer:
         view = args.get("view")

@@ -13,6 +13,7 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.webhook import WebhookClient
 
+from rootmail.app.ports import PostedMessage
 from rootmail.errors import SlackRejected, SlackUnavailable
 
 # Slack's `error` values that mean "not now" rather than "never".
@@ -82,6 +83,20 @@ class SlackNotifier:
             lambda: self.client.chat_postMessage(channel=where, text=text, blocks=blocks),
         )
         return str(response["ts"])
+
+    def post_message(self, text: str, blocks: list[dict[str, Any]]) -> PostedMessage:
+        """Post to the channel a message to update later: chat.update wants the channel's ID, which Slack returns."""
+        response = self._call(
+            f"chat.postMessage in {self.channel}",
+            lambda: self.client.chat_postMessage(channel=self.channel, text=text, blocks=blocks),
+        )
+        return PostedMessage(channel=str(response["channel"]), ts=str(response["ts"]))
+
+    def update(self, message: PostedMessage, text: str, blocks: list[dict[str, Any]]) -> None:
+        self._call(
+            f"chat.update of {message.ts}",
+            lambda: self.client.chat_update(channel=message.channel, ts=message.ts, text=text, blocks=blocks),
+        )
 
     def open_view(self, trigger_id: str, view: dict[str, Any]) -> str:
         """Open a modal for the operator who clicked (the trigger ID lives 3 seconds); return the view's ID."""

@@ -86,6 +86,9 @@ class DeliveryOutcome(Payload):
     # Nothing delivered yet: the step holds a slot of a shared rate (domain/pacing.py) that starts then, and the
     # state machine waits for it (a Wait's TimestampPath) before running the step again.
     paced_until: str | None = None
+    # Joined the batch of its kind (domain/alerts.py) but not yet counted by its message: the state machine waits
+    # until then and runs the step again, which only makes the message show it.
+    settle_at: str | None = None
 
 
 class RefreshOutcome(Payload):

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from rootmail.config import Settings
 from rootmail.domain.accounts import Account
+from rootmail.domain.alerts import AlertBatch, Joined
 from rootmail.domain.pacing import Slot
 from rootmail.domain.rules.index import RuleSet
 from rootmail.domain.ses_events import Suppression
@@ -40,6 +41,14 @@ LEDGER_OVERVIEW = (
 )
 
 # ---- records the ports return ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PostedMessage:
+    """A Slack message as chat.update finds it again: the channel's ID (not its name) and the message's ts."""
+
+    channel: str
+    ts: str
 
 
 @dataclass(frozen=True)
@@ -164,6 +173,37 @@ class Pacer(Protocol):
     def reserve(self, limit: str, cost: int, rate_per_second: float) -> Slot: ...
 
 
+class AlertBatches(Protocol):
+    """The operators' alerts of one kind and window, sharing one Slack message (domain/alerts.py)."""
+
+    def join(
+        self,
+        batch_id: str,
+        mail_id: str,
+        account_ids: Sequence[str],
+        *,
+        headline: str,
+        cap: int,
+        now_ms: int,
+    ) -> Joined | None: ...
+
+    def take_post(self, batch_id: str, mail_id: str, *, stale_before_ms: int, now_ms: int) -> bool: ...
+
+    def posted(
+        self, batch_id: str, *, channel: str, ts: str, text: str, blocks: Sequence[dict[str, Any]]
+    ) -> None: ...
+
+    def get(self, batch_id: str) -> AlertBatch | None: ...
+
+    def take_update(self, batch_id: str, *, now_ms: int, next_ms: int) -> bool: ...
+
+    def mark_shown(self, batch_id: str, count: int) -> None: ...
+
+
+class Clock(Protocol):
+    def now_ms(self) -> int: ...
+
+
 class Suppressions(Protocol):
     """Addresses SES must not be asked to send to (bounced, complained)."""
 
@@ -229,6 +269,12 @@ class Chat(Protocol):
     def post(
         self, text: str, blocks: list[dict[str, Any]] | None = None, *, channel: str | None = None
     ) -> str: ...
+
+    def post_message(self, text: str, blocks: list[dict[str, Any]]) -> PostedMessage:
+        """Post to the operators' channel a message that will be updated."""
+        ...
+
+    def update(self, message: PostedMessage, text: str, blocks: list[dict[str, Any]]) -> None: ...
 
     def open_view(self, trigger_id: str, view: dict[str, Any]) -> str: ...
 
@@ -299,6 +345,12 @@ class Services(Protocol):
 
     @property
     def pacer(self) -> Pacer: ...
+
+    @property
+    def alert_batches(self) -> AlertBatches: ...
+
+    @property
+    def clock(self) -> Clock: ...
 
     @property
     def suppressions(self) -> Suppressions: ...

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import formatdate, make_msgid
@@ -294,6 +295,36 @@ def alert_headline(action: str, category: str, *, signal: bool = False, rule_id:
     if category == Category.BILLING:
         return "Payment trouble (billing, operators only)"
     return "Restricted mail (operators only)"
+
+
+# Accounts named in a batch's message; the rest are counted.
+MAX_BATCH_ACCOUNTS = 30
+
+
+def batched_alert(
+    first_text: str,
+    first_blocks: Sequence[dict[str, Any]],
+    *,
+    count: int,
+    accounts: Sequence[str],
+    since: datetime,
+    listing: bool,
+) -> tuple[str, list[dict[str, Any]]]:
+    """A batch's message as it is updated: the alert of its first mail, under a line that counts the mails of its
+    kind since the window opened and names their accounts."""
+    named = ", ".join(mrkdwn(a) for a in accounts[:MAX_BATCH_ACCOUNTS]) or "no known account"
+    if len(accounts) > MAX_BATCH_ACCOUNTS:
+        named += f" and {len(accounts) - MAX_BATCH_ACCOUNTS:,} more"
+    line = f"*{count:,} mails* of this kind since {since:%H:%M} UTC, the first shown here. Accounts: {named}."
+    if listing:
+        line += " They are queued: `/rootmail list` shows them, the digest groups them by pattern."
+    else:
+        line += " `/rootmail show MAIL-ID` shows one; the ledger holds each with its state."
+    header = list(first_blocks[:1]) or [
+        {"type": "header", "text": {"type": "plain_text", "text": header_text(first_text, 150)}}
+    ]
+    text = f"{count:,} × {first_text}"
+    return text, [*header, {"type": "section", "text": {"type": "mrkdwn", "text": line}}, *first_blocks[1:]]
 
 
 def operator_alert(

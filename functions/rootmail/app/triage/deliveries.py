@@ -4,7 +4,7 @@ the operators' alerts. Each side effect is made at most once per delivery key, h
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rootmail.app.payloads import (
@@ -13,18 +13,27 @@ from rootmail.app.payloads import (
     TriageState,
     Undelivered,
 )
-from rootmail.app.ports import Services
+from rootmail.app.ports import PostedMessage, Services
 from rootmail.app.triage.intake import load_mail
 from rootmail.domain.accounts import Account, contact_kind
+from rootmail.domain.alerts import (
+    BATCH_CAP,
+    MAX_PARTS,
+    POSTER_LEASE_MS,
+    UPDATE_EVERY_MS,
+    batch_id,
+    window_start,
+)
 from rootmail.domain.mail.model import ParsedMail, fit
 from rootmail.domain.outcome import ACCOUNT_GONE, all_suppressed, no_contact
-from rootmail.domain.pacing import SES, ZENDESK, ZENDESK_REQUESTS_PER_TICKET
+from rootmail.domain.pacing import SES, ZENDESK, ZENDESK_REQUESTS_PER_TICKET, Slot
 from rootmail.domain.routing import Resolution
 from rootmail.domain.vocabulary import Action
-from rootmail.errors import DeliveryRejected, DeliveryUnconfirmed
+from rootmail.errors import DeliveryRejected, DeliveryUnconfirmed, SlackUnavailable
 from rootmail.messages.operators import rule_prompt
 from rootmail.messages.render import (
     alert_headline,
+    batched_alert,
     operator_alert,
     render_forward,
     ticket_comment,
@@ -240,33 +249,131 @@ def escalate_step(event: TriageState, rt: Services) -> DeliveryOutcome:
 
 
 def alert_step(event: TriageState, rt: Services) -> DeliveryOutcome:
-    _, mail = load_mail(rt, event.key)
     resolution, decision = event.resolved(), event.decision()
     signal = decision.alert and decision.action == Action.QUEUE
-    extra: list[dict[str, Any]] = []
-    # Mail no rule knows gets the button that makes a rule of its pattern; mail a rule took (held for its urgent
-    # words) is no such pattern: the operators act on the mail itself.
-    if signal and not decision.rule_id:
-        summary = event.summary()
-        extra = rule_prompt(
-            subject=summary.subject or mail.subject,
-            sender=summary.sender or mail.sender,
-            signals=decision.signals,
-            suggestion=decision.suggestion,
-            language=rt.settings.operator_language,
+    headline = alert_headline(decision.action, decision.category, signal=signal, rule_id=decision.rule_id)
+    if event.delivery is not None and event.delivery.settle_at is not None:
+        # Back from waiting for its batch's message to show it: joined already, only to be shown.
+        (joined,) = event.delivery.deliveries
+    else:
+        _, mail = load_mail(rt, event.key)
+        extra: list[dict[str, Any]] = []
+        # Mail no rule knows gets the button that makes a rule of its pattern; mail a rule took (held for its
+        # urgent words) is no such pattern: the operators act on the mail itself.
+        if signal and not decision.rule_id:
+            summary = event.summary()
+            extra = rule_prompt(
+                subject=summary.subject or mail.subject,
+                sender=summary.sender or mail.sender,
+                signals=decision.signals,
+                suggestion=decision.suggestion,
+                language=rt.settings.operator_language,
+            )
+        text, blocks = operator_alert(
+            headline=headline,
+            mail=mail,
+            account_ids=resolution.account_ids,
+            category=decision.category,
+            action=decision.action,
+            mail_id=event.mail_id,
+            reason=decision.reason,
         )
-    delivery = _alert(
-        rt,
-        event,
-        mail,
-        resolution,
-        decision,
-        headline=alert_headline(decision.action, decision.category, signal=signal, rule_id=decision.rule_id),
-        extra=extra,
-        # Its own delivery: a rule that later restricts or quarantines the mail still tells the operators.
-        key="signal" if signal else "alert",
+        joined = _guarded(
+            rt,
+            # Its own delivery: a rule that later restricts or quarantines the mail still tells the operators.
+            f"{event.mail_id}#slack#{'signal' if signal else 'alert'}",
+            event.execution,
+            lambda: _join_batch(rt, event.mail_id, resolution.account_ids, headline, text, blocks + extra),
+            {"channel": "slack", "recipient": rt.slack.channel},
+        )
+    settle_at = _show_batch(rt, event.mail_id, joined["batch"], joined["position"], listing=signal)
+    if (
+        settle_at is None
+    ):  # shown: no settle_at at all (the state machine's Choice asks whether it is present)
+        return DeliveryOutcome(deliveries=[joined], undelivered=[])
+    return DeliveryOutcome(deliveries=[joined], undelivered=[], settle_at=settle_at)
+
+
+def _join_batch(
+    rt: Services,
+    mail_id: str,
+    account_ids: Sequence[str],
+    headline: str,
+    text: str,
+    blocks: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """Put the mail in the batch of its kind and window; the batch's first mail posts the batch's message."""
+    now = rt.clock.now_ms()
+    for part in range(MAX_PARTS):
+        batch = batch_id(headline, now, part)
+        joined = rt.alert_batches.join(
+            batch, mail_id, account_ids, headline=headline, cap=BATCH_CAP, now_ms=now
+        )
+        if joined is not None:
+            break
+    else:
+        raise SlackUnavailable(
+            f"{MAX_PARTS} full alert batches of '{headline}' in one window: try again later"
+        )
+    proof: dict[str, Any] = {"batch": batch, "position": joined.count}
+    if joined.poster:
+        proof["ts"] = _post_batch(rt, batch, text, blocks)
+    return proof
+
+
+def _post_batch(rt: Services, batch: str, text: str, blocks: list[dict[str, Any]]) -> str:
+    message = rt.slack.post_message(text, blocks)
+    rt.alert_batches.posted(batch, channel=message.channel, ts=message.ts, text=text, blocks=blocks)
+    return message.ts
+
+
+def _show_batch(rt: Services, mail_id: str, batch_key: str, position: int, *, listing: bool) -> str | None:
+    """Make the batch's message count this mail: update it when it is this mail's turn; otherwise the moment to
+    look again (the state machine waits until then). None: shown."""
+    now = rt.clock.now_ms()
+    batch = rt.alert_batches.get(batch_key)
+    if batch is None:
+        raise DeliveryRejected(f"alert batch {batch_key} is gone")
+    if batch.shows(position):
+        return None
+    if batch.ts is None:
+        if batch.poster_gone(now) and rt.alert_batches.take_post(
+            batch_key, mail_id, stale_before_ms=now - POSTER_LEASE_MS, now_ms=now
+        ):
+            # Its first mail stopped before posting (and will not post: the lease is gone): the message is posted
+            # without a first mail's details, and counts every mail of the batch once updated.
+            text, blocks = batched_alert(
+                batch.headline,
+                [],
+                count=batch.count,
+                accounts=batch.accounts,
+                since=window_start(batch.opened_ms),
+                listing=listing,
+            )
+            message = rt.slack.post_message(text, blocks)
+            rt.alert_batches.posted(
+                batch_key, channel=message.channel, ts=message.ts, text=batch.headline, blocks=[]
+            )
+        return _moment(now + UPDATE_EVERY_MS)
+    if not rt.alert_batches.take_update(batch_key, now_ms=now, next_ms=now + UPDATE_EVERY_MS):
+        return _moment(max(batch.next_update_ms, now + 1000))
+    batch = rt.alert_batches.get(batch_key) or batch  # the count as it is now, read after taking the turn
+    assert batch.ts is not None and batch.channel is not None and batch.text is not None
+    text, blocks = batched_alert(
+        batch.text,
+        list(batch.blocks),
+        count=batch.count,
+        accounts=batch.accounts,
+        since=window_start(batch.opened_ms),
+        listing=listing,
     )
-    return DeliveryOutcome(deliveries=[delivery], undelivered=[])
+    rt.slack.update(PostedMessage(channel=batch.channel, ts=batch.ts), text, blocks)
+    rt.alert_batches.mark_shown(batch_key, batch.count)
+    return None
+
+
+def _moment(moment_ms: int) -> str:
+    return Slot(moment_ms, moment_ms).timestamp()
 
 
 def _alert(
