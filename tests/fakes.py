@@ -24,7 +24,7 @@ from rootmail.app.ports import (
 )
 from rootmail.config import Settings
 from rootmail.domain.accounts import Account
-from rootmail.domain.alerts import AlertBatch, Joined
+from rootmail.domain.alerts import MAX_NAMED_ACCOUNTS, TURN_LEASE_MS, AlertBatch, Membership
 from rootmail.domain.moments import now_iso, stamp
 from rootmail.domain.pacing import Slot, reserve
 from rootmail.domain.rules.index import RuleSet
@@ -32,7 +32,13 @@ from rootmail.domain.rules.sets import usable_rules
 from rootmail.domain.ses_events import Suppression
 from rootmail.domain.sync_plan import ListedAccount
 from rootmail.domain.vocabulary import IN_FLIGHT
-from rootmail.errors import DeliveryInProgress, DeliveryUnconfirmed, MailNotFound, RulesUnavailable
+from rootmail.errors import (
+    DeliveryInProgress,
+    DeliveryUnconfirmed,
+    MailNotFound,
+    RulesUnavailable,
+    SlackMessageGone,
+)
 
 LEASE = timedelta(minutes=5)
 HOLD_LEASE = timedelta(seconds=90)
@@ -283,7 +289,9 @@ class Pacer:
         self.reservations: list[tuple[str, int]] = []
 
     def reserve(self, limit: str, cost: int, rate_per_second: float) -> Slot:
-        slot, self.tats[limit] = reserve(self.tats.get(limit), self.clock.now_ms(), cost, rate_per_second)
+        slot, self.tats[limit] = reserve(
+            self.tats.get(limit), self.clock.now_ms() * 1000, cost, rate_per_second
+        )
         self.reservations.append((limit, cost))
         return slot
 
@@ -293,38 +301,23 @@ class AlertBatches:
 
     def __init__(self) -> None:
         self.items: dict[str, dict[str, Any]] = {}
+        self.members: dict[str, dict[str, Any]] = {}
+        self.messages: dict[str, tuple[str, list[dict[str, Any]]]] = {}
 
     def join(
-        self,
-        batch_id: str,
-        mail_id: str,
-        account_ids: Sequence[str],
-        *,
-        headline: str,
-        cap: int,
-        now_ms: int,
-    ) -> Joined | None:
-        item = self.items.setdefault(
-            batch_id, {"mails": set(), "accounts": set(), "opened": now_ms, "headline": headline}
-        )
-        if len(item["mails"]) >= cap and mail_id not in item["mails"]:
-            return None
-        item["mails"].add(mail_id)
-        item["accounts"].update(account_ids)
-        item.setdefault("poster", mail_id)
-        return Joined(count=len(item["mails"]), poster=item["poster"] == mail_id)
-
-    def take_post(self, batch_id: str, mail_id: str, *, stale_before_ms: int, now_ms: int) -> bool:
-        item = self.items[batch_id]
-        if "ts" in item or item["opened"] >= stale_before_ms:
-            return False
-        item.update(poster=mail_id, opened=now_ms)
-        return True
-
-    def posted(
-        self, batch_id: str, *, channel: str, ts: str, text: str, blocks: Sequence[dict[str, Any]]
-    ) -> None:
-        self.items[batch_id].update(channel=channel, ts=ts, text=text, blocks=list(blocks), shown=1)
+        self, batch_id: str, member: str, account_ids: Sequence[str], *, poster: str, now_ms: int
+    ) -> Membership:
+        held = self.members.get(member)
+        if held is None:
+            item = self.items.setdefault(
+                batch_id,
+                {"mails": 0, "accounts": set(), "opened": now_ms, "poster": poster, "poster_at": now_ms},
+            )
+            item["mails"] += 1
+            if len(item["accounts"]) < MAX_NAMED_ACCOUNTS:
+                item["accounts"].update(account_ids)
+            held = self.members[member] = {"batch": batch_id, "joined": now_ms, "position": item["mails"]}
+        return Membership(held["batch"], held["position"], held["joined"])
 
     def get(self, batch_id: str) -> AlertBatch | None:
         item = self.items.get(batch_id)
@@ -332,28 +325,70 @@ class AlertBatches:
             return None
         return AlertBatch(
             batch_id=batch_id,
-            count=len(item["mails"]),
+            count=item["mails"],
             accounts=tuple(sorted(item["accounts"])),
-            headline=item["headline"],
             opened_ms=item["opened"],
             shown=item.get("shown", 0),
             channel=item.get("channel"),
             ts=item.get("ts"),
-            text=item.get("text"),
-            blocks=tuple(item.get("blocks", ())),
             next_update_ms=item.get("next_update", 0),
+            generation=item.get("generation", 0),
         )
 
-    def take_update(self, batch_id: str, *, now_ms: int, next_ms: int) -> bool:
-        item = self.items[batch_id]
-        if "ts" not in item or item.get("next_update", 0) > now_ms:
+    def claim_post(self, batch_id: str, poster: str, *, now_ms: int) -> bool:
+        item = self.items.get(batch_id)
+        if (
+            item is None
+            or "ts" in item
+            or (item["poster"] != poster and item["poster_at"] >= now_ms - TURN_LEASE_MS)
+        ):
             return False
-        item["next_update"] = next_ms
+        item.update(poster=poster, poster_at=now_ms)
         return True
 
-    def mark_shown(self, batch_id: str, count: int) -> None:
-        item = self.items[batch_id]
-        item["shown"] = max(item.get("shown", 0), count)
+    def save_message(self, batch_id: str, text: str, blocks: Sequence[dict[str, Any]]) -> None:
+        self.messages[batch_id] = (text, json.loads(json.dumps(list(blocks))))
+
+    def message(self, batch_id: str) -> tuple[str, list[dict[str, Any]]] | None:
+        return self.messages.get(batch_id)
+
+    def posted(self, batch_id: str, poster: str, *, channel: str, ts: str, shown: int) -> bool:
+        item = self.items.get(batch_id)
+        if item is None or not (("ts" not in item and item["poster"] == poster) or item.get("ts") == ts):
+            return False
+        item.update(channel=channel, ts=ts, shown=shown)
+        return True
+
+    def take_turn(self, batch_id: str, owner: str, *, now_ms: int) -> bool:
+        item = self.items.get(batch_id)
+        if (
+            item is None
+            or "ts" not in item
+            or item.get("turn_until", 0) >= now_ms
+            or item.get("next_update", 0) > now_ms
+        ):
+            return False
+        item.update(turn_owner=owner, turn_until=now_ms + TURN_LEASE_MS)
+        return True
+
+    def end_turn(self, batch_id: str, owner: str, *, shown: int | None, next_ms: int) -> None:
+        item = self.items.get(batch_id)
+        if item is None or item.get("turn_owner") != owner:
+            return
+        item["next_update"] = next_ms
+        if shown is not None:
+            item["shown"] = shown
+        item.pop("turn_owner", None)
+        item.pop("turn_until", None)
+
+    def message_gone(self, batch_id: str, ts: str, poster: str, *, now_ms: int) -> bool:
+        item = self.items.get(batch_id)
+        if item is None or item.get("ts") != ts:
+            return False
+        for name in ("ts", "channel", "turn_until", "turn_owner"):
+            item.pop(name, None)
+        item.update(poster=poster, poster_at=now_ms, shown=0, generation=item.get("generation", 0) + 1)
+        return True
 
 
 @dataclass
@@ -416,10 +451,13 @@ class Chat:
     posts: list[dict[str, Any]] = field(default_factory=list)
     views: list[dict[str, Any]] = field(default_factory=list)
     responses: list[dict[str, Any]] = field(default_factory=list)
+    failure: Exception | None = None  # raised by every post and update while set
 
     def post(
         self, text: str, blocks: list[dict[str, Any]] | None = None, *, channel: str | None = None
     ) -> str:
+        if self.failure is not None:
+            raise self.failure
         ts = f"{len(self.posts) + 1}.000100"
         self.posts.append(
             {"text": text, "blocks": blocks or [], "channel": channel or self.channel, "ts": ts}
@@ -431,8 +469,12 @@ class Chat:
         return PostedMessage(channel=self.channel, ts=ts)
 
     def update(self, message: PostedMessage, text: str, blocks: list[dict[str, Any]]) -> None:
-        (post,) = [p for p in self.posts if p["ts"] == message.ts and p["channel"] == message.channel]
-        post.update(text=text, blocks=blocks, updates=post.get("updates", 0) + 1)
+        if self.failure is not None:
+            raise self.failure
+        found = [p for p in self.posts if p["ts"] == message.ts and p["channel"] == message.channel]
+        if not found:  # deleted in Slack (a test removed it from `posts`)
+            raise SlackMessageGone(f"Slack answered 200 to chat.update of {message.ts}: message_not_found")
+        found[0].update(text=text, blocks=blocks, updates=found[0].get("updates", 0) + 1)
 
     def open_view(self, trigger_id: str, view: dict[str, Any]) -> str:
         self.views.append({"trigger_id": trigger_id, "view": view})

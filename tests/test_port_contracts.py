@@ -190,66 +190,69 @@ def test_a_shared_rate_hands_out_consecutive_slots_in_order(ports):
     assert other.due
 
 
-def test_an_alert_batch_counts_each_mail_once_and_fills_up(ports):
+def test_an_alert_batch_counts_each_member_once_whatever_batch_it_joins_again(ports):
     batches = ports["alert_batches"]
-    first = batches.join(
-        "alerts#k#1#0", "m-1", ["111111111111"], headline="Quarantined mail", cap=3, now_ms=1000
-    )
-    assert first is not None and (first.count, first.poster) == (1, True)
-    again = batches.join(
-        "alerts#k#1#0", "m-1", ["111111111111"], headline="Quarantined mail", cap=3, now_ms=1001
-    )
-    assert again is not None and (again.count, again.poster) == (1, True)  # a retry joins once
-    second = batches.join("alerts#k#1#0", "m-2", [], headline="Quarantined mail", cap=3, now_ms=1002)
-    assert second is not None and (second.count, second.poster) == (2, False)
-    batches.join("alerts#k#1#0", "m-3", ["222222222222"], headline="Quarantined mail", cap=3, now_ms=1003)
-    assert batches.join("alerts#k#1#0", "m-4", [], headline="Quarantined mail", cap=3, now_ms=1004) is None
-    batch = batches.get("alerts#k#1#0")
-    assert (batch.count, batch.accounts, batch.headline, batch.opened_ms) == (
+    first = batches.join("alerts#k#1", "m-1#alert", ["111111111111"], poster="m-1", now_ms=1000)
+    assert (first.batch_id, first.position, first.joined_ms) == ("alerts#k#1", 1, 1000)
+    # A retry (even in a later window) finds its first membership: counted once.
+    assert batches.join("alerts#k#2", "m-1#alert", ["111111111111"], poster="m-1", now_ms=9000) == first
+    second = batches.join("alerts#k#1", "m-2#alert", [], poster="m-2", now_ms=1001)
+    assert (second.batch_id, second.position) == ("alerts#k#1", 2)
+    batches.join("alerts#k#1", "m-3#alert", ["222222222222"], poster="m-3", now_ms=1002)
+    batch = batches.get("alerts#k#1")
+    assert (batch.count, batch.accounts, batch.opened_ms, batch.ts) == (
         3,
         ("111111111111", "222222222222"),
-        "Quarantined mail",
         1000,
+        None,
     )
-    assert batches.get("alerts#other#1#0") is None
+    assert batches.get("alerts#k#2") is None and batches.get("alerts#other#1") is None
 
 
-def test_an_alert_batch_is_updated_by_one_at_a_time_and_never_shows_fewer(ports):
+def test_an_alert_batch_names_its_first_thirty_accounts_and_counts_the_rest(ports):
     batches = ports["alert_batches"]
-    batches.join("alerts#k#1#0", "m-1", [], headline="Quarantined mail", cap=10, now_ms=1000)
-    batches.join("alerts#k#1#0", "m-2", [], headline="Quarantined mail", cap=10, now_ms=1000)
-    assert not batches.take_update("alerts#k#1#0", now_ms=1000, next_ms=4000)  # nothing posted yet
-    assert not batches.take_post(
-        "alerts#k#1#0", "m-2", stale_before_ms=1000, now_ms=1000
-    )  # the poster's lease holds
-    batches.posted(
-        "alerts#k#1#0", channel="C1", ts="1.1", text="Quarantined mail: x", blocks=[{"type": "header"}]
-    )
-    posted = batches.get("alerts#k#1#0")
-    assert (posted.shown, posted.channel, posted.ts, posted.text, posted.blocks) == (
-        1,
-        "C1",
-        "1.1",
-        "Quarantined mail: x",
-        ({"type": "header"},),
-    )
-    assert not batches.take_post(
-        "alerts#k#1#0", "m-2", stale_before_ms=99_000, now_ms=99_000
-    )  # posted already
-    assert batches.take_update("alerts#k#1#0", now_ms=1000, next_ms=4000)
-    assert not batches.take_update("alerts#k#1#0", now_ms=3999, next_ms=6999)
-    assert batches.get("alerts#k#1#0").next_update_ms == 4000
-    assert batches.take_update("alerts#k#1#0", now_ms=4000, next_ms=7000)
-    batches.mark_shown("alerts#k#1#0", 2)
-    batches.mark_shown("alerts#k#1#0", 1)
-    assert batches.get("alerts#k#1#0").shows(2)
+    for n in range(40):
+        batches.join("alerts#k#1", f"m-{n}#alert", [f"{n:012d}"], poster=f"m-{n}", now_ms=1000)
+    batch = batches.get("alerts#k#1")
+    assert batch.count == 40 and len(batch.accounts) == 30
 
 
-def test_a_batch_whose_poster_stopped_is_posted_by_another_once(ports):
+def test_an_alert_batch_is_posted_by_its_first_mail_or_after_its_lease_by_another(ports):
     batches = ports["alert_batches"]
-    batches.join("alerts#k#1#0", "m-1", [], headline="Quarantined mail", cap=10, now_ms=1000)
-    batches.join("alerts#k#1#0", "m-2", [], headline="Quarantined mail", cap=10, now_ms=2000)
-    assert batches.take_post("alerts#k#1#0", "m-2", stale_before_ms=61_001, now_ms=62_000)
-    assert not batches.take_post(
-        "alerts#k#1#0", "m-3", stale_before_ms=61_001, now_ms=62_000
-    )  # m-2 holds it now
+    batches.join("alerts#k#1", "m-1#alert", [], poster="m-1", now_ms=1000)
+    batches.join("alerts#k#1", "m-2#alert", [], poster="m-2", now_ms=1000)
+    assert batches.message("alerts#k#1") is None
+    assert not batches.claim_post("alerts#k#1", "m-2", now_ms=2000)  # m-1's turn to post
+    assert batches.claim_post("alerts#k#1", "m-1", now_ms=2000)
+    assert not batches.claim_post("alerts#k#1", "m-2", now_ms=61_000)  # its turn runs a minute
+    assert batches.claim_post("alerts#k#1", "m-2", now_ms=62_001)  # m-1 is gone: m-2 takes it over
+    batches.save_message("alerts#k#1", "Quarantined mail: x", [{"type": "header"}])
+    assert batches.message("alerts#k#1") == ("Quarantined mail: x", [{"type": "header"}])
+    assert not batches.posted("alerts#k#1", "m-1", channel="C1", ts="1.1", shown=2)  # no longer m-1's post
+    assert batches.posted("alerts#k#1", "m-2", channel="C1", ts="1.2", shown=2)
+    assert batches.posted("alerts#k#1", "m-2", channel="C1", ts="1.2", shown=2)  # its retry records it again
+    assert not batches.claim_post("alerts#k#1", "m-2", now_ms=999_999)  # posted: nobody posts again
+    batch = batches.get("alerts#k#1")
+    assert (batch.channel, batch.ts, batch.shown, batch.generation) == ("C1", "1.2", 2, 0)
+
+
+def test_an_alert_batch_is_updated_by_one_at_a_time_spaced_and_a_deleted_message_posted_anew(ports):
+    batches = ports["alert_batches"]
+    batches.join("alerts#k#1", "m-1#alert", [], poster="m-1", now_ms=1000)
+    assert not batches.take_turn("alerts#k#1", "m-1", now_ms=1000)  # nothing posted yet
+    batches.claim_post("alerts#k#1", "m-1", now_ms=1000)
+    batches.posted("alerts#k#1", "m-1", channel="C1", ts="1.1", shown=1)
+    batches.join("alerts#k#1", "m-2#alert", [], poster="m-2", now_ms=1500)
+    assert batches.take_turn("alerts#k#1", "m-2", now_ms=2000)
+    assert not batches.take_turn("alerts#k#1", "m-3", now_ms=2001)  # m-2's turn runs
+    batches.end_turn("alerts#k#1", "m-3", shown=9, next_ms=0)  # not m-3's turn: nothing
+    batches.end_turn("alerts#k#1", "m-2", shown=2, next_ms=5000)
+    assert batches.get("alerts#k#1").shows(2)
+    assert not batches.take_turn("alerts#k#1", "m-3", now_ms=4999)  # spaced
+    assert batches.take_turn("alerts#k#1", "m-3", now_ms=5000)
+    assert batches.take_turn("alerts#k#1", "m-4", now_ms=65_001)  # m-3's turn outlived its lease
+    assert not batches.message_gone("alerts#k#1", "9.9", "m-4", now_ms=65_002)  # not the message it holds
+    assert batches.message_gone("alerts#k#1", "1.1", "m-4", now_ms=65_002)
+    batch = batches.get("alerts#k#1")
+    assert (batch.ts, batch.shown, batch.generation) == (None, 0, 1)
+    assert batches.claim_post("alerts#k#1", "m-4", now_ms=65_003)

@@ -9,7 +9,7 @@ from slack_sdk.http_retry import builtin_handlers, handler
 
 from rootmail.adapters.slack import SlackNotifier
 from rootmail.app.ports import PostedMessage
-from rootmail.errors import SlackRejected, SlackUnavailable
+from rootmail.errors import SlackMessageGone, SlackRejected, SlackUnavailable
 from rootmail_local.standins import SlackStandIn
 
 TOKEN = "xoxb-d0-not-leak-1234"
@@ -87,6 +87,13 @@ def test_a_message_posted_to_be_updated_is_updated_by_its_channel_id_and_ts(slac
     # Slack finds a message to update by the channel's ID: its name does not do.
     with pytest.raises(SlackRejected, match="channel_not_found"):
         notifier.update(PostedMessage(channel="#rootmail-ops", ts=posted.ts), "3 ×", BLOCKS)
+
+
+def test_updating_a_message_deleted_in_slack_says_it_is_gone(slack, notifier):
+    posted = notifier.post_message("Quarantined mail: one", BLOCKS)
+    slack.delete(posted.ts)
+    with pytest.raises(SlackMessageGone, match="message_not_found"):
+        notifier.update(posted, "2 × Quarantined mail: one", BLOCKS)
 
 
 def test_429_on_an_update_is_waited_out_then_updated(slack, notifier, clock):

@@ -21,6 +21,7 @@ from rootmail.domain.rules.files import load_rule_files
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "corpus"
 DEFINITION = json.loads((ROOT / "statemachine" / "triage.asl.json").read_text(encoding="utf-8"))
+MAX_STATES = 25_000 // 3
 STEPS: dict[str, Callable[[TriageState, Services], Any]] = {
     "parse": intake.parse_step,
     "resolve": intake.resolve_step,
@@ -71,6 +72,9 @@ def run(services: Services, execution: dict[str, Any]) -> tuple[dict[str, Any], 
     """One execution from its input (what ingest starts it with): its final output and the states it went through."""
     state, name, visited = json.loads(json.dumps(execution)), DEFINITION["StartAt"], []
     while True:
+        # Step Functions ends an execution at 25,000 history events (a few per state): a loop that never ends is
+        # a failure here too.
+        assert len(visited) < MAX_STATES, f"{len(visited)} states and still running: {visited[-6:]}"
         visited.append(name)
         spec = DEFINITION["States"][name]
         if spec["Type"] == "Choice":

@@ -38,12 +38,19 @@ if TYPE_CHECKING:
     from rootmail.adapters.zendesk import ZendeskDesk
 
 # Few SDK retries: retrying with backoff is the state machine's job, where it is visible and bounded.
-_SDK_CONFIG = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5, read_timeout=30)
+# (botocore's `max_attempts` counts the retries, not the first attempt.)
+SDK_RETRIES = 2
+_SDK_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": SDK_RETRIES}, connect_timeout=5, read_timeout=30
+)
 # A mail's execution is started by ingest, outside any state machine: a throttled StartExecution (its token bucket
 # empties in a burst) is retried here with the SDK's backoff (up to about 30 s, within ingest's timeout); one still
 # refused fails the invocation, which Lambda retries twice and then keeps in the ingest failures queue, and the
 # hourly reconcile re-drives the mail.
-_START_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
+START_RETRIES = 5
+_START_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": START_RETRIES}, connect_timeout=5, read_timeout=30
+)
 # Organizations and the Account API throttle large organisations, and the sync makes thousands of calls in one run:
 # adaptive mode backs off and paces the client's calls (shared by the sync's threads) to what the API accepts.
 _ORGANIZATIONS_MAX_ATTEMPTS = 10

@@ -88,6 +88,10 @@ class SlackRejected(DeliveryRejected):
     """Slack refused the message (bad channel, revoked token; permanent)."""
 
 
+class SlackMessageGone(SlackRejected):
+    """The message to update is no longer in the channel (deleted): a new one must be posted."""
+
+
 class TriageNotStarted(RootmailError):
     """The triage execution could not be started (the S3 event is retried by Lambda's async retries)."""
 

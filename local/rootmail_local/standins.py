@@ -557,6 +557,7 @@ class SlackStandIn(_StandIn):
     def __init__(self) -> None:
         super().__init__()
         self._messages: list[dict[str, Any]] = []
+        self._channel_ids: set[str] = set()  # the channels posted to (a deleted message leaves its channel)
         self._views: list[dict[str, Any]] = []
         self._responses: list[dict[str, Any]] = []
         self._ts = itertools.count(1)
@@ -578,6 +579,11 @@ class SlackStandIn(_StandIn):
         """Posted messages: channel (and its ID), text, blocks, ts, and how often chat.update changed them."""
         with self._lock:
             return copy.deepcopy(self._messages)
+
+    def delete(self, ts: str) -> None:
+        """As an operator deleting a message in the channel."""
+        with self._lock:
+            self._messages = [m for m in self._messages if m["ts"] != ts]
 
     @property
     def views(self) -> list[dict[str, Any]]:
@@ -643,6 +649,7 @@ class SlackStandIn(_StandIn):
             )  # Slack's limit: 50 blocks a message
         ts = f"1700000000.{next(self._ts):06d}"
         channel_id = self._channel_id(channel)
+        self._channel_ids.add(channel_id)
         self._messages.append(
             {
                 "channel": channel,
@@ -669,11 +676,7 @@ class SlackStandIn(_StandIn):
         channel, ts = str(args.get("channel") or ""), str(args.get("ts") or "")
         found = [m for m in self._messages if m["channel_id"] == channel and m["ts"] == ts]
         if not found:
-            error = (
-                "message_not_found"
-                if any(m["channel_id"] == channel for m in self._messages)
-                else "channel_not_found"
-            )
+            error = "message_not_found" if channel in self._channel_ids else "channel_not_found"
             return _Answer(200, {"ok": False, "error": error})
         text, blocks = args.get("text"), args.get("blocks")
         if isinstance(blocks, str):

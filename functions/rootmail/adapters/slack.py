@@ -14,7 +14,7 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.webhook import WebhookClient
 
 from rootmail.app.ports import PostedMessage
-from rootmail.errors import SlackRejected, SlackUnavailable
+from rootmail.errors import SlackMessageGone, SlackRejected, SlackUnavailable
 
 # Slack's `error` values that mean "not now" rather than "never".
 _TRANSIENT_ERRORS = {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
@@ -93,10 +93,18 @@ class SlackNotifier:
         return PostedMessage(channel=str(response["channel"]), ts=str(response["ts"]))
 
     def update(self, message: PostedMessage, text: str, blocks: list[dict[str, Any]]) -> None:
-        self._call(
-            f"chat.update of {message.ts}",
-            lambda: self.client.chat_update(channel=message.channel, ts=message.ts, text=text, blocks=blocks),
-        )
+        """Update a message this app posted; SlackMessageGone when it was deleted."""
+        try:
+            self._call(
+                f"chat.update of {message.ts}",
+                lambda: self.client.chat_update(
+                    channel=message.channel, ts=message.ts, text=text, blocks=blocks
+                ),
+            )
+        except SlackRejected as exc:
+            if "message_not_found" in str(exc):
+                raise SlackMessageGone(str(exc)) from None
+            raise
 
     def open_view(self, trigger_id: str, view: dict[str, Any]) -> str:
         """Open a modal for the operator who clicked (the trigger ID lives 3 seconds); return the view's ID."""

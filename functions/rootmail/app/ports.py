@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from rootmail.config import Settings
 from rootmail.domain.accounts import Account
-from rootmail.domain.alerts import AlertBatch, Joined
+from rootmail.domain.alerts import AlertBatch, Membership
 from rootmail.domain.pacing import Slot
 from rootmail.domain.rules.index import RuleSet
 from rootmail.domain.ses_events import Suppression
@@ -177,27 +177,24 @@ class AlertBatches(Protocol):
     """The operators' alerts of one kind and window, sharing one Slack message (domain/alerts.py)."""
 
     def join(
-        self,
-        batch_id: str,
-        mail_id: str,
-        account_ids: Sequence[str],
-        *,
-        headline: str,
-        cap: int,
-        now_ms: int,
-    ) -> Joined | None: ...
-
-    def take_post(self, batch_id: str, mail_id: str, *, stale_before_ms: int, now_ms: int) -> bool: ...
-
-    def posted(
-        self, batch_id: str, *, channel: str, ts: str, text: str, blocks: Sequence[dict[str, Any]]
-    ) -> None: ...
+        self, batch_id: str, member: str, account_ids: Sequence[str], *, poster: str, now_ms: int
+    ) -> Membership: ...
 
     def get(self, batch_id: str) -> AlertBatch | None: ...
 
-    def take_update(self, batch_id: str, *, now_ms: int, next_ms: int) -> bool: ...
+    def claim_post(self, batch_id: str, poster: str, *, now_ms: int) -> bool: ...
 
-    def mark_shown(self, batch_id: str, count: int) -> None: ...
+    def save_message(self, batch_id: str, text: str, blocks: Sequence[dict[str, Any]]) -> None: ...
+
+    def message(self, batch_id: str) -> tuple[str, list[dict[str, Any]]] | None: ...
+
+    def posted(self, batch_id: str, poster: str, *, channel: str, ts: str, shown: int) -> bool: ...
+
+    def take_turn(self, batch_id: str, owner: str, *, now_ms: int) -> bool: ...
+
+    def end_turn(self, batch_id: str, owner: str, *, shown: int | None, next_ms: int) -> None: ...
+
+    def message_gone(self, batch_id: str, ts: str, poster: str, *, now_ms: int) -> bool: ...
 
 
 class Clock(Protocol):

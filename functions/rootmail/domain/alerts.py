@@ -1,32 +1,38 @@
-"""Operators' alerts in a burst: the alerts of one kind (its headline) within a window share one Slack message,
-posted by the first mail and updated with the count and the accounts as the others join, instead of one message per
-mail. Each mail waits (in the state machine) until the message shows it; updates are spaced so that one message
-stays within Slack's limit for chat.update."""
+"""Operators' alerts in a burst: the alerts of one kind (the same headline, sender and masked subject) within a
+window share one Slack message, posted by the first and updated with the count and the accounts as the others join,
+instead of one message per mail. Each mail waits (in the state machine) until the message counts it, for a bounded
+time; updates are spaced so that one message stays within Slack's limit for chat.update."""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+
+from rootmail.domain.digest import mask
 
 WINDOW_SECONDS = 300
-# Mails per message: the batch's item (its mail IDs and accounts) stays far below DynamoDB's 400 KB; a burst larger
-# than this within a window continues in a second message.
-BATCH_CAP = 1_000
-MAX_PARTS = 100
 # chat.update is a Tier 3 method (about 50 calls a minute): a message is updated at most every 3 seconds.
 UPDATE_EVERY_MS = 3_000
-# The first mail of a batch posts its message; if its invocation died before posting, another mail of the batch
-# posts it after this long.
-POSTER_LEASE_MS = 60_000
+# Whoever posts or updates a batch's message holds its turn this long at most: longer than the alert function's
+# timeout (30 s), so a turn still held after it belongs to an invocation that is gone.
+TURN_LEASE_MS = 60_000
+# A mail waits this long at most for the message to count it; then it is queued (SlackUnavailable), so that a Slack
+# that refuses every post or update leaves the mail where the digest shows it, not waiting forever.
+SHOW_WITHIN_MS = 600_000
+# Accounts a batch names; the rest are counted as mails.
+MAX_NAMED_ACCOUNTS = 30
 
 
-def batch_id(headline: str, moment_ms: int, part: int = 0) -> str:
-    """The batch a mail of this kind joins at this moment: one per kind, window and part."""
-    window = moment_ms // (WINDOW_SECONDS * 1000)
-    kind = hashlib.sha256(headline.encode("utf-8")).hexdigest()[:16]
-    return f"alerts#{kind}#{window}#{part}"
+def batch_kind(headline: str, sender: str | None, subject: str) -> str:
+    """The kind of an alert: different mails (another sender, another subject pattern) never share a message, so
+    the first mail a message shows stands for every mail it counts."""
+    text = "\x1f".join((headline, (sender or "").lower(), mask(subject)))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
+
+
+def batch_id(kind: str, moment_ms: int) -> str:
+    return f"alerts#{kind}#{moment_ms // (WINDOW_SECONDS * 1000)}"
 
 
 def window_start(moment_ms: int) -> datetime:
@@ -34,11 +40,12 @@ def window_start(moment_ms: int) -> datetime:
 
 
 @dataclass(frozen=True)
-class Joined:
-    """A mail in its batch: how many mails the batch held once it was in, and whether it is the one to post."""
+class Membership:
+    """A mail in its batch: the batch, how many mails it held once the mail was in, and when it joined."""
 
-    count: int
-    poster: bool
+    batch_id: str
+    position: int
+    joined_ms: int
 
 
 @dataclass(frozen=True)
@@ -46,19 +53,14 @@ class AlertBatch:
     batch_id: str
     count: int
     accounts: tuple[str, ...]
-    headline: str
     opened_ms: int
-    shown: int = 0  # how many mails the message counts as last posted or updated
+    shown: int = 0  # how many mails the message counts, as last posted or updated
     channel: str | None = None
     ts: str | None = None
-    text: str | None = None
-    blocks: tuple[dict[str, Any], ...] = ()
     next_update_ms: int = 0
+    generation: int = 0  # messages posted for the batch before this one (each deleted in Slack)
 
     def shows(self, position: int) -> bool:
-        """The message counts the mail that joined as the `position`th (mails only join, so any count as large
-        was taken after it joined)."""
+        """The message counts the mail that joined as the `position`th (mails only join, so a count as large was
+        taken after it joined)."""
         return self.shown >= position
-
-    def poster_gone(self, now_ms: int) -> bool:
-        return self.ts is None and now_ms - self.opened_ms > POSTER_LEASE_MS

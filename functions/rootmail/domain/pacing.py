@@ -1,5 +1,5 @@
 """Pacing a rate every invocation shares (SES's maximum send rate, Zendesk's API limit): the generic cell rate
-algorithm. A limit is one number, its theoretical arrival time (TAT): the moment it is free again. A reservation
+algorithm. A limit is one number, its theoretical arrival time (TAT, in microseconds): the moment it is free again. A reservation
 of `cost` units takes the slot that starts at max(TAT, now) and moves the TAT on by cost / rate, so a burst is
 handed consecutive slots, in order, however many invocations ask at once; nobody retries to find one. A slot that
 starts soon is used at once; a later one is waited for, in the state machine, and then used without asking again.
@@ -21,13 +21,14 @@ ZENDESK = "zendesk"
 ZENDESK_REQUESTS_PER_TICKET = 3
 
 
-def interval_ms(cost: int, rate_per_second: float) -> int:
-    """How far a reservation of `cost` units moves the TAT."""
+def interval_us(cost: int, rate_per_second: float) -> int:
+    """How far a reservation of `cost` units moves the TAT, in microseconds (whole milliseconds would cap the
+    rate at 1,000 a second and round 700 a second down to 500)."""
     if cost < 1 or rate_per_second <= 0:
         raise ValueError(
             f"a reservation needs a cost of at least 1 and a positive rate, not {cost} at {rate_per_second}/s"
         )
-    return math.ceil(cost * 1000 / rate_per_second)
+    return math.ceil(cost * 1_000_000 / rate_per_second)
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class Slot:
         return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def reserve(tat_ms: int | None, now_ms: int, cost: int, rate_per_second: float) -> tuple[Slot, int]:
-    """The slot a reservation takes and the limit's TAT after it."""
-    start = max(tat_ms or now_ms, now_ms)
-    return Slot(start, now_ms), start + interval_ms(cost, rate_per_second)
+def reserve(tat_us: int | None, now_us: int, cost: int, rate_per_second: float) -> tuple[Slot, int]:
+    """The slot a reservation takes and the limit's TAT after it (microseconds since the epoch)."""
+    start = max(tat_us or now_us, now_us)
+    return Slot(start // 1000, now_us // 1000), start + interval_us(cost, rate_per_second)

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from rootmail.adapters.dynamodb.items import conditional_write, from_item, to_item, unavailable
-from rootmail.domain.pacing import Slot, interval_ms
+from rootmail.domain.pacing import Slot, interval_us
 from rootmail.errors import LedgerUnavailable
 
 
@@ -17,8 +17,8 @@ class Pacer:
         self.table = table
 
     def reserve(self, limit: str, cost: int, rate_per_second: float) -> Slot:
-        now = time.time_ns() // 1_000_000
-        step = interval_ms(cost, rate_per_second)
+        now = time.time_ns() // 1_000
+        step = interval_us(cost, rate_per_second)
         key = to_item({"delivery_id": f"pace#{limit}"})
         # The limit is free: the slot is now. One conditional write; it fails when others hold later slots.
         idle = conditional_write(
@@ -32,7 +32,7 @@ class Pacer:
             ExpressionAttributeValues=to_item({":next": now + step, ":now": now}),
         )
         if idle:
-            return Slot(now, now)
+            return Slot(now // 1000, now // 1000)
         # Busy: the next slot after everyone's, by an atomic add (no lost update, however many ask at once).
         with unavailable(LedgerUnavailable, f"send rate {limit}"):
             answer = self._db.update_item(
@@ -43,4 +43,4 @@ class Pacer:
                 ReturnValues="UPDATED_NEW",
             )
         tat = int(from_item(answer["Attributes"])["tat"])
-        return Slot(max(tat - step, now), now)
+        return Slot(max(tat - step, now) // 1000, now // 1000)

@@ -4,7 +4,7 @@ the operators' alerts. Each side effect is made at most once per delivery key, h
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from rootmail.app.payloads import (
@@ -17,11 +17,12 @@ from rootmail.app.ports import PostedMessage, Services
 from rootmail.app.triage.intake import load_mail
 from rootmail.domain.accounts import Account, contact_kind
 from rootmail.domain.alerts import (
-    BATCH_CAP,
-    MAX_PARTS,
-    POSTER_LEASE_MS,
+    SHOW_WITHIN_MS,
     UPDATE_EVERY_MS,
+    AlertBatch,
+    Membership,
     batch_id,
+    batch_kind,
     window_start,
 )
 from rootmail.domain.mail.model import ParsedMail, fit
@@ -29,7 +30,13 @@ from rootmail.domain.outcome import ACCOUNT_GONE, all_suppressed, no_contact
 from rootmail.domain.pacing import SES, ZENDESK, ZENDESK_REQUESTS_PER_TICKET, Slot
 from rootmail.domain.routing import Resolution
 from rootmail.domain.vocabulary import Action
-from rootmail.errors import DeliveryRejected, DeliveryUnconfirmed, SlackUnavailable
+from rootmail.errors import (
+    DeliveryInProgress,
+    DeliveryRejected,
+    DeliveryUnconfirmed,
+    SlackMessageGone,
+    SlackUnavailable,
+)
 from rootmail.messages.operators import rule_prompt
 from rootmail.messages.render import (
     alert_headline,
@@ -249,127 +256,153 @@ def escalate_step(event: TriageState, rt: Services) -> DeliveryOutcome:
 
 
 def alert_step(event: TriageState, rt: Services) -> DeliveryOutcome:
-    resolution, decision = event.resolved(), event.decision()
+    resolution, decision, summary = event.resolved(), event.decision(), event.summary()
     signal = decision.alert and decision.action == Action.QUEUE
     headline = alert_headline(decision.action, decision.category, signal=signal, rule_id=decision.rule_id)
-    if event.delivery is not None and event.delivery.settle_at is not None:
-        # Back from waiting for its batch's message to show it: joined already, only to be shown.
-        (joined,) = event.delivery.deliveries
-    else:
-        _, mail = load_mail(rt, event.key)
-        extra: list[dict[str, Any]] = []
-        # Mail no rule knows gets the button that makes a rule of its pattern; mail a rule took (held for its
-        # urgent words) is no such pattern: the operators act on the mail itself.
-        if signal and not decision.rule_id:
-            summary = event.summary()
-            extra = rule_prompt(
-                subject=summary.subject or mail.subject,
-                sender=summary.sender or mail.sender,
-                signals=decision.signals,
-                suggestion=decision.suggestion,
-                language=rt.settings.operator_language,
-            )
-        text, blocks = operator_alert(
-            headline=headline,
-            mail=mail,
-            account_ids=resolution.account_ids,
-            category=decision.category,
-            action=decision.action,
-            mail_id=event.mail_id,
-            reason=decision.reason,
-        )
-        joined = _guarded(
-            rt,
-            # Its own delivery: a rule that later restricts or quarantines the mail still tells the operators.
-            f"{event.mail_id}#slack#{'signal' if signal else 'alert'}",
-            event.execution,
-            lambda: _join_batch(rt, event.mail_id, resolution.account_ids, headline, text, blocks + extra),
-            {"channel": "slack", "recipient": rt.slack.channel},
-        )
-    settle_at = _show_batch(rt, event.mail_id, joined["batch"], joined["position"], listing=signal)
-    if (
-        settle_at is None
-    ):  # shown: no settle_at at all (the state machine's Choice asks whether it is present)
-        return DeliveryOutcome(deliveries=[joined], undelivered=[])
-    return DeliveryOutcome(deliveries=[joined], undelivered=[], settle_at=settle_at)
-
-
-def _join_batch(
-    rt: Services,
-    mail_id: str,
-    account_ids: Sequence[str],
-    headline: str,
-    text: str,
-    blocks: list[dict[str, Any]],
-) -> dict[str, Any]:
-    """Put the mail in the batch of its kind and window; the batch's first mail posts the batch's message."""
+    # Its own alert: a rule that later restricts or quarantines the mail still tells the operators.
+    key = "signal" if signal else "alert"
     now = rt.clock.now_ms()
-    for part in range(MAX_PARTS):
-        batch = batch_id(headline, now, part)
-        joined = rt.alert_batches.join(
-            batch, mail_id, account_ids, headline=headline, cap=BATCH_CAP, now_ms=now
+    kind = batch_kind(headline, summary.sender, summary.subject)
+    # Once per mail and alert, whatever re-runs it: a later run finds the batch it joined first.
+    member = rt.alert_batches.join(
+        batch_id(kind, now),
+        f"{event.mail_id}#{key}",
+        resolution.account_ids,
+        poster=event.mail_id,
+        now_ms=now,
+    )
+    delivery = {"channel": "slack", "recipient": rt.slack.channel, "batch": member.batch_id}
+    settle_at, posted = _show_batch(rt, event, member, headline=headline, key=key, listing=signal)
+    if settle_at is not None:
+        return DeliveryOutcome(
+            deliveries=[{**delivery, "status": "joined"}], undelivered=[], settle_at=settle_at
         )
-        if joined is not None:
-            break
-    else:
-        raise SlackUnavailable(
-            f"{MAX_PARTS} full alert batches of '{headline}' in one window: try again later"
-        )
-    proof: dict[str, Any] = {"batch": batch, "position": joined.count}
-    if joined.poster:
-        proof["ts"] = _post_batch(rt, batch, text, blocks)
-    return proof
+    # Counted (and no settle_at at all: the Choice after the step asks whether it is present). The mail that posted
+    # the message has it as its delivery; the others are counted in it.
+    status = {"status": "sent", "ts": posted} if posted else {"status": "counted"}
+    return DeliveryOutcome(deliveries=[{**delivery, **status}], undelivered=[])
 
 
-def _post_batch(rt: Services, batch: str, text: str, blocks: list[dict[str, Any]]) -> str:
-    message = rt.slack.post_message(text, blocks)
-    rt.alert_batches.posted(batch, channel=message.channel, ts=message.ts, text=text, blocks=blocks)
-    return message.ts
-
-
-def _show_batch(rt: Services, mail_id: str, batch_key: str, position: int, *, listing: bool) -> str | None:
-    """Make the batch's message count this mail: update it when it is this mail's turn; otherwise the moment to
-    look again (the state machine waits until then). None: shown."""
+def _show_batch(
+    rt: Services, event: TriageState, member: Membership, *, headline: str, key: str, listing: bool
+) -> tuple[str | None, str | None]:
+    """Make the batch's message count this mail: post it, or update it, when it is this mail's turn. Returns the
+    moment to look again (the state machine waits until then; None: counted) and the ts of the message this run
+    posted, if it did."""
     now = rt.clock.now_ms()
-    batch = rt.alert_batches.get(batch_key)
+    batch = rt.alert_batches.get(member.batch_id)
     if batch is None:
-        raise DeliveryRejected(f"alert batch {batch_key} is gone")
-    if batch.shows(position):
-        return None
+        raise DeliveryRejected(f"alert batch {member.batch_id} is gone")
+    if batch.shows(member.position):
+        return None, None
+    if now - member.joined_ms > SHOW_WITHIN_MS:
+        raise SlackUnavailable(
+            f"the operators' message for '{headline}' does not count this mail {SHOW_WITHIN_MS // 60_000} minutes "
+            "after it joined it: Slack refused or failed every post and update meanwhile"
+        )
     if batch.ts is None:
-        if batch.poster_gone(now) and rt.alert_batches.take_post(
-            batch_key, mail_id, stale_before_ms=now - POSTER_LEASE_MS, now_ms=now
-        ):
-            # Its first mail stopped before posting (and will not post: the lease is gone): the message is posted
-            # without a first mail's details, and counts every mail of the batch once updated.
-            text, blocks = batched_alert(
-                batch.headline,
-                [],
-                count=batch.count,
-                accounts=batch.accounts,
-                since=window_start(batch.opened_ms),
-                listing=listing,
-            )
-            message = rt.slack.post_message(text, blocks)
-            rt.alert_batches.posted(
-                batch_key, channel=message.channel, ts=message.ts, text=batch.headline, blocks=[]
-            )
-        return _moment(now + UPDATE_EVERY_MS)
-    if not rt.alert_batches.take_update(batch_key, now_ms=now, next_ms=now + UPDATE_EVERY_MS):
-        return _moment(max(batch.next_update_ms, now + 1000))
-    batch = rt.alert_batches.get(batch_key) or batch  # the count as it is now, read after taking the turn
-    assert batch.ts is not None and batch.channel is not None and batch.text is not None
-    text, blocks = batched_alert(
-        batch.text,
-        list(batch.blocks),
+        if rt.alert_batches.claim_post(batch.batch_id, event.mail_id, now_ms=now):
+            posted = _post_batch(rt, event, batch, headline=headline, key=key, listing=listing)
+            if posted:
+                return None, posted  # posted with the count read after this mail joined
+        return _moment(now + UPDATE_EVERY_MS), None
+    if not rt.alert_batches.take_turn(batch.batch_id, event.mail_id, now_ms=now):
+        return _moment(max(batch.next_update_ms, now + 1_000)), None
+    batch = rt.alert_batches.get(batch.batch_id) or batch  # the count as it is now, read in its turn
+    assert batch.ts is not None and batch.channel is not None
+    text, blocks = _batch_message(rt, batch, headline=headline, listing=listing)
+    try:
+        rt.slack.update(PostedMessage(channel=batch.channel, ts=batch.ts), text, blocks)
+    except SlackMessageGone:
+        # Deleted in Slack: this mail posts a new message, with the count so far, on its next run.
+        rt.alert_batches.message_gone(batch.batch_id, batch.ts, event.mail_id, now_ms=now)
+        return _moment(now + 1_000), None
+    except Exception:
+        rt.alert_batches.end_turn(batch.batch_id, event.mail_id, shown=None, next_ms=now)
+        raise
+    rt.alert_batches.end_turn(
+        batch.batch_id, event.mail_id, shown=batch.count, next_ms=rt.clock.now_ms() + UPDATE_EVERY_MS
+    )
+    return None, None  # the count read in this turn holds every mail that joined before it
+
+
+def _post_batch(
+    rt: Services, event: TriageState, batch: AlertBatch, *, headline: str, key: str, listing: bool
+) -> str | None:
+    """Post the batch's message: its base is the first poster's own alert (this mail's, if it has none yet). The
+    message's ts; None: not posted now (another run of this mail holds the post), or another message was recorded
+    first."""
+    if rt.alert_batches.message(batch.batch_id) is None:
+        rt.alert_batches.save_message(batch.batch_id, *_own_alert(rt, event, headline=headline, key=key))
+    text, blocks = _batch_message(rt, batch, headline=headline, listing=listing)
+
+    def post() -> dict[str, Any]:
+        message = rt.slack.post_message(text, blocks)
+        return {"channel_id": message.channel, "ts": message.ts}
+
+    try:
+        # Each poster posts each of the batch's messages (a deleted one's successor is the next generation) once: a
+        # post that stopped between posting and recording it is recorded by its retry, never posted again.
+        proof = _guarded(
+            rt,
+            f"{batch.batch_id}#post{batch.generation}#{event.mail_id}",
+            event.execution,
+            post,
+            {"channel": "slack"},
+        )
+    except DeliveryInProgress:
+        return None
+    if rt.alert_batches.posted(
+        batch.batch_id, event.mail_id, channel=proof["channel_id"], ts=proof["ts"], shown=batch.count
+    ):
+        return str(proof["ts"])
+    logger.warning("alert batch posted twice", extra={"batch": batch.batch_id, "ts": proof["ts"]})
+    return None
+
+
+def _own_alert(
+    rt: Services, event: TriageState, *, headline: str, key: str
+) -> tuple[str, list[dict[str, Any]]]:
+    _, mail = load_mail(rt, event.key)
+    resolution, decision, summary = event.resolved(), event.decision(), event.summary()
+    extra: list[dict[str, Any]] = []
+    # Mail no rule knows gets the button that makes a rule of its pattern; mail a rule took (held for its urgent
+    # words) is no such pattern: the operators act on the mail itself.
+    if key == "signal" and not decision.rule_id:
+        extra = rule_prompt(
+            subject=summary.subject or mail.subject,
+            sender=summary.sender or mail.sender,
+            signals=decision.signals,
+            suggestion=decision.suggestion,
+            language=rt.settings.operator_language,
+        )
+    text, blocks = operator_alert(
+        headline=headline,
+        mail=mail,
+        account_ids=resolution.account_ids,
+        category=decision.category,
+        action=decision.action,
+        mail_id=event.mail_id,
+        reason=decision.reason,
+    )
+    return text, blocks + extra
+
+
+def _batch_message(
+    rt: Services, batch: AlertBatch, *, headline: str, listing: bool
+) -> tuple[str, list[dict[str, Any]]]:
+    """The batch's message: its first mail's alert, and once others joined, the count and the accounts above it."""
+    text, blocks = rt.alert_batches.message(batch.batch_id) or (headline, [])
+    if batch.count <= 1 and blocks:
+        return text, blocks
+    return batched_alert(
+        text,
+        blocks,
         count=batch.count,
         accounts=batch.accounts,
         since=window_start(batch.opened_ms),
         listing=listing,
     )
-    rt.slack.update(PostedMessage(channel=batch.channel, ts=batch.ts), text, blocks)
-    rt.alert_batches.mark_shown(batch_key, batch.count)
-    return None
 
 
 def _moment(moment_ms: int) -> str:
