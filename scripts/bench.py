@@ -1,11 +1,14 @@
 """`make bench`: measured runs on the local emulator, reported in build/bench/report.md and build/bench/report.json.
 
     .venv/bin/python scripts/bench.py [--only NAME ...] [--accounts N] [--out DIR]
+    .venv/bin/python scripts/bench.py --only burst-model [--model-check N | --model-measured FILE] [--model-save FILE]
 
 Each benchmark is a function in BENCHMARKS returning a `Benchmark` (rows of figures and notes); the runner times
 nothing itself and asserts nothing: it records. API calls are counted on the wire, by a botocore `before-send` hook
 on the clients the code under test is handed (every request sent, SDK retries included). Times are this machine's
-wall clock on moto, which runs in process: they compare runs with each other, they do not predict AWS.
+wall clock on moto, which runs in process: they compare runs with each other, they do not predict AWS. The
+burst-model benchmark (scripts/benchmarks/model) is the exception: a discrete-event model of the deployed stack
+under AWS's quotas, fed with durations measured here and checked against the emulator on the same burst.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from benchmarks.accounts import accounts_sync
 from benchmarks.common import Benchmark
 from benchmarks.cost import cost_model
 from benchmarks.digest import digest_grouping
+from benchmarks.model.report import burst_model
 from benchmarks.parsing import parse_bombs, triage_cost
 from benchmarks.pipeline import pipeline_burst
 from benchmarks.report import cell, render_markdown, update_readme
@@ -43,6 +47,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], Benchmark | list[Benchmark]
     "accounts-sync": accounts_sync,
     "pipeline-burst": pipeline_burst,
     "cost-model": cost_model,
+    "burst-model": burst_model,
 }
 
 
@@ -74,6 +79,23 @@ def main(argv: list[str] | None = None) -> int:
         default=40 * 1024 * 1024,
         metavar="BYTES",
         help="size of each hostile mail for parse-bombs (default SES's 40 MB)",
+    )
+    parser.add_argument(
+        "--model-check",
+        type=int,
+        default=500,
+        metavar="N",
+        help="burst-model: mails of the emulator burst the model is checked against (default 500; 0: no check)",
+    )
+    parser.add_argument(
+        "--model-measured",
+        type=Path,
+        metavar="FILE",
+        help="burst-model: read the durations and profiles from FILE (one --model-save wrote) "
+        "instead of measuring them on the emulator (no check then)",
+    )
+    parser.add_argument(
+        "--model-save", type=Path, metavar="FILE", help="burst-model: write the measurement it used to FILE"
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR")
     parser.add_argument(

@@ -581,18 +581,25 @@ def triage_walked(rt: Services, key: str, raw: bytes) -> tuple[dict[str, Any], l
     return run(rt, rt.starter.executions[execution_name(stored)]["payload"])
 
 
+def classified(rt: Services, raws: list[bytes], prefix: str) -> list[TriageState]:
+    """Mails stored and taken through Parse, Resolve and Classify, ready for their delivery step (all at once, as
+    a burst's executions reach it)."""
+    states = []
+    for number, raw in enumerate(raws):
+        key = rt.mail_store.put(f"incoming/{prefix}-{number}", raw)
+        state = TriageState(bucket=rt.mail_store.bucket, key=key, mail_id=f"{prefix}-{number}", execution="x")
+        state = state.model_copy(update={"mail": intake.parse_step(state, rt)})
+        state = state.model_copy(update={"resolution": Resolution.from_dict(intake.resolve_step(state, rt))})
+        states.append(state.model_copy(update={"classification": intake.classify_step(state, rt)}))
+    return states
+
+
 def test_a_burst_of_forwards_takes_the_shared_send_rate_s_slots_in_order_and_sends_each_once():
     rt = services(
         ses_send_rate=4
     )  # the notice goes to its account's two contacts: one mail every half second
     start = rt.clock.at_ms
-    states = []
-    for number, raw in enumerate(copies("11-health-single-account", 8)):
-        key = rt.mail_store.put(f"incoming/burst-{number}", raw)
-        state = TriageState(bucket=rt.mail_store.bucket, key=key, mail_id=f"burst-{number}", execution="x")
-        state = state.model_copy(update={"mail": intake.parse_step(state, rt)})
-        state = state.model_copy(update={"resolution": Resolution.from_dict(intake.resolve_step(state, rt))})
-        states.append(state.model_copy(update={"classification": intake.classify_step(state, rt)}))
+    states = classified(rt, copies("11-health-single-account", 8), "burst")
     # All at once: a slot starting within a second is used at once (the first three); each later one is a slot
     # half a second after the one before, in the order asked, and nothing is sent for it yet.
     first = [deliveries.forward_step(state, rt) for state in states]
@@ -732,3 +739,22 @@ def test_a_mail_its_batch_s_message_never_counts_is_queued_after_ten_minutes_wit
     )
     assert 10 * 60 * 1000 < rt.clock.at_ms - start < 11 * 60 * 1000
     assert visited.count("AwaitAlertUpdate") <= 10 * 60 + 1  # a look a second at most
+
+
+def test_mails_that_join_while_an_update_is_made_are_counted_by_the_next_one_update_for_all():
+    rt = services()
+    rt.clock.at_ms = 1_800_000_100_000
+    states = classified(rt, copies("31-spoofed-lookalike-abuse", 10), "forged")
+    first = [deliveries.alert_step(state, rt) for state in states]  # all ten reach AlertOperators at once
+    # The first posts, the second updates at once (2), the other eight wait for the next turn, 3 s on.
+    assert [o.settle_at is None for o in first] == [True, True] + [False] * 8
+    rt.clock.advance_to(rt.clock.at_ms + 3_000)
+    again = [
+        deliveries.alert_step(state.model_copy(update={"delivery": outcome}), rt)
+        for state, outcome in zip(states[2:], first[2:], strict=True)
+    ]
+    assert all(o.settle_at is None for o in again)
+    (message,) = rt.slack.posts
+    # The third's update counted all ten: the seven after it needed none.
+    assert alert_count(message) == 10 and message["updates"] == 2
+    assert [o.deliveries[0]["status"] for o in first[:1] + again] == ["sent"] + ["counted"] * 8
