@@ -17,6 +17,7 @@ from rootmail.app.payloads import FinalState, Payload, TriageState
 from rootmail.app.triage import deliveries, intake, record
 from rootmail.domain.executions import execution_name, mail_id_for
 from rootmail.domain.rules.files import load_rule_files
+from rootmail_local.asl import get, holds
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "corpus"
@@ -33,32 +34,6 @@ STEPS: dict[str, Callable[[TriageState, Services], Any]] = {
     "alert": deliveries.alert_step,
     "record": record.record_step,
 }
-
-
-def _path(state: dict[str, Any], path: str) -> tuple[bool, Any]:
-    value: Any = state
-    for part in path.removeprefix("$.").split("."):
-        if not isinstance(value, dict) or part not in value:
-            return False, None
-        value = value[part]
-    return True, value
-
-
-def _holds(rule: dict[str, Any], state: dict[str, Any]) -> bool:
-    if "And" in rule:
-        return all(_holds(r, state) for r in rule["And"])
-    if "Or" in rule:
-        return any(_holds(r, state) for r in rule["Or"])
-    if "Not" in rule:
-        return not _holds(rule["Not"], state)
-    present, value = _path(state, rule["Variable"])
-    if "IsPresent" in rule:
-        return present == rule["IsPresent"]
-    if "StringEquals" in rule:
-        return present and value == rule["StringEquals"]
-    if "BooleanEquals" in rule:
-        return present and value is rule["BooleanEquals"]
-    raise NotImplementedError(f"a Choice rule this walker does not know: {rule}")
 
 
 def _put(state: dict[str, Any], path: str, value: Any) -> None:
@@ -78,7 +53,7 @@ def run(services: Services, execution: dict[str, Any]) -> tuple[dict[str, Any], 
         visited.append(name)
         spec = DEFINITION["States"][name]
         if spec["Type"] == "Choice":
-            name = next((c["Next"] for c in spec["Choices"] if _holds(c, state)), spec["Default"])
+            name = next((c["Next"] for c in spec["Choices"] if holds(c, state)), spec["Default"])
             continue
         unknown = set(spec) & {
             "InputPath",
@@ -92,11 +67,11 @@ def run(services: Services, execution: dict[str, Any]) -> tuple[dict[str, Any], 
         if spec["Type"] == "Wait":
             # No real waiting: the services' clock (when a test set it) moves on to the Wait's end.
             if "TimestampPath" in spec:
-                _, until = _path(state, spec["TimestampPath"])
+                _, until = get(state, spec["TimestampPath"])
                 moment = datetime.strptime(until, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
                 services.clock.advance_to(int(moment.timestamp() * 1000))
             elif "SecondsPath" in spec:
-                _, seconds = _path(state, spec["SecondsPath"])
+                _, seconds = get(state, spec["SecondsPath"])
                 services.clock.advance_to(services.clock.at_ms + int(seconds) * 1000)
             name = spec["Next"]
             continue

@@ -635,18 +635,10 @@ class SlackStandIn(_StandIn):
         channel = str(args.get("channel") or "")
         if not channel or channel == MISSING_CHANNEL:
             return _Answer(200, {"ok": False, "error": "channel_not_found"})
-        text, blocks = args.get("text"), args.get("blocks")
-        if isinstance(blocks, str):
-            try:
-                blocks = json.loads(blocks)
-            except ValueError:
-                return _Answer(200, {"ok": False, "error": "invalid_blocks"})
-        if not text and not blocks:
-            return _Answer(200, {"ok": False, "error": "no_text"})
-        if blocks is not None and (not isinstance(blocks, list) or len(blocks) > 50):
-            return _Answer(
-                200, {"ok": False, "error": "invalid_blocks"}
-            )  # Slack's limit: 50 blocks a message
+        content = self._content(args)
+        if isinstance(content, _Answer):
+            return content
+        text, blocks = content
         ts = f"1700000000.{next(self._ts):06d}"
         channel_id = self._channel_id(channel)
         self._channel_ids.add(channel_id)
@@ -664,6 +656,21 @@ class SlackStandIn(_StandIn):
         return _Answer(200, {"ok": True, "channel": channel_id, "ts": ts, "message": message})
 
     @staticmethod
+    def _content(args: dict[str, Any]) -> tuple[str | None, Any] | _Answer:
+        """A message's text and blocks as Slack checks them (JSON or form-encoded blocks; at most 50 blocks)."""
+        text, blocks = args.get("text"), args.get("blocks")
+        if isinstance(blocks, str):
+            try:
+                blocks = json.loads(blocks)
+            except ValueError:
+                return _Answer(200, {"ok": False, "error": "invalid_blocks"})
+        if not text and not blocks:
+            return _Answer(200, {"ok": False, "error": "no_text"})
+        if blocks is not None and (not isinstance(blocks, list) or len(blocks) > 50):
+            return _Answer(200, {"ok": False, "error": "invalid_blocks"})
+        return text, blocks
+
+    @staticmethod
     def _channel_id(channel: str) -> str:
         return (
             channel
@@ -678,14 +685,10 @@ class SlackStandIn(_StandIn):
         if not found:
             error = "message_not_found" if channel in self._channel_ids else "channel_not_found"
             return _Answer(200, {"ok": False, "error": error})
-        text, blocks = args.get("text"), args.get("blocks")
-        if isinstance(blocks, str):
-            try:
-                blocks = json.loads(blocks)
-            except ValueError:
-                return _Answer(200, {"ok": False, "error": "invalid_blocks"})
-        if blocks is not None and (not isinstance(blocks, list) or len(blocks) > 50):
-            return _Answer(200, {"ok": False, "error": "invalid_blocks"})
+        content = self._content(args)
+        if isinstance(content, _Answer):
+            return content
+        text, blocks = content
         message = found[0]
         message.update(text=text or message["text"], blocks=blocks, updates=message["updates"] + 1)
         return _Answer(200, {"ok": True, "channel": channel, "ts": ts, "text": message["text"]})

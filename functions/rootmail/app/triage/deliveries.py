@@ -376,15 +376,7 @@ def _own_alert(
             suggestion=decision.suggestion,
             language=rt.settings.operator_language,
         )
-    text, blocks = operator_alert(
-        headline=headline,
-        mail=mail,
-        account_ids=resolution.account_ids,
-        category=decision.category,
-        action=decision.action,
-        mail_id=event.mail_id,
-        reason=decision.reason,
-    )
+    text, blocks = _operator_alert(event, mail, resolution, decision, headline=headline)
     return text, blocks + extra
 
 
@@ -421,7 +413,27 @@ def _alert(
     extra: list[dict[str, Any]] | None = None,
     key: str = "alert",
 ) -> dict[str, Any]:
-    text, blocks = operator_alert(
+    text, blocks = _operator_alert(event, mail, resolution, decision, headline=headline, link=link)
+    blocks += extra or []
+    return _guarded(
+        rt,
+        f"{event.mail_id}#slack#{key}",
+        event.execution,
+        lambda: {"ts": rt.slack.post(text, blocks)},
+        {"channel": "slack", "recipient": rt.slack.channel},
+    )
+
+
+def _operator_alert(
+    event: TriageState,
+    mail: ParsedMail,
+    resolution: Resolution,
+    decision: Classification,
+    *,
+    headline: str,
+    link: str | None = None,
+) -> tuple[str, list[dict[str, Any]]]:
+    return operator_alert(
         headline=headline,
         mail=mail,
         account_ids=resolution.account_ids,
@@ -430,14 +442,6 @@ def _alert(
         mail_id=event.mail_id,
         reason=decision.reason,
         link=link,
-    )
-    blocks += extra or []
-    return _guarded(
-        rt,
-        f"{event.mail_id}#slack#{key}",
-        event.execution,
-        lambda: {"ts": rt.slack.post(text, blocks)},
-        {"channel": "slack", "recipient": rt.slack.channel},
     )
 
 
