@@ -34,15 +34,20 @@ def burst(
     rate: float = 5.0,
     profile=FORWARD,
     settings: FunctionSettings = SETTINGS,
+    zendesk: int | None = None,
     **quotas,
 ):
-    """`count` mails received evenly over `seconds`, SES (and the configured send rate) at `rate` a second."""
+    """`count` mails received evenly over `seconds`, SES (and the configured send rate) at `rate` a second; Zendesk
+    (and the configured pace) at `zendesk` requests a minute, when given."""
+    if zendesk is not None:
+        quotas["zendesk_requests_per_minute"] = zendesk
     stack = Stack(
         definition,
         settings,
         DURATIONS,
         quotas=Quotas(ses_max_send_rate=rate, **quotas),
         ses_send_rate=rate,
+        zendesk_requests_per_minute=zendesk,
         seed=5,
     )
     mails = stack.run([(i * seconds / count, profile, True) for i in range(count)])
@@ -178,3 +183,22 @@ def test_the_bench_table_has_every_scenario_on_a_saved_measurement():
     assert rows["quiet"]["mails"] == 20 and rows["burst of 200"]["usd"] > 0
     assert json.dumps(bench.rows)  # the report writes it as JSON
     assert any("2026" in note for note in bench.notes)  # quotas dated
+
+
+URGENT = fixed_profile("urgent", "urgent", terminal="escalated", kind="abuse-report")
+
+
+def test_urgent_tickets_over_the_zendesk_limit_are_paced_and_none_is_queued():
+    # 200 urgent mails in 20 s against Zendesk's 60 requests a minute (20 tickets): far over the limit.
+    stack, mails = burst(count=200, seconds=20, profile=URGENT, zendesk=60)
+    assert Counter(m.terminal for m in mails) == {"escalated": 200}
+    assert stack.stats.paced["escalate"] > 0
+    # Without the wait for a Zendesk slot the same burst runs into 429s and queues mail.
+    _, unpaced = burst(
+        DEFINITION.without_loop("escalate", "paced_until"),
+        count=200,
+        seconds=20,
+        profile=URGENT,
+        zendesk=60,
+    )
+    assert queued_by(unpaced)["ZendeskUnavailable"] > 0
