@@ -103,6 +103,7 @@ _SEARCH = tuple(
     (category, urgent, re.compile(rf"(?<![^\W_])(?:{words})(?![^\W_])", re.IGNORECASE), japanese)
     for category, urgent, words, japanese in _LEXICON
 )
+_URGENT_SEARCH = tuple(entry for entry in _SEARCH if entry[1])
 
 # Senders whose mail is all of one kind, by address or by domain.
 _SENDERS: tuple[tuple[str, Category], ...] = (
@@ -151,11 +152,11 @@ def _found(pattern: re.Pattern[str], japanese: tuple[str, ...], text: str) -> li
     return list(words)[:MAX_SIGNALS]
 
 
-def _scan(subject: str, text: str) -> list[tuple[Category, bool, list[str]]]:
+def _scan(subject: str, text: str, *, urgent_only: bool = False) -> list[tuple[Category, bool, list[str]]]:
     # One space for every run of whitespace: a phrase wrapped over a line or spaced twice is still a phrase.
     reading = " ".join(f"{subject}\n{text[:SCANNED]}".split())
     hits = []
-    for category, urgent, pattern, japanese in _SEARCH:
+    for category, urgent, pattern, japanese in _URGENT_SEARCH if urgent_only else _SEARCH:
         found = _found(pattern, japanese, reading)
         if found:
             hits.append((category, urgent, found))
@@ -170,7 +171,8 @@ def urgent_signals(subject: str, text: str) -> tuple[str, ...]:
 def _urgent(subject: str, text: str, leave_out: frozenset[str]) -> tuple[str, ...]:
     # Words are left out before the cap, so words left out never crowd out the others.
     words: dict[str, None] = {}
-    for _, urgent, found in _scan(subject, text):
+    # Every mail a rule forwards or ignores is read for them: only the urgent categories' words are looked for.
+    for _, urgent, found in _scan(subject, text, urgent_only=True):
         if urgent:
             words.update(dict.fromkeys(w for w in found if w.casefold() not in leave_out))
     return tuple(words)[:MAX_SIGNALS]
