@@ -281,17 +281,14 @@ class Clock:
 
 
 class Pacer:
-    """The shared rates in memory, on the services' clock."""
+    """The shared rates in memory."""
 
-    def __init__(self, clock: Clock) -> None:
-        self.clock = clock
+    def __init__(self) -> None:
         self.tats: dict[str, int] = {}
         self.reservations: list[tuple[str, int]] = []
 
-    def reserve(self, limit: str, cost: int, rate_per_second: float) -> Slot:
-        slot, self.tats[limit] = reserve(
-            self.tats.get(limit), self.clock.now_ms() * 1000, cost, rate_per_second
-        )
+    def reserve(self, limit: str, cost: int, rate_per_second: float, *, now_ms: int) -> Slot:
+        slot, self.tats[limit] = reserve(self.tats.get(limit), now_ms * 1000, cost, rate_per_second)
         self.reservations.append((limit, cost))
         return slot
 
@@ -560,7 +557,7 @@ class Services:
         self.accounts = Accounts(accounts)
         self.guard = DeliveryGuard()
         self.clock = Clock()
-        self.pacer = Pacer(self.clock)
+        self.pacer = Pacer()
         self.alert_batches = AlertBatches()
         self.suppressions = Suppressions()
         self.rules_table = RulesTable(rules)

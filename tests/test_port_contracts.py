@@ -47,7 +47,7 @@ def ports(request, monkeypatch) -> Iterator[dict[str, Any]]:
             "ledger": fakes.Ledger(),
             "accounts": fakes.Accounts(),
             "suppressions": fakes.Suppressions(),
-            "pacer": fakes.Pacer(fakes.Clock()),
+            "pacer": fakes.Pacer(),
             "alert_batches": fakes.AlertBatches(),
         }
         return
@@ -183,10 +183,14 @@ def test_an_address_is_suppressed_once_whatever_its_case(ports):
 
 def test_a_shared_rate_hands_out_consecutive_slots_in_order(ports):
     pacer = ports["pacer"]
-    slots = [pacer.reserve("ses", 1, 2.0) for _ in range(4)]  # half a second each
+    now = 1_800_000_000_000
+    # Four at once (a millisecond apart), half a second each.
+    slots = [pacer.reserve("ses", 1, 2.0, now_ms=now + n) for n in range(4)]
     assert [b.starts_ms - a.starts_ms for a, b in itertools.pairwise(slots)] == [500, 500, 500]
     assert [slot.due for slot in slots] == [True, True, True, False]  # due: starting within a second
-    other = pacer.reserve("zendesk", 3, 1.0)  # each limit is its own
+    other = pacer.reserve("zendesk", 3, 1.0, now_ms=now)  # each limit is its own
+    # Once the limit is idle again, the next slot is now.
+    assert pacer.reserve("ses", 1, 2.0, now_ms=now + 60_000).starts_ms == now + 60_000
     assert other.due
 
 

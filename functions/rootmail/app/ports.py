@@ -170,7 +170,7 @@ class DeliveryGuard(Protocol):
 class Pacer(Protocol):
     """Rates shared by every invocation (SES's send rate, Zendesk's API limit): slots handed out in order."""
 
-    def reserve(self, limit: str, cost: int, rate_per_second: float) -> Slot: ...
+    def reserve(self, limit: str, cost: int, rate_per_second: float, *, now_ms: int) -> Slot: ...
 
 
 class AlertBatches(Protocol):

@@ -3,7 +3,6 @@ arrival time in milliseconds (domain/pacing.py)."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from rootmail.adapters.dynamodb.items import conditional_write, from_item, to_item, unavailable
@@ -16,8 +15,8 @@ class Pacer:
         self._db = dynamodb
         self.table = table
 
-    def reserve(self, limit: str, cost: int, rate_per_second: float) -> Slot:
-        now = time.time_ns() // 1_000
+    def reserve(self, limit: str, cost: int, rate_per_second: float, *, now_ms: int) -> Slot:
+        now = now_ms * 1000
         step = interval_us(cost, rate_per_second)
         key = to_item({"delivery_id": f"pace#{limit}"})
         # The limit is free: the slot is now. One conditional write; it fails when others hold later slots.

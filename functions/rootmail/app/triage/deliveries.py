@@ -128,7 +128,7 @@ def forward_step(event: TriageState, rt: Services) -> DeliveryOutcome:
     # slot it holds).
     recipients = sum(len(rendered.to) for _, rendered in sends)
     if recipients and not event.holds_slot():
-        slot = rt.pacer.reserve(SES, recipients, rt.settings.ses_send_rate)
+        slot = rt.pacer.reserve(SES, recipients, rt.settings.ses_send_rate, now_ms=rt.clock.now_ms())
         if not slot.due:
             return DeliveryOutcome(paced_until=slot.timestamp())
     deliveries = [
@@ -156,7 +156,10 @@ def _zendesk_slot(event: TriageState, rt: Services) -> DeliveryOutcome | None:
     if event.holds_slot():
         return None
     slot = rt.pacer.reserve(
-        ZENDESK, ZENDESK_REQUESTS_PER_TICKET, rt.settings.zendesk_requests_per_minute / 60
+        ZENDESK,
+        ZENDESK_REQUESTS_PER_TICKET,
+        rt.settings.zendesk_requests_per_minute / 60,
+        now_ms=rt.clock.now_ms(),
     )
     return None if slot.due else DeliveryOutcome(paced_until=slot.timestamp())
 
