@@ -24,7 +24,9 @@ class Quotas:
     # ---- Step Functions (Standard), us-east-1 -------------------------------------------------------------
     # docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html, "Quotas related to API action throttling"
     # (StartExecution: bucket 1,300, refill 300/s in us-east-1) and "Quotas related to state throttling"
-    # (StateTransition: bucket 5,000, refill 5,000/s in us-east-1). New accounts start lower (same page).
+    # (StateTransition: bucket 5,000, refill 5,000/s in us-east-1): the figures as commonly cited for us-east-1;
+    # the copies of the page read on the date above did not show its tables, so they are unverified here. The page
+    # does say that new accounts start with reduced state-transition quotas, raised with use.
     sfn_start_bucket: float = 1300.0
     sfn_start_refill: float = 300.0
     sfn_transition_bucket: float = 5000.0
@@ -94,7 +96,8 @@ SOURCES: list[Source] = [
     ),
     Source(
         "Step Functions StartExecution and StateTransition buckets",
-        "docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html, us-east-1",
+        "docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html, us-east-1 (figures as commonly cited, "
+        "not seen in the page's tables; new accounts start lower)",
     ),
     Source(
         "Lambda concurrency and scaling rate",
