@@ -758,3 +758,20 @@ def test_mails_that_join_while_an_update_is_made_are_counted_by_the_next_one_upd
     # The third's update counted all ten: the seven after it needed none.
     assert alert_count(message) == 10 and message["updates"] == 2
     assert [o.deliveries[0]["status"] for o in first[:1] + again] == ["sent"] + ["counted"] * 8
+
+
+def test_a_batch_message_names_its_first_thirty_accounts_and_says_the_mails_may_concern_more():
+    from rootmail.messages.render import batched_alert
+
+    accounts = [f"{n:012d}" for n in range(30)]
+    _, blocks = batched_alert(
+        "Quarantined mail: x",
+        [],
+        count=400,
+        accounts=accounts,
+        since=datetime(2026, 12, 7, 1, 5, tzinfo=UTC),
+        listing=False,
+    )
+    line = blocks[1]["text"]["text"]
+    assert line.startswith("*400 mails* of this kind since 01:05 UTC")
+    assert "000000000029 (the first 30; the 400 mails may concern more)" in line

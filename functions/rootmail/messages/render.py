@@ -16,6 +16,7 @@ from email.utils import formatdate, make_msgid
 from typing import Any
 
 from rootmail.domain.accounts import OPERATIONS, Account, valid_address
+from rootmail.domain.alerts import MAX_NAMED_ACCOUNTS
 from rootmail.domain.mail.model import ParsedMail
 from rootmail.domain.notice import notice_facts
 from rootmail.domain.vocabulary import Action, Category
@@ -297,10 +298,6 @@ def alert_headline(action: str, category: str, *, signal: bool = False, rule_id:
     return "Restricted mail (operators only)"
 
 
-# Accounts named in a batch's message; the rest are counted.
-MAX_BATCH_ACCOUNTS = 30
-
-
 def batched_alert(
     first_text: str,
     first_blocks: Sequence[dict[str, Any]],
@@ -312,9 +309,9 @@ def batched_alert(
 ) -> tuple[str, list[dict[str, Any]]]:
     """A batch's message as it is updated: the alert of its first mail, under a line that counts the mails of its
     kind since the window opened and names their accounts."""
-    named = ", ".join(mrkdwn(a) for a in accounts[:MAX_BATCH_ACCOUNTS]) or "no known account"
-    if len(accounts) > MAX_BATCH_ACCOUNTS:
-        named += f" and {len(accounts) - MAX_BATCH_ACCOUNTS:,} more"
+    named = ", ".join(mrkdwn(a) for a in accounts[:MAX_NAMED_ACCOUNTS]) or "no known account"
+    if len(accounts) >= MAX_NAMED_ACCOUNTS:  # a batch keeps its first accounts only
+        named += f" (the first {MAX_NAMED_ACCOUNTS}; the {count:,} mails may concern more)"
     line = f"*{count:,} mails* of this kind since {since:%H:%M} UTC, the first shown here. Accounts: {named}."
     if listing:
         line += " They are queued: `/rootmail list` shows them, the digest groups them by pattern."
