@@ -77,3 +77,8 @@ def alert_count(message: dict[str, Any]) -> int:
     """How many mails an operators' Slack message counts: a batch's says "N × …" once a second mail joined it."""
     count, times, _ = str(message["text"]).partition(" × ")
     return int(count.replace(",", "")) if times else 1
+
+
+def copy_of(raw: bytes, tag: str) -> bytes:
+    """The same mail as another one (its own Message-ID), as a burst of one notice brings it."""
+    return raw.replace(b"Message-ID: <", f"Message-ID: <{tag}-".encode(), 1)

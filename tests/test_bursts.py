@@ -12,7 +12,7 @@ import pytest
 
 from rootmail.domain.executions import execution_name
 from rootmail_local.emulator import PREFIX
-from samples import alert_count, sample_pipeline
+from samples import alert_count, copy_of, sample_pipeline
 
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "corpus"
 FORWARDED = "11-health-single-account"  # one account, two operations contacts: one message to two recipients
@@ -20,11 +20,7 @@ FORWARDED = "11-health-single-account"  # one account, two operations contacts: 
 
 def raw(name: str = FORWARDED, number: int | None = None) -> bytes:
     mail = (CORPUS / f"{name}.eml").read_bytes()
-    return (
-        mail
-        if number is None
-        else mail.replace(b"Message-ID: <", f"Message-ID: <burst-{number}-".encode(), 1)
-    )
+    return mail if number is None else copy_of(mail, f"burst-{number}")
 
 
 def entered(pipeline: Any, key: str) -> list[str]:

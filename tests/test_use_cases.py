@@ -26,8 +26,8 @@ from rootmail.domain.sync_plan import AccountDetails, ListedAccount
 from rootmail.domain.vocabulary import STATE_FOR_ACTION, Action
 from rootmail.errors import DeliveryInProgress, DeliveryRejected, SesUnavailable, SlackUnavailable
 from rootmail.messages.operators import CREATE_RULE
-from samples import alert_count, aws_mail
-from walk import ACCOUNTS, CORPUS, RULES, run, services, triage
+from samples import alert_count, aws_mail, copy_of
+from walk import ACCOUNTS, CORPUS, RULES, run, services, triage, walked
 
 EXPECTED = json.loads((CORPUS / "expected.json").read_text(encoding="utf-8"))
 
@@ -121,9 +121,9 @@ def test_a_forward_goes_to_each_account_s_contacts_in_its_language_with_the_orig
     assert [d["status"] for d in record["deliveries"]] == ["sent", "sent"]
 
 
-def resolved(rt: Services, name: str) -> TriageState:
-    """The state a mail reaches the delivery steps with: parsed, resolved and classified."""
-    key = rt.mail_store.put(f"incoming/{name}", (CORPUS / f"{name}.eml").read_bytes())
+def resolved(rt: Services, name: str, raw: bytes | None = None) -> TriageState:
+    """The state a mail reaches the delivery steps with: stored, parsed, resolved and classified."""
+    key = rt.mail_store.put(f"incoming/{name}", raw or (CORPUS / f"{name}.eml").read_bytes())
     state = TriageState(bucket=rt.mail_store.bucket, key=key, mail_id=name, execution="x")
     state = state.model_copy(update={"mail": intake.parse_step(state, rt)})
     state = state.model_copy(update={"resolution": Resolution.from_dict(intake.resolve_step(state, rt))})
@@ -572,26 +572,13 @@ def test_lost_mail_is_re_driven_under_the_execution_its_s3_event_would_have_star
 def copies(name: str, count: int) -> list[bytes]:
     """The same notice `count` times, each its own mail (its own Message-ID), as a burst brings them."""
     raw = (CORPUS / f"{name}.eml").read_bytes()
-    return [raw.replace(b"Message-ID: <", f"Message-ID: <burst-{n}-".encode(), 1) for n in range(count)]
-
-
-def triage_walked(rt: Services, key: str, raw: bytes) -> tuple[dict[str, Any], list[str]]:
-    stored = rt.mail_store.put(f"incoming/{key}", raw)
-    intake.start_triage([(rt.mail_store.bucket, stored)], rt)
-    return run(rt, rt.starter.executions[execution_name(stored)]["payload"])
+    return [copy_of(raw, f"burst-{n}") for n in range(count)]
 
 
 def classified(rt: Services, raws: list[bytes], prefix: str) -> list[TriageState]:
     """Mails stored and taken through Parse, Resolve and Classify, ready for their delivery step (all at once, as
     a burst's executions reach it)."""
-    states = []
-    for number, raw in enumerate(raws):
-        key = rt.mail_store.put(f"incoming/{prefix}-{number}", raw)
-        state = TriageState(bucket=rt.mail_store.bucket, key=key, mail_id=f"{prefix}-{number}", execution="x")
-        state = state.model_copy(update={"mail": intake.parse_step(state, rt)})
-        state = state.model_copy(update={"resolution": Resolution.from_dict(intake.resolve_step(state, rt))})
-        states.append(state.model_copy(update={"classification": intake.classify_step(state, rt)}))
-    return states
+    return [resolved(rt, f"{prefix}-{number}", raw) for number, raw in enumerate(raws)]
 
 
 def test_a_burst_of_forwards_takes_the_shared_send_rate_s_slots_in_order_and_sends_each_once():
@@ -620,11 +607,9 @@ def test_a_burst_of_forwards_takes_the_shared_send_rate_s_slots_in_order_and_sen
 
 def test_a_paced_forward_walks_through_the_wait_for_its_slot_and_is_forwarded():
     rt = services(ses_send_rate=1)  # two recipients: a mail every two seconds
-    walked = [
-        triage_walked(rt, f"paced-{n}", raw) for n, raw in enumerate(copies("11-health-single-account", 2))
-    ]
-    assert [record["state"] for record, _ in walked] == ["forwarded"] * 2
-    assert [visited.count("AwaitSendSlot") for _, visited in walked] == [0, 1]
+    runs = [walked(rt, f"paced-{n}", raw) for n, raw in enumerate(copies("11-health-single-account", 2))]
+    assert [record["state"] for record, _ in runs] == ["forwarded"] * 2
+    assert [visited.count("AwaitSendSlot") for _, visited in runs] == [0, 1]
     assert len(rt.mailer.sent) == 2
 
 
@@ -636,9 +621,9 @@ def test_a_forward_reserves_a_slot_for_each_recipient_it_sends_to():
 
 def test_tickets_in_a_burst_take_the_zendesk_limit_s_slots_and_each_is_opened_once():
     rt = services(zendesk_requests_per_minute=60)  # one request a second: a ticket's three requests take 3 s
-    walked = [triage_walked(rt, f"urgent-{n}", raw) for n, raw in enumerate(copies("08-abuse-report-ec2", 3))]
-    assert [record["state"] for record, _ in walked] == ["escalated"] * 3
-    assert [visited.count("AwaitUrgentSlot") for _, visited in walked] == [0, 1, 1]
+    runs = [walked(rt, f"urgent-{n}", raw) for n, raw in enumerate(copies("08-abuse-report-ec2", 3))]
+    assert [record["state"] for record, _ in runs] == ["escalated"] * 3
+    assert [visited.count("AwaitUrgentSlot") for _, visited in runs] == [0, 1, 1]
     assert len(rt.desk.tickets) == 3 and len(rt.slack.posts) == 3
 
 
@@ -654,12 +639,12 @@ def test_200_quarantined_mails_in_a_minute_are_a_few_messages_counting_all_and_a
         rt.clock.advance_to(start + number * 300)  # 200 in a minute (waits move the clock on too)
         if number == urgent_at:
             before = len(rt.slack.posts)
-            record, _ = triage_walked(rt, "urgent", (CORPUS / "08-abuse-report-ec2.eml").read_bytes())
+            record, _ = walked(rt, "urgent", (CORPUS / "08-abuse-report-ec2.eml").read_bytes())
             assert record["state"] == "escalated"
             # The urgent mail's alert is a message of its own, posted as it arrives.
             (alert,) = rt.slack.posts[before:]
             assert alert["text"].startswith("Urgent AWS notice") and alert_count(alert) == 1
-        record, visited = triage_walked(rt, f"forged-{number}", raw)
+        record, visited = walked(rt, f"forged-{number}", raw)
         assert record["state"] == "quarantined"
         assert visited[-1] == "Record"
     batches = [p for p in rt.slack.posts if p["blocks"][0]["text"]["text"] == "Quarantined mail"]
@@ -675,23 +660,19 @@ def test_200_quarantined_mails_in_a_minute_are_a_few_messages_counting_all_and_a
 def test_a_batch_message_is_updated_at_most_every_three_seconds_and_each_mail_waits_until_it_is_counted():
     rt = services()
     rt.clock.at_ms = 1_800_000_100_000
-    walked = [
-        triage_walked(rt, f"forged-{n}", raw) for n, raw in enumerate(copies("31-spoofed-lookalike-abuse", 5))
-    ]
+    runs = [walked(rt, f"forged-{n}", raw) for n, raw in enumerate(copies("31-spoofed-lookalike-abuse", 5))]
     (batch,) = rt.slack.posts
     assert alert_count(batch) == 5
     # The first posts; the second updates at once; the third and later wait for the next turn (3 s on).
-    assert [visited.count("AwaitAlertUpdate") for _, visited in walked] == [0, 0, 1, 1, 1]
+    assert [visited.count("AwaitAlertUpdate") for _, visited in runs] == [0, 0, 1, 1, 1]
     assert batch["updates"] <= 4
 
 
 def test_with_slack_refusing_every_post_each_alert_ends_queued_in_bounded_time_not_waiting_forever():
     rt = services()
     rt.slack.failure = SlackUnavailable("Slack answered 503 to chat.postMessage")
-    walked = [
-        triage_walked(rt, f"forged-{n}", raw) for n, raw in enumerate(copies("31-spoofed-lookalike-abuse", 4))
-    ]
-    for record, visited in walked:
+    runs = [walked(rt, f"forged-{n}", raw) for n, raw in enumerate(copies("31-spoofed-lookalike-abuse", 4))]
+    for record, visited in runs:
         assert record["state"] == "queued" and "SlackUnavailable" in record["queue_reason"]
         # Each waits its turn to post (the first's lasts a minute) and fails; none loops past ten minutes.
         assert visited.count("AwaitAlertUpdate") <= 10 * 60 // 3
@@ -702,12 +683,12 @@ def test_a_batch_message_deleted_in_slack_is_posted_anew_and_the_counts_still_ad
     rt = services()
     rt.clock.at_ms = 1_800_000_100_000  # early in a five-minute window: one batch
     forged = copies("31-spoofed-lookalike-abuse", 4)
-    triage_walked(rt, "forged-0", forged[0])
-    triage_walked(rt, "forged-1", forged[1])
+    walked(rt, "forged-0", forged[0])
+    walked(rt, "forged-1", forged[1])
     deleted = rt.slack.posts.pop()  # an operator deleted the message (it counted 2)
     assert alert_count(deleted) == 2
     for number in (2, 3):
-        record, _ = triage_walked(rt, f"forged-{number}", forged[number])
+        record, _ = walked(rt, f"forged-{number}", forged[number])
         assert record["state"] == "quarantined"
     (anew,) = rt.slack.posts
     assert alert_count(anew) == 4  # the new message counts the batch from its start
@@ -721,7 +702,7 @@ def test_different_mails_of_one_headline_never_hide_behind_one_another_s_alert()
         "31-spoofed-lookalike-abuse.eml", subject="Unauthorized root sign-in detected on your account"
     )
     for number, raw in enumerate([first[0], other, first[1]]):
-        triage_walked(rt, f"forged-{number}", raw)
+        walked(rt, f"forged-{number}", raw)
     subjects = sorted(json.dumps(p["blocks"]) for p in rt.slack.posts)
     assert len(rt.slack.posts) == 2 and any("Unauthorized root sign-in" in s for s in subjects)
     assert sorted(alert_count(p) for p in rt.slack.posts) == [1, 2]
@@ -731,9 +712,9 @@ def test_a_mail_its_batch_s_message_never_counts_is_queued_after_ten_minutes_wit
     rt = services()
     rt.clock.at_ms = start = 1_800_000_100_000
     forged = copies("31-spoofed-lookalike-abuse", 2)
-    triage_walked(rt, "forged-0", forged[0])
+    walked(rt, "forged-0", forged[0])
     rt.alert_batches.take_turn = lambda *args, **kwargs: False  # the update turn never comes free
-    record, visited = triage_walked(rt, "forged-1", forged[1])
+    record, visited = walked(rt, "forged-1", forged[1])
     assert (
         record["state"] == "queued" and "does not count this mail 10 minutes after" in record["queue_reason"]
     )

@@ -113,6 +113,14 @@ def triage(
 ) -> dict[str, Any]:
     """Store the mail as SES does, start its triage as ingest does, and walk the execution to its end; with
     `run_name`, as an operators' retry run starts it again (its own execution, the rules read fresh)."""
+    output, _ = walked(rt, name, raw, run_name=run_name)
+    return output
+
+
+def walked(
+    rt: Services, name: str, raw: bytes | None = None, *, run_name: str | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    """As `triage`, with the states the execution went through."""
     key = rt.mail_store.put(
         f"incoming/{name}", raw if raw is not None else (CORPUS / f"{name}.eml").read_bytes()
     )
@@ -130,5 +138,4 @@ def triage(
             **({"retry": {"run": run_name}} if run_name else {}),
         }
     )
-    output, _ = run(rt, execution)
-    return output
+    return run(rt, execution)

@@ -254,7 +254,7 @@ def escalate_step(event: TriageState, rt: Services) -> DeliveryOutcome:
     if link is None:
         settled = rt.guard.get(f"{event.mail_id}#zendesk#urgent") or {}
         link = settled.get("detail", {}).get("url")
-    alert = _alert(rt, event, mail, resolution, decision, headline="Urgent AWS notice", link=link)
+    alert = _urgent_alert(rt, event, mail, resolution, decision, link=link)
     return DeliveryOutcome(deliveries=[ticket, alert], undelivered=[])
 
 
@@ -404,23 +404,20 @@ def _moment(moment_ms: int) -> str:
     return Slot(moment_ms, moment_ms).timestamp()
 
 
-def _alert(
+def _urgent_alert(
     rt: Services,
     event: TriageState,
     mail: ParsedMail,
     resolution: Resolution,
     decision: Classification,
     *,
-    headline: str,
-    link: str | None = None,
-    extra: list[dict[str, Any]] | None = None,
-    key: str = "alert",
+    link: str | None,
 ) -> dict[str, Any]:
-    text, blocks = _operator_alert(event, mail, resolution, decision, headline=headline, link=link)
-    blocks += extra or []
+    """An urgent mail's alert: a message of its own, with its ticket's link, posted once."""
+    text, blocks = _operator_alert(event, mail, resolution, decision, headline="Urgent AWS notice", link=link)
     return _guarded(
         rt,
-        f"{event.mail_id}#slack#{key}",
+        f"{event.mail_id}#slack#alert",
         event.execution,
         lambda: {"ts": rt.slack.post(text, blocks)},
         {"channel": "slack", "recipient": rt.slack.channel},
