@@ -16,6 +16,7 @@ from typing import Any
 from rootmail.app.ports import (
     DetailsResult,
     Listing,
+    ManagedOrganization,
     PostedMessage,
     Progress,
     RefreshClaim,
@@ -23,7 +24,7 @@ from rootmail.app.ports import (
     WriteResult,
 )
 from rootmail.config import Settings
-from rootmail.domain.accounts import Account
+from rootmail.domain.accounts import Account, owner_of_address
 from rootmail.domain.alerts import MAX_NAMED_ACCOUNTS, TURN_LEASE_MS, AlertBatch, Membership
 from rootmail.domain.moments import now_iso, stamp
 from rootmail.domain.pacing import Slot, reserve
@@ -133,7 +134,7 @@ class Accounts:
         return self.accounts.get(account_id)
 
     def by_email(self, email: str) -> Account | None:
-        return next((a for a in self.accounts.values() if a.email.lower() == email.lower()), None)
+        return owner_of_address(a for a in self.accounts.values() if a.email.lower() == email.lower())
 
     def load_accounts(self) -> dict[str, Account]:
         return dict(self.accounts)
@@ -523,10 +524,13 @@ class Organization:
         self.accounts = list(accounts)
         self.details = details or {}
         self.counter = CallCounts()
+        self.failure: str | None = None  # set: the listing fails with this error
 
     def list_accounts(
         self, progress: Progress = lambda *_: None, *, deadline: float | None = None
     ) -> Listing:
+        if self.failure:
+            return Listing((), False, 0, self.failure)
         return Listing(tuple(self.accounts), True, 1)
 
     def fetch_details(self, accounts: Sequence[ListedAccount], *, deadline: float | None = None,
@@ -545,6 +549,7 @@ class Services:
         accounts: Iterable[Account] = (),
         rules: Iterable[dict[str, Any]] = (),
         organization: Organization | None = None,
+        organizations: dict[str, Organization] | None = None,
         **settings: Any,
     ) -> None:
         defaults = {
@@ -568,7 +573,7 @@ class Services:
         self.metrics = Metrics()
         self.starter = Workflow()
         self.retries = Workflow()
-        self._organization = organization or Organization()
+        self._organizations = organizations or {"main": organization or Organization()}
         self._rules: RuleSet | None = None
 
     def rules(self, *, fresh: bool = False) -> RuleSet:
@@ -581,5 +586,5 @@ class Services:
             self._rules = RuleSet(rules)
         return self._rules
 
-    def organization(self) -> Organization:
-        return self._organization
+    def organizations(self) -> list[ManagedOrganization]:
+        return [ManagedOrganization.of(name, o) for name, o in self._organizations.items()]

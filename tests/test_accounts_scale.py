@@ -23,6 +23,7 @@ from moto import mock_aws
 from rootmail.adapters.dynamodb.accounts import AccountsTable
 from rootmail.adapters.organizations import Organization
 from rootmail.app.accounts_sync import SyncOptions, SyncReport, sync_accounts
+from rootmail.app.ports import ManagedOrganization
 from rootmail.domain.mail.model import ParsedMail
 from rootmail.domain.routing import RoutingPolicy, resolve
 from rootmail.domain.sync_plan import hour_index, refresh_slot
@@ -56,7 +57,7 @@ class Scale:
 def _sync(table: AccountsTable, now: datetime) -> SyncReport:
     # One thread: moto runs in this process, so more threads only contend for the interpreter.
     source = Organization(boto3.client("organizations"), boto3.client("account"), concurrency=1)
-    return sync_accounts(source, table, SyncOptions(), now=now)
+    return sync_accounts([ManagedOrganization.of("main", source)], table, SyncOptions(), now=now)
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ from moto import mock_aws
 from rootmail.adapters.dynamodb.accounts import AccountsTable
 from rootmail.adapters.organizations import Organization
 from rootmail.app.accounts_sync import SyncOptions, SyncReport, sync_accounts
+from rootmail.app.ports import ManagedOrganization
 from rootmail.bootstrap import Runtime
 from rootmail.config import Settings
 from rootmail.domain.accounts import Account
@@ -82,7 +83,8 @@ def organization(*, concurrency: int = 4, **kwargs: Any) -> Organization:
 def run(table: AccountsTable, source: Organization | None = None, **options: Any) -> SyncReport:
     now = options.pop("now", NOW)
     deadline = options.pop("deadline", None)
-    return sync_accounts(source or organization(), table, SyncOptions(**options), now=now, deadline=deadline)
+    organizations = [ManagedOrganization.of("main", source or organization())]
+    return sync_accounts(organizations, table, SyncOptions(**options), now=now, deadline=deadline)
 
 
 class _Raw:
@@ -229,7 +231,7 @@ def test_an_empty_listing_is_never_a_complete_one(aws):
 
 
 def test_the_sync_s_clients_retry_throttling_adaptively(aws):
-    source = Runtime(Settings(sync_concurrency=8)).organization()
+    source = Runtime(Settings(sync_concurrency=8)).organizations()[0].connect()
     for client in (source._organizations, source._account):
         assert client.meta.config.retries["mode"] == "adaptive"
         assert client.meta.config.max_pool_connections >= 8
@@ -305,11 +307,9 @@ def test_the_sync_reaches_the_management_account_through_the_configured_role(aws
     local.create(email="root@provider.example", name="management")
     local.add(synthetic_organization(5))
     new_table()
-    settings = Settings(
-        accounts_table=TABLE, organizations_role_arn=f"arn:aws:iam::{management}:role/rootmail-reader"
-    )
+    settings = Settings(accounts_table=TABLE, organizations=f"arn:aws:iam::{management}:role/rootmail-reader")
     runtime = Runtime(settings)
-    report = sync_accounts(runtime.organization(), runtime.accounts, SyncOptions(), now=NOW)
+    report = sync_accounts(runtime.organizations(), runtime.accounts, SyncOptions(), now=NOW)
     assert report.listing_complete and len(report.added) == 6
     assert runtime.accounts.stored(management).email == "root@provider.example"
     assert boto3.client("organizations").list_accounts()["Accounts"] == []  # the default account has none
@@ -350,7 +350,7 @@ def test_the_run_stops_reading_organizations_when_its_time_is_up(org):
     late = organization(clock=lambda: float(next(clock)))
     table = new_table()
     report = run(table, late, deadline=0.5)  # the clock reads 0 before the first page, 1 before the second
-    assert not report.listing_complete and report.listing_error.startswith("time was up")
+    assert not report.listing_complete and report.listing_error.startswith("main: time was up")
     assert report.details_read == 0 and len(report.details_skipped) == report.listed > 0
     assert report.partial_failure and report.deactivated == []
     assert all(a.details_pending for a in table.load_accounts().values())  # written; contacts next run

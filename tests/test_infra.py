@@ -248,7 +248,7 @@ EXPECTED_GRANTS = {
 }
 ACCOUNTS_ENV = {
     "ROOTMAIL_ACCOUNTS_TABLE",
-    "ROOTMAIL_ORGANIZATIONS_ROLE_ARN",
+    "ROOTMAIL_ORGANIZATIONS",
     "ROOTMAIL_CONTACTS_TAG",
     "ROOTMAIL_LANGUAGE_TAG",
 }
@@ -678,9 +678,19 @@ def _role_grants(
         for statement in _statements(policy["PolicyDocument"]["Statement"], conditions):
             assert statement["Effect"] == "Allow", statement
             for action in _as_list(statement["Action"]):
-                for resource in _as_list(statement["Resource"]):
-                    grants.add((action, _target(resource)))
+                for resource in _resources_of(statement["Resource"], parameters or {}):
+                    grants.add((action, resource))
     return grants
+
+
+def _resources_of(value: Any, parameters: dict[str, str]) -> list[str]:
+    """A statement's resources; a list split out of a parameter's value is that value's items."""
+    if isinstance(value, dict) and set(value) == {"Fn::Split"}:
+        separator, text = value["Fn::Split"]
+        if isinstance(text, dict) and text.get("Ref") in parameters:
+            return parameters[text["Ref"]].split(separator)
+        return _split(value)
+    return [_target(resource) for resource in _as_list(value)]
 
 
 @pytest.mark.infra
@@ -880,8 +890,8 @@ def test_each_function_gets_only_its_configuration(template: dict[str, Any], nam
             assert value == {"Ref": "TriageStateMachine"}
         elif key == "ROOTMAIL_RETRY_STATE_MACHINE_ARN":
             assert value == {"Ref": "RetryStateMachine"}
-        elif key == "ROOTMAIL_ORGANIZATIONS_ROLE_ARN":
-            assert value == {"Ref": "OrganizationsRoleArn"}
+        elif key == "ROOTMAIL_ORGANIZATIONS":
+            assert value == ""  # the ci stage runs in its management account
         elif key.endswith("_PARAMETER"):
             assert value.startswith(f"/rootmail/{STAGE}/"), key
         elif key == "ROOTMAIL_SLACK_OPERATOR_IDS":
@@ -906,18 +916,25 @@ def test_each_function_gets_only_its_configuration(template: dict[str, Any], nam
 
 
 @pytest.mark.infra
-def test_with_a_management_role_the_accounts_functions_may_only_assume_it(template: dict[str, Any]) -> None:
-    role = "arn:aws:iam::111122223333:role/rootmail-organizations-reader"
-    for name in ("sync", "refresh"):
-        grants = _role_grants(template, _role(name), {"OrganizationsRoleArn": role})
-        assert grants == (EXPECTED_GRANTS[name] - READ_ORGANIZATION) | {
-            ("sts:AssumeRole", "OrganizationsRoleArn")
-        }
-    parameter = template["Parameters"]["OrganizationsRoleArn"]
+def test_with_management_roles_the_accounts_functions_may_only_assume_exactly_those(
+    template: dict[str, Any],
+) -> None:
+    roles = [
+        "arn:aws:iam::111122223333:role/rootmail-organizations-reader",
+        "arn:aws:iam::444455556666:role/readers/rootmail",
+    ]
+    for given in (roles[:1], roles):
+        for name in ("sync", "refresh"):
+            grants = _role_grants(template, _role(name), {"OrganizationsRoleArns": ",".join(given)})
+            assert grants == (EXPECTED_GRANTS[name] - READ_ORGANIZATION) | {
+                ("sts:AssumeRole", r) for r in given
+            }
+    parameter = template["Parameters"]["OrganizationsRoleArns"]
     assert parameter["Default"] == ""
-    assert re.fullmatch(parameter["AllowedPattern"], role)
-    assert re.fullmatch(parameter["AllowedPattern"], "")
-    assert not re.fullmatch(parameter["AllowedPattern"], "rootmail-organizations-reader")
+    for good in ("", roles[0], ",".join(roles)):
+        assert re.fullmatch(parameter["AllowedPattern"], good), good
+    for bad in ("rootmail-organizations-reader", roles[0] + ",", f"{roles[0]},,{roles[1]}"):
+        assert not re.fullmatch(parameter["AllowedPattern"], bad), bad
 
 
 @pytest.mark.infra
@@ -1389,3 +1406,54 @@ def test_the_unzipped_package_imports_from_its_root(template: dict[str, Any], tm
     files = done.stdout.split()
     assert len(files) == len(modules)
     assert all(Path(f).is_relative_to(tmp_path) for f in files), files
+
+
+ORGANIZATIONS_VALUES = (
+    "",
+    "arn:aws:iam::111122223333:role/rootmail-reader",
+    " arn:aws:iam::111122223333:role/a , arn:aws:iam::444455556666:role/path/b ",
+    '[{"name": "emea", "roleArn": "arn:aws:iam::111122223333:role/r", "externalId": "f00-bar"}]',
+    '[{"roleArn": "arn:aws:iam::111122223333:role/r"}, {"name": "apac", "roleArn": "arn:aws:iam::444455556666:role/r"}]',
+    "rootmail-reader",
+    "arn:aws:iam::111122223333:user/someone",
+    "arn:aws:iam::111122223333:role/a,arn:aws:iam::111122223333:role/a",
+    '[{"name": "imported", "roleArn": "arn:aws:iam::111122223333:role/r"}]',
+    '[{"name": "x", "roleArn": "arn:aws:iam::111122223333:role/r", "region": "eu-west-1"}]',
+    '[{"name": "a", "roleArn": "arn:aws:iam::111122223333:role/r"}, {"name": "a", "roleArn": "arn:aws:iam::444455556666:role/r"}]',
+    '[{"name": "x", "roleArn": "arn:aws:iam::111122223333:role/r", "externalId": "a"}]',
+    "[not json",
+)
+
+
+def test_the_template_grants_the_roles_the_functions_will_assume():
+    """serverless.yml's `organizations` parameter is read twice: by scripts/organizations.js for the IAM grant, by
+    rootmail.config for the functions. Both accept the same values and find the same roles, or both refuse."""
+    from rootmail.config import OWN_ORGANIZATION, parse_organizations
+
+    script = (
+        "const {parse} = require('./scripts/organizations.js');"
+        "const out = JSON.parse(process.argv[1]).map((v) => {"
+        "  try { return parse(v).map((o) => [o.name, o.roleArn]); } catch (e) { return null; } });"
+        "console.log(JSON.stringify(out));"
+    )
+    answer = subprocess.run(
+        ["node", "-e", script, json.dumps(ORGANIZATIONS_VALUES)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    from_js = json.loads(answer.stdout)
+    refused = 0
+    for value, js in zip(ORGANIZATIONS_VALUES, from_js, strict=True):
+        try:
+            python = [
+                [o.name, o.role_arn]
+                for o in parse_organizations(value)
+                if o.name != OWN_ORGANIZATION or o.role_arn
+            ]
+        except ValueError:
+            python = None
+            refused += 1
+        assert js == python, value
+    assert refused == 8

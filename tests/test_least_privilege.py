@@ -7,6 +7,7 @@ production. (A path this run does not take is not checked: the grants' literals 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from contextvars import ContextVar
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 
 from rootmail import bootstrap
 from rootmail.app.offline import load_accounts
+from rootmail.config import parse_organizations
 from rootmail_local import moto_lambda
 from rootmail_local.slack_requests import modal_values
 from samples import sample_pipeline
@@ -100,7 +102,7 @@ def requested(service: str, operation: str, params: dict[str, Any]) -> list[tupl
     if service in ("organizations", "account"):
         return []  # made with the management role's credentials (the emulator configures one), not the function's
     if service == "sts" and operation == "AssumeRole":
-        return [("sts:AssumeRole", "OrganizationsRoleArn")]
+        return [("sts:AssumeRole", params["RoleArn"])]
     return [(f"{service}:{operation}", "not mapped: say above which grant it needs")]
 
 
@@ -110,7 +112,9 @@ def granted(function: str, action: str, resource: str) -> bool:
         "sync",
         "refresh",
     ):  # with a management role, as test_infra.py shows the template grants it
-        grants = (grants - READ_ORGANIZATION) | {("sts:AssumeRole", "OrganizationsRoleArn")}
+        # The roles the emulator configures, as the template grants exactly the configured ones.
+        roles = {o.role_arn for o in parse_organizations(os.environ["ROOTMAIL_ORGANIZATIONS"])}
+        grants = (grants - READ_ORGANIZATION) | {("sts:AssumeRole", str(role)) for role in roles}
     if resource == "*identity":  # SES checks the sender identity and the configuration set
         return any(a == action for a, _ in grants)
     return (action, resource) in grants

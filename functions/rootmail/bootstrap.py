@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from functools import cached_property, lru_cache
+from functools import cached_property, lru_cache, partial
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -26,7 +26,8 @@ from rootmail.adapters.mailstore import MailStore
 from rootmail.adapters.metrics import EmfMetrics
 from rootmail.adapters.secrets import read_secret
 from rootmail.adapters.suppressions import SuppressionList
-from rootmail.config import Settings, get_settings
+from rootmail.app.ports import ManagedOrganization
+from rootmail.config import OrganizationConfig, Settings, get_settings
 from rootmail.domain.rules.index import RuleSet
 from rootmail.domain.rules.sets import usable_rules
 from rootmail.errors import OrganizationsUnavailable, RulesUnavailable
@@ -147,37 +148,48 @@ class Runtime:
         name = self.settings.require("retry_state_machine_arn")
         return Workflow(self.client("stepfunctions"), name)
 
-    def organization(self) -> Organization:
-        """Organizations and the Account API as the management account, through the configured role if any.
-        Built anew for each run: an assumed role's credentials expire, and a warm container outlives them."""
+    def organizations(self) -> list[ManagedOrganization]:
+        """Every configured organisation, each reached through the role in its management account when it is
+        used. Built anew for each run: an assumed role's credentials expire, and a warm container outlives them."""
+        return [
+            ManagedOrganization(config.name, partial(self._organization, config))
+            for config in self.settings.organizations
+        ]
+
+    def _organization(self, config: OrganizationConfig) -> Organization:
         from rootmail.adapters.organizations import Organization
 
-        session = self._management_session()
-        config = Config(
+        session = self._management_session(config)
+        options = Config(
             retries={"mode": "adaptive", "max_attempts": _ORGANIZATIONS_MAX_ATTEMPTS},
             connect_timeout=5,
             read_timeout=30,
             max_pool_connections=max(10, self.settings.sync_concurrency + 2),
         )
         return Organization(
-            session.client("organizations", config=config),
-            session.client("account", config=config),
+            session.client("organizations", config=options),
+            session.client("account", config=options),
             contacts_tag=self.settings.contacts_tag,
             language_tag=self.settings.language_tag,
             alternate_contacts=self.settings.alternate_contacts,
             concurrency=self.settings.sync_concurrency,
         )
 
-    def _management_session(self) -> boto3.session.Session:
-        role = self.settings.organizations_role_arn
-        if not role:
+    def _management_session(self, config: OrganizationConfig) -> boto3.session.Session:
+        if not config.role_arn:
             return boto3.session.Session()
+        extra = {"ExternalId": config.external_id} if config.external_id else {}
         try:
             credentials = self.client("sts").assume_role(
-                RoleArn=role, RoleSessionName="rootmail-accounts-sync", DurationSeconds=3600
+                RoleArn=config.role_arn,
+                RoleSessionName="rootmail-accounts-sync",
+                DurationSeconds=3600,
+                **extra,
             )["Credentials"]
         except (ClientError, BotoCoreError) as exc:
-            raise OrganizationsUnavailable(f"cannot assume {role}: {describe(exc)}") from None
+            raise OrganizationsUnavailable(
+                f"cannot assume {config.role_arn} for organization {config.name}: {describe(exc)}"
+            ) from None
         return boto3.session.Session(
             aws_access_key_id=credentials["AccessKeyId"],
             aws_secret_access_key=credentials["SecretAccessKey"],

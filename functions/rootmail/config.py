@@ -2,17 +2,84 @@
 
 from __future__ import annotations
 
+import json
+import re
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from rootmail.domain.accounts import DEFAULT_CONTACT_KINDS, parse_contact_kinds
+from rootmail.domain.accounts import DEFAULT_CONTACT_KINDS, IMPORTED, parse_contact_kinds
 from rootmail.domain.authenticity import DEFAULT_AWS_SENDER_DOMAINS
 from rootmail.domain.routing import DEFAULT_MULTI_ACCOUNT_SENDERS, DEFAULT_THIRD_PARTY_SENDERS, RoutingPolicy
 from rootmail.domain.suffixes import shared_suffix_reason
 from rootmail.errors import ConfigurationError
+
+# The organisation read with the functions' own role when no organisation is configured (the stack is deployed in
+# its management account).
+OWN_ORGANIZATION = "management"
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/[\w+=,.@/-]{1,512}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
+
+
+@dataclass(frozen=True)
+class OrganizationConfig:
+    """One organisation to sync: a name for people and the accounts table, the role to assume in its management
+    account (None: our own credentials), and the external ID that role's trust policy may ask for."""
+
+    name: str
+    role_arn: str | None = None
+    external_id: str | None = None
+
+
+def parse_organizations(text: str) -> tuple[OrganizationConfig, ...]:
+    """`[{"name": "emea", "roleArn": "arn:aws:iam::111122223333:role/rootmail-reader", "externalId": "..."}]`,
+    or role ARNs separated by commas (each organisation then named by its management account's ID); empty: the
+    organisation of this account, with our own role. Names and roles must be unique."""
+    text = text.strip()
+    if not text:
+        return (OrganizationConfig(OWN_ORGANIZATION),)
+    if text.startswith("["):
+        try:
+            entries = json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"organizations: not valid JSON ({exc})") from None
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise ValueError("organizations: expected a JSON list of {name, roleArn, externalId} objects")
+    else:
+        entries = [{"roleArn": arn.strip()} for arn in text.split(",") if arn.strip()]
+    found: list[OrganizationConfig] = []
+    for number, entry in enumerate(entries, 1):
+        unknown = set(entry) - {"name", "roleArn", "externalId"}
+        if unknown:
+            raise ValueError(
+                f"organization {number}: unknown key(s) {sorted(unknown)}: expected name, roleArn, externalId"
+            )
+        role = str(entry.get("roleArn") or "")
+        matched = _ROLE_ARN.match(role)
+        if not matched:
+            raise ValueError(
+                f"organization {number}: {role!r} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)"
+            )
+        name = str(entry.get("name") or matched.group(1))
+        if not _NAME.match(name) or name == IMPORTED:
+            raise ValueError(
+                f"organization {number}: name {name!r}: letters, digits, '.', '_', '-', at most 64, not {IMPORTED!r}"
+            )
+        external = entry.get("externalId")
+        if external is not None and not _EXTERNAL_ID.match(str(external)):
+            raise ValueError(f"organization {name}: the external ID must be 2 to 1224 of [\\w+=,.@:/-]")
+        found.append(OrganizationConfig(name, role, str(external) if external is not None else None))
+    for label, values in (("name", [o.name for o in found]), ("role", [str(o.role_arn) for o in found])):
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        if repeated:
+            raise ValueError(f"organizations: the same {label} twice: {', '.join(repeated)}")
+    if not found:
+        raise ValueError("organizations: no role ARN given")
+    return tuple(found)
 
 
 class Settings(BaseSettings):
@@ -48,9 +115,12 @@ class Settings(BaseSettings):
     # Unset, a tag is part of the address (root+acme@ and root+globex@ are two accounts).
     root_address_tag_separator: Literal["+", "-", "_"] | None = None
     rules_cache_seconds: int = Field(default=60, ge=0, le=3600)
-    # Accounts and contacts from AWS Organizations (the hourly sync and the pipeline's refresh).
-    # A role in the management account to assume; unset or empty: call Organizations with our own role.
-    organizations_role_arn: str | None = None
+    # Accounts and contacts from AWS Organizations (the hourly sync and the pipeline's refresh): the organisations to
+    # sync, each through a role in its management account (see `parse_organizations`); unset or empty: the one
+    # organisation this stack's account manages, with our own role.
+    organizations: Annotated[tuple[OrganizationConfig, ...], NoDecode] = Field(
+        default=(), validate_default=True
+    )
     contacts_tag: str = Field(default="rootmail:contacts", min_length=1, max_length=120)
     language_tag: str = Field(default="rootmail:language", min_length=1, max_length=128)
     # Read the AWS alternate contacts for the kinds no tag names.
@@ -110,6 +180,13 @@ class Settings(BaseSettings):
                 raise ValueError("must name at least one entry")
             return items
         return value
+
+    @field_validator("organizations", mode="before")
+    @classmethod
+    def _organizations(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_organizations(value)
+        return value or (OrganizationConfig(OWN_ORGANIZATION),)
 
     @field_validator("root_address_tag_separator", mode="before")
     @classmethod

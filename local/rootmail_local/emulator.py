@@ -164,6 +164,9 @@ class LocalPipeline:
     zendesk: ZendeskStandIn = field(default_factory=ZendeskStandIn)
     slack: SlackStandIn = field(default_factory=SlackStandIn)
     management_account: str = MANAGEMENT_ACCOUNT
+    # The organisations the functions sync, by name → management account (moto keeps one organisation per account);
+    # unset: one, "main", of `management_account`.
+    organizations: dict[str, str] = field(default_factory=dict)
     settings: dict[str, str] = field(default_factory=dict)  # more ROOTMAIL_* values for the functions
     # The local Slack workspace: who may use /rootmail, where, and the app's signing secret (kept in moto's SSM).
     operator_ids: tuple[str, ...] = ("U0LOCALOPS",)
@@ -171,6 +174,7 @@ class LocalPipeline:
     signing_secret: str = "local-signing-secret"
 
     def __post_init__(self) -> None:
+        self.organizations = dict(self.organizations) or {"main": self.management_account}
         name = f"rootmail-{self.stage}"
         self.bucket = f"{name}-mail"
         self.tables = {
@@ -272,8 +276,14 @@ class LocalPipeline:
             "ROOTMAIL_RULES_CACHE_SECONDS": "0",
             "ZENPY_FORCE_NETLOC": self.zendesk.netloc,
             "ZENPY_FORCE_SCHEME": "http",
-            "ROOTMAIL_ORGANIZATIONS_ROLE_ARN": (
-                f"arn:aws:iam::{self.management_account}:role/rootmail-{self.stage}-organizations"
+            "ROOTMAIL_ORGANIZATIONS": json.dumps(
+                [
+                    {
+                        "name": name,
+                        "roleArn": f"arn:aws:iam::{management}:role/rootmail-{self.stage}-organizations",
+                    }
+                    for name, management in self.organizations.items()
+                ]
             ),
             "POWERTOOLS_SERVICE_NAME": "rootmail",
             "POWERTOOLS_METRICS_NAMESPACE": "rootmail",
@@ -358,18 +368,20 @@ class LocalPipeline:
     def seed_accounts(self, accounts: Iterable[Account]) -> int:
         return AccountsTable(self.client("dynamodb"), self.tables["accounts"]).put_all(accounts)
 
-    def organization(self) -> LocalOrganization:
-        return LocalOrganization(self.management_account, REGION)
+    def organization(self, name: str | None = None) -> LocalOrganization:
+        """The named organisation (the first one unless told)."""
+        management = self.organizations[name] if name else next(iter(self.organizations.values()))
+        return LocalOrganization(management, REGION)
 
-    def seed_organization(self, accounts: Iterable[Account]) -> int:
-        """The accounts as the local organisation's (the management account's entry updates it): contacts as tags
-        or alternate contacts, languages as tags, under the configured tag keys."""
+    def seed_organization(self, accounts: Iterable[Account], name: str | None = None) -> int:
+        """The accounts as the named local organisation's (the first one unless told; the management account's entry
+        updates it): contacts as tags or alternate contacts, languages as tags, under the configured tag keys."""
         defaults = Settings.model_fields
         contacts_tag = self.settings.get("contacts_tag", defaults["contacts_tag"].default)
         language_tag = self.settings.get("language_tag", defaults["language_tag"].default)
         seeds = [seed_of(a, contacts_tag=contacts_tag, language_tag=language_tag) for a in accounts]
-        organization = self.organization()
-        management = next((s for s in seeds if s.account_id == self.management_account), None)
+        organization = self.organization(name)
+        management = next((s for s in seeds if s.account_id == organization.management_account), None)
         organization.create(
             email=management.email if management else None, name=management.name if management else None
         )

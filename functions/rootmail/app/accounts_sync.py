@@ -1,27 +1,42 @@
-"""The accounts sync: Organizations → the accounts table, hourly (the `sync` function), on demand
-(`rootmail accounts sync`) and for one cache miss in the pipeline (the RefreshAccounts state).
+"""The accounts sync: every organisation the provider runs → the accounts table, hourly (the `sync` function), on
+demand (`rootmail accounts sync`) and for one cache miss in the pipeline (the RefreshAccounts state).
 
-One run: list the organisation, read the table once, read the contacts of the accounts that need it (domain/sync_plan.py
-decides which), plan, write only what changed. It never stops half-way on a throttled call: what failed is in the
-report (`partial_failure`), and the next run picks it up because the table still differs from Organizations.
+One run: list every organisation (in parallel, each through its own management account's role), read the table
+once, read the contacts of the accounts that need it, each through the organisation that lists it
+(domain/sync_plan.py decides which), plan, write only what changed. It never stops half-way on a throttled call or an
+organisation that cannot be reached: what failed is in the report, per organisation (`partial_failure`), nothing is
+deactivated while any listing is incomplete, and the next run picks it up because the table still differs.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from rootmail.app.ports import AccountsTable, Organization, Progress, Services, WriteResult
+from rootmail.app.ports import (
+    AccountsTable,
+    DetailsResult,
+    Listing,
+    ManagedOrganization,
+    Organization,
+    Progress,
+    Services,
+    WriteResult,
+)
 from rootmail.config import Settings
-from rootmail.domain.sync_plan import now_text, plan_sync, select_for_details
+from rootmail.domain.sync_plan import ListedAccount, now_text, plan_sync, select_for_details
+from rootmail.errors import RootmailError
 from rootmail.observability import logger
 
 # Time kept back from a Lambda's remaining time for writing what was read (10,000 items take well under a minute).
 WRITE_RESERVE_SECONDS = 120.0
+# Organisations listed at once: each has its own API quotas, so they do not slow one another.
+MAX_PARALLEL_ORGANIZATIONS = 8
 
 
 def _no_progress(phase: str, done: int, total: int) -> None:
@@ -38,6 +53,55 @@ class SyncOptions:
 
 
 @dataclass
+class OrganizationReport:
+    """What one organisation's part of the run did."""
+
+    name: str
+    listing_complete: bool = False
+    listing_error: str | None = None
+    pages: int = 0
+    listed: int = 0
+    added: int = 0
+    changed: int = 0
+    moved_in: int = 0
+    deactivated: int = 0
+    details_read: int = 0
+    details_failed: int = 0
+    api_calls: Counter[str] = field(default_factory=Counter)
+    sdk_retries: int = 0
+    items_to_write: int = 0
+    items_written: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "listing_complete": self.listing_complete,
+            "listing_error": self.listing_error,
+            "pages": self.pages,
+            "listed": self.listed,
+            "added": self.added,
+            "changed": self.changed,
+            "moved_in": self.moved_in,
+            "deactivated": self.deactivated,
+            "details_read": self.details_read,
+            "details_failed": self.details_failed,
+            "api_calls": dict(sorted(self.api_calls.items())),
+            "api_calls_total": sum(self.api_calls.values()),
+            "sdk_retries": self.sdk_retries,
+            "items_to_write": self.items_to_write,
+            "items_written": self.items_written,
+        }
+
+    def summary_line(self) -> str:
+        listing = "complete" if self.listing_complete else f"INCOMPLETE ({self.listing_error})"
+        return (
+            f"{self.name}: listing {listing}, {self.listed:,} accounts in {self.pages:,} page(s); "
+            f"added {self.added:,}, changed {self.changed:,} (moved in {self.moved_in:,}), "
+            f"deactivated {self.deactivated:,}; contacts read {self.details_read:,}, failed {self.details_failed:,}; "
+            f"API calls {sum(self.api_calls.values()):,}; items written {self.items_written:,}"
+        )
+
+
+@dataclass
 class SyncReport:
     started_at: str
     dry_run: bool = False
@@ -47,6 +111,9 @@ class SyncReport:
     listed: int = 0
     added: list[str] = field(default_factory=list)
     changed: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)  # (account, fields that changed)
+    moved: list[tuple[str, str, str]] = field(
+        default_factory=list
+    )  # (account, from, to): another organisation
     deactivated: list[str] = field(default_factory=list)
     reactivated: list[str] = field(default_factory=list)
     unchanged: int = 0
@@ -62,6 +129,7 @@ class SyncReport:
     write_failed: list[str] = field(default_factory=list)
     write_errors: list[str] = field(default_factory=list)
     duration_seconds: float = 0.0
+    organizations: dict[str, OrganizationReport] = field(default_factory=dict)
 
     @property
     def partial_failure(self) -> bool:
@@ -90,6 +158,8 @@ class SyncReport:
             "unchanged": self.unchanged,
             "added_ids": self.added[:limit],
             "changed_ids": [{"account_id": a, "fields": list(f)} for a, f in self.changed[:limit]],
+            "moved": len(self.moved),
+            "moved_ids": [{"account_id": a, "from": f, "to": t} for a, f, t in self.moved[:limit]],
             "deactivated_ids": self.deactivated[:limit],
             "details_read": self.details_read,
             "details_failed": len(self.details_failed),
@@ -107,16 +177,19 @@ class SyncReport:
             "write_errors": self.write_errors[:5],
             "duration_seconds": round(self.duration_seconds, 3),
             "partial_failure": self.partial_failure,
+            "organizations": {name: o.to_dict() for name, o in self.organizations.items()},
         }
 
     def summary_lines(self) -> list[str]:
         listing = "complete" if self.listing_complete else f"INCOMPLETE ({self.listing_error})"
         calls = ", ".join(f"{op} {n:,}" for op, n in sorted(self.api_calls.items())) or "none"
         lines = [
-            f"listing {listing}: {self.listed:,} accounts in {self.pages:,} page(s)",
+            f"listing {listing}: {self.listed:,} accounts in {self.pages:,} page(s)"
+            + (f" from {len(self.organizations)} organisations" if len(self.organizations) > 1 else ""),
             f"added {len(self.added):,}, changed {len(self.changed):,}, deactivated {len(self.deactivated):,}, "
             f"unchanged {self.unchanged:,}"
-            + (f" (reactivated {len(self.reactivated):,})" if self.reactivated else ""),
+            + (f" (reactivated {len(self.reactivated):,})" if self.reactivated else "")
+            + (f"; moved between organisations {len(self.moved):,}" if self.moved else ""),
             f"contacts read for {self.details_read:,} account(s); failed {len(self.details_failed):,}, "
             f"left for a later run {len(self.details_deferred) + len(self.details_skipped):,}"
             + (f"; {self.detail_problems:,} with tag problems" if self.detail_problems else ""),
@@ -128,9 +201,14 @@ class SyncReport:
             ),
             f"duration {self.duration_seconds:.1f} s",
         ]
+        lines += [f"organization {o.summary_line()}" for o in self.organizations.values()]
         problems: list[str] = []
         if not self.listing_complete:
-            problems.append("the listing did not complete, so no account was deactivated")
+            failed = [name for name, o in self.organizations.items() if not o.listing_complete]
+            problems.append(
+                f"the listing of {', '.join(failed) or 'the organisation'} did not complete, "
+                "so no account was deactivated"
+            )
         if self.details_failed:
             by_error = Counter(error.split(":", 1)[0] for error in self.details_failed.values())
             problems.append(
@@ -148,7 +226,7 @@ class SyncReport:
 
 
 def sync_accounts(
-    organization: Organization,
+    organizations: Sequence[ManagedOrganization],
     table: AccountsTable,
     options: SyncOptions,
     *,
@@ -157,31 +235,40 @@ def sync_accounts(
     progress: Progress = _no_progress,
     clock: Callable[[], float] = time.monotonic,
 ) -> SyncReport:
-    """One run. `deadline` (a `clock()` value): no new call to Organizations after it, so there is time to write."""
+    """One run over every organisation. `deadline` (a `clock()` value): no new call to Organizations after it, so
+    there is time to write."""
     started = clock()
     report = SyncReport(started_at=now_text(now), dry_run=options.dry_run)
-    listing = organization.list_accounts(progress, deadline=deadline)
-    report.listing_complete, report.listing_error = listing.complete, listing.error
-    report.pages, report.listed = listing.pages, len({a.account_id for a in listing.accounts})
+    parts = _list_all(organizations, progress, deadline)
+    listed = [replace(a, organization=p.name) for p in parts for a in p.listing.accounts]
+    report.listing_complete = all(p.listing.complete for p in parts) and bool(parts)
+    errors = [f"{p.name}: {p.listing.error}" for p in parts if p.listing.error]
+    report.listing_error = "; ".join(errors) or (None if parts else "no organisation is configured")
+    report.pages = sum(p.listing.pages for p in parts)
+    report.listed = len({a.account_id for a in listed})
     current = table.load_accounts()
     selection = select_for_details(
         current,
-        listing.accounts,
+        listed,
         now=now,
         refresh_hours=options.refresh_hours,
         budget=options.budget,
         rotate=options.rotate,
         forced=options.forced,
     )
-    fetched = organization.fetch_details(selection.fetch, deadline=deadline, progress=progress)
+    fetched = _fetch_all(parts, selection.fetch, deadline, progress)
     report.details_read = len(fetched.details)
     report.details_failed = dict(fetched.failures)
     report.details_skipped = list(fetched.skipped)
     report.details_deferred = list(selection.deferred)
     report.detail_problems = sum(1 for d in fetched.details.values() if d.problems)
-    plan = plan_sync(current, listing.accounts, fetched.details, listing_complete=listing.complete, now=now)
+    plan = plan_sync(current, listed, fetched.details, listing_complete=report.listing_complete, now=now)
     report.added = [a.account_id for a in plan.added]
     report.changed = [(c.after.account_id, c.fields) for c in plan.changed]
+    report.moved = [
+        (c.after.account_id, "imported" if c.before.imported else c.before.organization, c.after.organization)
+        for c in plan.moved
+    ]
     report.deactivated = [c.after.account_id for c in plan.deactivated]
     report.reactivated = [c.after.account_id for c in plan.reactivated]
     report.unchanged = plan.unchanged
@@ -191,12 +278,124 @@ def sync_accounts(
     report.items_written = result.written
     report.write_failed = list(result.failed)
     report.write_errors = list(result.errors)
-    report.api_calls = Counter(organization.counter.calls)
+    for part in parts:
+        report.api_calls.update(part.calls)
+        report.sdk_retries += part.retries
     if result.requests:
         report.api_calls["BatchWriteItem"] = result.requests
-    report.sdk_retries = organization.counter.retries
+    report.organizations = _per_organization(
+        parts, plan, fetched, writes, set(result.failed), options.dry_run
+    )
     report.duration_seconds = clock() - started
     return report
+
+
+@dataclass
+class _Part:
+    """One organisation during a run: its connection (None when it could not be reached) and its listing."""
+
+    name: str
+    organization: Organization | None
+    listing: Listing
+
+    @property
+    def calls(self) -> Counter[str]:
+        return Counter(self.organization.counter.calls) if self.organization else Counter()
+
+    @property
+    def retries(self) -> int:
+        return self.organization.counter.retries if self.organization else 0
+
+
+def _list_all(
+    organizations: Sequence[ManagedOrganization], progress: Progress, deadline: float | None
+) -> list[_Part]:
+    """Every organisation's listing, at once; one that cannot be reached is an incomplete listing with why."""
+
+    def one(managed: ManagedOrganization) -> _Part:
+        try:
+            organization = managed.connect()
+        except RootmailError as exc:
+            return _Part(managed.name, None, Listing((), False, 0, str(exc)))
+        shown = _named(progress, managed.name) if len(organizations) > 1 else progress
+        return _Part(managed.name, organization, organization.list_accounts(shown, deadline=deadline))
+
+    if len(organizations) <= 1:
+        return [one(m) for m in organizations]
+    workers = min(MAX_PARALLEL_ORGANIZATIONS, len(organizations))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rootmail-organizations") as pool:
+        return list(pool.map(one, organizations))
+
+
+def _named(progress: Progress, name: str) -> Progress:
+    """Progress of one organisation's part, named after it (organisations run at once)."""
+
+    def report(phase: str, done: int, total: int) -> None:
+        progress(f"{phase} ({name})", done, total)
+
+    return report
+
+
+def _fetch_all(
+    parts: Sequence[_Part], accounts: Sequence[ListedAccount], deadline: float | None, progress: Progress
+) -> DetailsResult:
+    """Contacts and language of each account, through the organisation that lists it; organisations at once."""
+    by_name = {p.name: p for p in parts}
+    groups: dict[str, list[ListedAccount]] = {}
+    for account in accounts:
+        groups.setdefault(account.organization, []).append(account)
+
+    def one(name: str) -> DetailsResult:
+        organization = by_name[name].organization
+        assert organization is not None  # it listed these accounts
+        shown = _named(progress, name) if len(parts) > 1 else progress
+        return organization.fetch_details(groups[name], deadline=deadline, progress=shown)
+
+    if len(groups) <= 1:
+        results = [one(name) for name in groups]
+    else:
+        workers = min(MAX_PARALLEL_ORGANIZATIONS, len(groups))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rootmail-contacts") as pool:
+            results = list(pool.map(one, groups))
+    merged = DetailsResult()
+    for result in results:
+        merged.details.update(result.details)
+        merged.failures.update(result.failures)
+        merged.skipped.extend(result.skipped)
+    return merged
+
+
+def _per_organization(
+    parts: Sequence[_Part],
+    plan: Any,
+    fetched: DetailsResult,
+    writes: Sequence[Any],
+    failed: set[str],
+    dry_run: bool,
+) -> dict[str, OrganizationReport]:
+    reports = {}
+    for part in parts:
+        name = part.name
+        mine = {a.account_id for a in part.listing.accounts}
+        wrote = [a for a in writes if a.organization == name]
+        reports[name] = OrganizationReport(
+            name=name,
+            listing_complete=part.listing.complete,
+            listing_error=part.listing.error,
+            pages=part.listing.pages,
+            listed=len(mine),
+            added=sum(1 for a in plan.added if a.organization == name),
+            changed=sum(1 for c in plan.changed if c.after.organization == name),
+            moved_in=sum(1 for c in plan.moved if c.after.organization == name),
+            deactivated=sum(1 for c in plan.deactivated if c.after.organization == name),
+            details_read=sum(1 for a in mine if a in fetched.details),
+            details_failed=sum(1 for a in mine if a in fetched.failures),
+            api_calls=part.calls,
+            sdk_retries=part.retries,
+            items_to_write=len(wrote),
+            items_written=0 if dry_run else sum(1 for a in wrote if a.account_id not in failed),
+        )
+    return reports
 
 
 def deadline_for(
@@ -219,7 +418,7 @@ def options_from_settings(settings: Settings, **overrides: Any) -> SyncOptions:
 def scheduled_sync(rt: Services, *, remaining_seconds: float | None) -> dict[str, Any]:
     """The hourly run (the `sync` function): rotate through the contacts, write what changed, report."""
     report = sync_accounts(
-        rt.organization(),
+        rt.organizations(),
         rt.accounts,
         options_from_settings(rt.settings),
         now=datetime.now(UTC),

@@ -14,7 +14,6 @@ from rootmail.domain.authenticity import assess
 from rootmail.domain.mail.parse import parse_mail
 from rootmail.domain.routing import resolve, unchecked
 from rootmail.domain.rules.model import Rule
-from rootmail.domain.sync_plan import ListedAccount
 from rootmail.domain.triage import decide
 
 
@@ -66,13 +65,6 @@ def load_accounts(path: Path, contacts_path: Path | None = None) -> list[Account
         except ValueError as exc:
             raise ValueError(f"{contacts_path}: account {item['Id']}: {exc}") from None
     return accounts
-
-
-def management_account_of(path: Path) -> str | None:
-    """The management account named by the items' ARNs (arn:aws:organizations::<management>:account/...)."""
-    found = {ListedAccount.from_item(item).management_account_id for item in read_account_items(path)}
-    found.discard(None)
-    return found.pop() if len(found) == 1 else None
 
 
 def triage_file(

@@ -322,6 +322,19 @@ class Organization(Protocol):
     ) -> DetailsResult: ...
 
 
+@dataclass(frozen=True)
+class ManagedOrganization:
+    """One organisation the provider syncs: its name, and how to reach it (through its management account's role;
+    `connect` raises OrganizationsUnavailable when that role cannot be assumed)."""
+
+    name: str
+    connect: Callable[[], Organization]
+
+    @classmethod
+    def of(cls, name: str, organization: Organization) -> ManagedOrganization:
+        return cls(name, lambda: organization)
+
+
 class Services(Protocol):
     """Everything a use case may reach, built once per Lambda container (rootmail/bootstrap.py)."""
 
@@ -378,4 +391,4 @@ class Services(Protocol):
 
     def rules(self, *, fresh: bool = False) -> RuleSet: ...
 
-    def organization(self) -> Organization: ...
+    def organizations(self) -> Sequence[ManagedOrganization]: ...

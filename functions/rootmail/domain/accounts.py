@@ -19,6 +19,7 @@ CONTACT_KINDS: tuple[str, ...] = (OPERATIONS, SECURITY, BILLING)
 SUPPORTED_LANGUAGES: tuple[str, ...] = ("en", "ja")
 DEFAULT_LANGUAGE = "en"
 ACTIVE = "ACTIVE"
+IMPORTED = "imported"
 
 # Which kind of contact hears about which category. Configurable (ROOTMAIL_CONTACT_KINDS); categories not named
 # here go to the operations contacts.
@@ -173,6 +174,8 @@ class Account:
     inactive_reason: str | None = None
     contacts_from: str = ""  # where the contacts came from: tags, alternate-contacts, override, ...
     details_pending: bool = False  # contacts and language not read from Organizations yet
+    organization: str = ""  # the name of the synced organisation that lists it ("" before it was recorded)
+    imported: bool = False  # put in by `rootmail accounts import`: in no organisation the provider syncs
 
     def __post_init__(self) -> None:
         if not isinstance(self.contacts, Contacts):
@@ -181,6 +184,13 @@ class Account:
     @property
     def active(self) -> bool:
         return self.status == ACTIVE and self.inactive_since is None
+
+    @property
+    def source(self) -> str:
+        """Where the account came from, for a person: `imported`, or `organization <name>`."""
+        if self.imported:
+            return IMPORTED
+        return f"organization {self.organization}" if self.organization else "organization"
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -199,6 +209,10 @@ class Account:
             data["contacts_from"] = self.contacts_from
         if self.details_pending:
             data["details_pending"] = True
+        if self.organization:
+            data["organization"] = self.organization
+        if self.imported:
+            data["imported"] = True
         return data
 
     @classmethod
@@ -214,6 +228,8 @@ class Account:
             inactive_reason=data.get("inactive_reason") or None,
             contacts_from=str(data.get("contacts_from", "")),
             details_pending=bool(data.get("details_pending", False)),
+            organization=str(data.get("organization", "")),
+            imported=bool(data.get("imported", False)),
         )
 
     @classmethod
@@ -242,6 +258,13 @@ class Account:
             language=override.language or self.language,
             contacts_from="+".join(dict.fromkeys(sources)),
         )
+
+
+def owner_of_address(candidates: Iterable[Account]) -> Account | None:
+    """The account whose mail a root address receives when several items have it: an active account before an
+    inactive one (an address reused after an account closed or left), an organisation's before an imported one (an
+    organisation's listing is AWS's word; an imported row may be stale), then the lowest ID (stable)."""
+    return min(candidates, key=lambda a: (not a.active, a.imported, a.account_id), default=None)
 
 
 def parse_contacts_entry(entry: Mapping[str, Any]) -> tuple[Contacts, str | None]:

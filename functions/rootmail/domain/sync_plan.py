@@ -4,8 +4,13 @@ accounts table holds → what to add, change and deactivate, and which accounts'
 Rules:
 - An account listed by Organizations is kept up to date (email, name, status). An account whose status is not
   ACTIVE (suspended, pending closure, closed) is kept, marked inactive with the time it was first seen so.
-- An account missing from the listing is marked inactive ("left the organisation") only when the listing
-  completed: one failed or cut-short page never deactivates anything. Accounts are never deleted.
+- Several organisations are synced at once, each listing its own accounts; an item records the organisation that
+  lists it. An account listed by another organisation than before has moved: its item is updated (and its contacts
+  read again, through its new organisation), never duplicated.
+- An account missing from every listing is marked inactive ("left the organisation") only when every listing
+  completed: one failed or cut-short page, in any organisation, never deactivates anything (the account may have
+  moved to the organisation that did not answer). Accounts are never deleted. Imported accounts (in no synced
+  organisation, put in by an operator) are never deactivated by the sync.
 - Contacts and language cost one or more calls per account, so they are read for new accounts, for accounts still
   waiting for them, for accounts an operator names, and for a rotating slice of the rest: each account once per
   `refresh_hours` (24: 1/24 of the accounts each hour). An unchanged organisation costs the listing pages plus
@@ -42,9 +47,10 @@ class ListedAccount:
     name: str = ""
     status: str = ACTIVE
     management_account_id: str | None = None  # from the item's ARN: the organisation's management account
+    organization: str = ""  # the name of the synced organisation that listed it
 
     @classmethod
-    def from_item(cls, item: Mapping[str, object]) -> ListedAccount:
+    def from_item(cls, item: Mapping[str, object], organization: str = "") -> ListedAccount:
         arn = str(item.get("Arn", ""))
         parts = arn.split(":")
         management = parts[4] if len(parts) > 5 and parts[4].isdigit() else None
@@ -56,6 +62,7 @@ class ListedAccount:
             name=str(item.get("Name", "")),
             status=status,
             management_account_id=management,
+            organization=organization,
         )
 
     @property
@@ -168,10 +175,10 @@ def select_for_details(
     pending: list[ListedAccount] = []
     rotating: list[ListedAccount] = []
     hour = hour_index(now, refresh_hours)
-    for account in _unique(listed):
+    for account in _unique(listed, current):
         known = current.get(account.account_id)
-        if known is None:
-            new.append(account)
+        if known is None or _arrives(known, account):
+            new.append(account)  # new to the table, or new to this organisation: read through it
         elif account.account_id in forced_ids:
             named.append(account)
         elif known.details_pending:
@@ -188,8 +195,21 @@ def select_for_details(
     return Selection(tuple(chosen), tuple(waiting))
 
 
-def _unique(listed: Iterable[ListedAccount]) -> list[ListedAccount]:
-    return list({a.account_id: a for a in listed}.values())
+def _unique(listed: Iterable[ListedAccount], current: Mapping[str, Account]) -> list[ListedAccount]:
+    """Each account once. Two organisations listing one account (it moved between their listings): the
+    organisation it is recorded in keeps it until it lists it no more, else the first listing has it."""
+    found: dict[str, ListedAccount] = {}
+    for account in listed:
+        held = found.get(account.account_id)
+        known = current.get(account.account_id)
+        if held is None or (known is not None and known.organization == account.organization):
+            found[account.account_id] = account
+    return list(found.values())
+
+
+def _arrives(known: Account, account: ListedAccount) -> bool:
+    """Listed by an organisation it was not recorded in: imported before, or moved from another organisation."""
+    return known.imported or bool(known.organization and known.organization != account.organization)
 
 
 # ---- the plan ------------------------------------------------------------------------------------------------
@@ -221,6 +241,15 @@ class SyncPlan:
     def reactivated(self) -> tuple[Change, ...]:
         return tuple(c for c in self.changed if not c.before.active and c.after.active)
 
+    @property
+    def moved(self) -> tuple[Change, ...]:
+        """Accounts now listed by another organisation than the one they were recorded in (or than imported)."""
+        return tuple(
+            c
+            for c in self.changed
+            if c.before.imported or (c.before.organization and c.before.organization != c.after.organization)
+        )
+
 
 def now_text(now: datetime) -> str:
     return now.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
@@ -241,7 +270,7 @@ def plan_sync(
     deactivated: list[Change] = []
     unchanged = 0
     seen: set[str] = set()
-    for item in _unique(listed):
+    for item in _unique(listed, current):
         seen.add(item.account_id)
         before = current.get(item.account_id)
         after = _updated(before, item, details.get(item.account_id), stamp)
@@ -254,7 +283,7 @@ def plan_sync(
     for account_id, before in current.items():
         if account_id in seen:
             continue
-        if listing_complete and before.inactive_since is None:
+        if listing_complete and before.inactive_since is None and not before.imported:
             after = replace(before, inactive_since=stamp, inactive_reason=LEFT_ORGANIZATION)
             deactivated.append(Change(before, after))
         else:
@@ -266,7 +295,14 @@ def _updated(
     before: Account | None, item: ListedAccount, found: AccountDetails | None, stamp: str
 ) -> Account:
     base = before or Account(item.account_id, item.email, details_pending=True)
-    account = replace(base, email=item.email, name=item.name, status=item.status)
+    account = replace(
+        base,
+        email=item.email,
+        name=item.name,
+        status=item.status,
+        organization=item.organization or base.organization,
+        imported=False,  # an organisation lists it: from now on the organisation's word is the account's
+    )
     if found is not None:
         account = replace(
             account,

@@ -15,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from rootmail.adapters.aws import describe, error_code
 from rootmail.adapters.dynamodb.items import conditional_write, from_item, to_item, unavailable
 from rootmail.app.ports import RefreshClaim, WriteResult
-from rootmail.domain.accounts import Account, ContactOverride
+from rootmail.domain.accounts import Account, ContactOverride, owner_of_address
 from rootmail.domain.moments import now_iso, stamp
 from rootmail.errors import (
     AccountsUnavailable,
@@ -51,10 +51,8 @@ class AccountsTable:
                 KeyConditionExpression="email = :email",
                 ExpressionAttributeValues={":email": {"S": email.lower()}},
             )
-        items = [Account.from_dict(from_item(i)) for i in answer["Items"]]
-        # An address reused after an account closed or left: the active account wins.
-        items.sort(key=lambda a: (not a.active, a.account_id))
-        return items[0].with_override(self.override(items[0].account_id)) if items else None
+        owner = owner_of_address(Account.from_dict(from_item(i)) for i in answer["Items"])
+        return owner.with_override(self.override(owner.account_id)) if owner else None
 
     # ---- items as stored ----------------------------------------------------------------------------------
 

@@ -112,8 +112,8 @@ def _refresh_note(event: TriageState) -> str:
 def refresh_step(
     event: TriageState, rt: Services, *, remaining_seconds: float | None = None
 ) -> RefreshOutcome:
-    """RefreshAccounts: the envelope's root address is unknown (an account created since the last sync). One
-    listing per window for the whole pipeline: the first mail claims it and syncs the new accounts; a mail that
+    """RefreshAccounts: the envelope's root address is unknown (an account created since the last sync, in any of
+    the organisations). One listing of every organisation per window for the whole pipeline: the first mail claims it and syncs the new accounts; a mail that
     finds it running waits `wait_seconds` (a Wait state) and resolves again; one that finds it done resolves again
     at once. The refresh adds and updates accounts but re-reads no rotating slice of contacts."""
     now = datetime.now(UTC)
@@ -128,7 +128,7 @@ def refresh_step(
         return RefreshOutcome(status="recent", at=claim.finished_at or claim.started_at, wait_seconds=0)
     try:
         report = sync_accounts(
-            rt.organization(),
+            rt.organizations(),
             rt.accounts,
             options_from_settings(rt.settings, rotate=False),
             now=now,

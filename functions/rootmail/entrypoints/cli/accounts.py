@@ -2,7 +2,8 @@
 
 Uses the shell's AWS credentials (profile, environment, SSO) like any AWS CLI; with AWS_ENDPOINT_URL set, boto3
 sends the calls there instead (a moto server, for instance). The table comes from --table or
-ROOTMAIL_ACCOUNTS_TABLE, the management role from --role-arn or ROOTMAIL_ORGANIZATIONS_ROLE_ARN.
+ROOTMAIL_ACCOUNTS_TABLE, the organisations (the role in each management account) from --organizations or
+ROOTMAIL_ORGANIZATIONS.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import re
 import sys
 import threading
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from rootmail.domain.accounts import CONTACT_KINDS, ContactOverride
+from rootmail.domain.accounts import CONTACT_KINDS, IMPORTED, ContactOverride
 
 _ACCOUNT_ID = re.compile(r"^\d{12}$")
 
@@ -29,7 +31,10 @@ def add_commands(commands: Any) -> None:
     sync = sub.add_parser("sync", help="sync the accounts table from Organizations now")
     _table_option(sync)
     sync.add_argument(
-        "--role-arn", help="a role in the management account (default ROOTMAIL_ORGANIZATIONS_ROLE_ARN)"
+        "--organizations",
+        metavar="SPEC",
+        help="the organisations to sync: role ARNs in their management accounts, comma-separated, or a JSON list "
+        'of {"name", "roleArn", "externalId"} (default ROOTMAIL_ORGANIZATIONS; empty: this account\'s own)',
     )
     sync.add_argument("--dry-run", action="store_true", help="read and compare, write nothing")
     sync.add_argument(
@@ -56,6 +61,30 @@ def add_commands(commands: Any) -> None:
     which.add_argument("--inactive", action="store_true", help="only inactive accounts")
     which.add_argument("--all", action="store_true", help="active and inactive accounts")
     listing.add_argument("--json", action="store_true", help="one JSON object per account")
+    listing.add_argument(
+        "--source",
+        nargs="?",
+        const="",
+        metavar="NAME",
+        help="show where each account came from (its organisation, or imported); with NAME, only the accounts "
+        "of that organisation (or `imported`)",
+    )
+
+    imports = sub.add_parser(
+        "import",
+        help="put accounts that no synced organisation lists into the table (the sync never deactivates them)",
+        description="CSV with a header row, or a JSON list of objects: account_id, root_address, name, contacts, "
+        "operations, security, billing, language. Every row is checked first; nothing is written unless the "
+        "whole file is valid (or --partial).",
+    )
+    imports.add_argument("file", type=Path, metavar="FILE", help="a .csv or .json file")
+    _table_option(imports)
+    imports.add_argument("--partial", action="store_true", help="write the valid rows even if others are bad")
+    imports.add_argument("--dry-run", action="store_true", help="check and compare, write nothing")
+    imports.add_argument(
+        "--format", choices=("csv", "json"), help="the file's format (default: from its extension)"
+    )
+    imports.add_argument("--json", action="store_true", help="print the report as JSON")
 
     show = sub.add_parser("show", help="one account: what Organizations says, the override, what mail uses")
     show.add_argument("target", metavar="ID|EMAIL")
@@ -81,11 +110,15 @@ def _table_option(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rootmail.bootstrap import Runtime
-    from rootmail.config import get_settings
+    from rootmail.config import get_settings, parse_organizations
 
-    updates = {"accounts_table": args.table} if args.table else {}
-    if getattr(args, "role_arn", None):
-        updates["organizations_role_arn"] = args.role_arn
+    updates: dict[str, Any] = {"accounts_table": args.table} if args.table else {}
+    if getattr(args, "organizations", None) is not None:
+        try:
+            updates["organizations"] = parse_organizations(args.organizations)
+        except ValueError as exc:
+            print(f"rootmail accounts sync: --organizations: {exc}", file=sys.stderr)
+            return 2
     rt = Runtime(get_settings().model_copy(update=updates))
     command = args.accounts_command
     if command == "sync":
@@ -94,6 +127,8 @@ def run(args: argparse.Namespace) -> int:
         return _list(args, rt)
     if command == "show":
         return _show(args, rt)
+    if command == "import":
+        return _import(args, rt)
     return _override(args, rt)
 
 
@@ -120,7 +155,7 @@ class ProgressLine:
             text = (
                 f"{phase}: {done:,}"
                 + (f"/{total:,}" if total else "")
-                + (" accounts" if phase == "listing" else "")
+                + (" accounts" if phase.startswith("listing") else "")
             )
             if self.tty:
                 print(f"\r  {text}\x1b[K", end="", file=self.stream, flush=True)
@@ -148,7 +183,10 @@ def _sync(args: argparse.Namespace, rt: Any) -> int:
     )
     progress = ProgressLine(sys.stderr)
     print(f"rootmail accounts sync → {table.table}" + (" (dry run)" if args.dry_run else ""), file=sys.stderr)
-    report = sync_accounts(rt.organization(), table, options, now=datetime.now(UTC), progress=progress)
+    organizations = rt.organizations()
+    names = ", ".join(o.name for o in organizations)
+    print(f"  organizations: {names}", file=sys.stderr)
+    report = sync_accounts(organizations, table, options, now=datetime.now(UTC), progress=progress)
     progress.done()
     if args.json:
         print(json.dumps(report.to_dict(), ensure_ascii=False))
@@ -168,6 +206,8 @@ def _list(args: argparse.Namespace, rt: Any) -> int:
         stored = accounts[account_id]
         if (args.inactive and stored.active) or (not args.inactive and not args.all and not stored.active):
             continue
+        if args.source and args.source not in (stored.organization, IMPORTED if stored.imported else None):
+            continue
         account = stored.with_override(overrides.get(account_id))
         shown += 1
         if args.json:
@@ -178,12 +218,16 @@ def _list(args: argparse.Namespace, rt: Any) -> int:
             if account.active
             else f"inactive since {account.inactive_since} ({account.inactive_reason})"
         )
+        where = f"  ({account.source})" if args.source is not None else ""
         print(
-            f"{account.account_id}  {account.email}  {account.name or '-'}  [{account.language}]  {state}\n"
+            f"{account.account_id}  {account.email}  {account.name or '-'}  [{account.language}]  {state}{where}\n"
             f"    contacts: {account.contacts.describe()}"
             + (f"  (from {account.contacts_from})" if account.contacts_from else "")
             + ("  [contacts not read yet]" if account.details_pending else "")
         )
+    if not args.json and args.source is not None:
+        sources = Counter(a.source for a in accounts.values())
+        print("by source: " + ", ".join(f"{source} {n:,}" for source, n in sorted(sources.items())))
     if not args.json:
         active = sum(1 for a in accounts.values() if a.active)
         print(
@@ -227,6 +271,7 @@ def _show(args: argparse.Namespace, rt: Any) -> int:
             else ""
         ),
         f"  language        {effective.language}",
+        f"  source          {stored.source}",
     ]
     source = f"  (from {stored.contacts_from})" if stored.contacts_from else ""
     for number, kind in enumerate(CONTACT_KINDS):
@@ -240,6 +285,44 @@ def _show(args: argparse.Namespace, rt: Any) -> int:
         lines.append("  contacts        not read from Organizations yet (the next sync reads them)")
     print("\n".join(lines))
     return 0
+
+
+# ---- accounts from outside the synced organisations -----------------------------------------------------------
+
+
+def _import(args: argparse.Namespace, rt: Any) -> int:
+    from rootmail.app.accounts_import import import_accounts
+
+    table = rt.accounts
+    json_format = (args.format or args.file.suffix.lower().lstrip(".")) == "json"
+    try:
+        text = args.file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"rootmail accounts import: cannot read {args.file}: {exc}", file=sys.stderr)
+        return 2
+    report = import_accounts(table, text, json_format=json_format, partial=args.partial, dry_run=args.dry_run)
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False))
+        return 0 if report.ok else 1
+    for problem in report.problems:
+        print(f"{args.file}:{problem.line}: {problem.message}", file=sys.stderr)
+    counts = (
+        f"{len(report.added):,} new, {len(report.updated):,} changed, {report.unchanged:,} unchanged "
+        f"of {report.rows:,} row(s)"
+    )
+    if report.refused:
+        print(
+            f"rootmail accounts import: {len(report.problems):,} problem(s) in {args.file}: nothing written "
+            "(fix them, or --partial to write the valid rows)",
+            file=sys.stderr,
+        )
+    elif args.dry_run:
+        print(f"dry run: would import into {table.table}: {counts}")
+    else:
+        print(f"imported into {table.table}: {counts}; {report.written:,} item(s) written")
+        if report.write_failed:
+            print(f"  not written: {', '.join(report.write_failed)} (run the import again)", file=sys.stderr)
+    return 0 if report.ok else 1
 
 
 # ---- overrides ----------------------------------------------------------------------------------------------------

@@ -1,0 +1,247 @@
+"""Accounts in no organisation the provider syncs (a customer's own organisation, a standalone account) whose root
+mail still comes to the provider's domain: read from an operator's file, checked row by row, and planned against
+the accounts table.
+
+The file is CSV with a header row, or a JSON list of objects, with the same fields:
+  account_id    the 12-digit account ID (required)
+  root_address  the account's root address (required)
+  name          a name for people (optional)
+  contacts      addresses for every kind of notice, separated by spaces, commas or `;` (a list in JSON)
+  operations, security, billing   addresses for that kind only (they win over `contacts` for it)
+  language      en or ja (default en)
+
+A problem is reported with the line it is on. An account an organisation lists is not imported (the organisation is
+its source; operators set its contacts with an override), nor an account whose root address another account has.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rootmail.domain.accounts import (
+    CONTACT_KINDS,
+    DEFAULT_LANGUAGE,
+    Account,
+    parse_contacts_entry,
+    valid_address,
+)
+
+FIELDS: tuple[str, ...] = ("account_id", "root_address", "name", "contacts", *CONTACT_KINDS, "language")
+REQUIRED: tuple[str, ...] = ("account_id", "root_address")
+IMPORT_SOURCE = "import"
+_ACCOUNT_ID = re.compile(r"^\d{12}$")
+
+
+@dataclass(frozen=True)
+class Problem:
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}"
+
+
+@dataclass(frozen=True)
+class ImportRow:
+    line: int
+    account: Account
+
+
+def read_rows(text: str, *, json_format: bool) -> tuple[list[tuple[int, dict[str, Any]]], list[Problem]]:
+    """The file's rows with the line each starts on; what cannot be read at all is a problem on its line."""
+    return _json_rows(text) if json_format else _csv_rows(text)
+
+
+def _csv_rows(text: str) -> tuple[list[tuple[int, dict[str, Any]]], list[Problem]]:
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        return [], [Problem(1, "the file is empty: expected a header row")]
+    except csv.Error as exc:
+        return [], [Problem(1, f"not CSV: {exc}")]
+    names = [h.strip().lower() for h in header]
+    problems = [
+        Problem(1, f"unknown column {h!r}: expected {', '.join(FIELDS)}") for h in names if h not in FIELDS
+    ]
+    missing = [f for f in REQUIRED if f not in names]
+    if missing:
+        problems.append(Problem(1, f"missing column(s) {', '.join(missing)}"))
+    if problems:
+        return [], problems
+    rows: list[tuple[int, dict[str, Any]]] = []
+    line = reader.line_num + 1
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            problems.append(Problem(line, f"not CSV: {exc}"))
+            break
+        if any(v.strip() for v in values):
+            if len(values) > len(names):
+                problems.append(Problem(line, f"{len(values)} values for {len(names)} columns"))
+            else:
+                rows.append((line, dict(zip(names, values, strict=False))))
+        line = reader.line_num + 1
+    return rows, problems
+
+
+def _json_rows(text: str) -> tuple[list[tuple[int, dict[str, Any]]], list[Problem]]:
+    """A JSON list, read one element at a time so each row knows its line."""
+    decoder = json.JSONDecoder()
+    text = text.lstrip("\ufeff")
+    position = _skip_space(text, 0)
+    if position >= len(text) or text[position] != "[":
+        return [], [Problem(_line(text, position), "expected a JSON list of account objects")]
+    position += 1
+    rows: list[tuple[int, dict[str, Any]]] = []
+    problems: list[Problem] = []
+    while True:
+        position = _skip_space(text, position)
+        if position < len(text) and text[position] == "]":
+            break
+        try:
+            value, end = decoder.raw_decode(text, position)
+        except ValueError as exc:
+            return rows, [*problems, Problem(_line(text, position), f"not JSON: {exc}")]
+        if isinstance(value, dict):
+            rows.append((_line(text, position), value))
+        else:
+            problems.append(
+                Problem(_line(text, position), "expected an object with account_id and root_address")
+            )
+        position = _skip_space(text, end)
+        if position < len(text) and text[position] == ",":
+            position += 1
+        elif position >= len(text) or text[position] != "]":
+            return rows, [*problems, Problem(_line(text, position), "expected ',' or ']' after an account")]
+    if text[position + 1 :].strip():
+        problems.append(Problem(_line(text, position + 1), "text after the list's end"))
+    return rows, problems
+
+
+def _skip_space(text: str, position: int) -> int:
+    while position < len(text) and text[position] in " \t\r\n":
+        position += 1
+    return position
+
+
+def _line(text: str, position: int) -> int:
+    return text.count("\n", 0, position) + 1
+
+
+def parse_rows(rows: Sequence[tuple[int, Mapping[str, Any]]]) -> tuple[list[ImportRow], list[Problem]]:
+    """Each row checked on its own and against the rows before it (an account or root address twice)."""
+    accepted: list[ImportRow] = []
+    problems: list[Problem] = []
+    ids: dict[str, int] = {}
+    addresses: dict[str, int] = {}
+    for line, row in rows:
+        try:
+            account = _account(row)
+        except ValueError as exc:
+            problems.append(Problem(line, str(exc)))
+            continue
+        if account.account_id in ids:
+            problems.append(
+                Problem(line, f"account {account.account_id} again (first on line {ids[account.account_id]})")
+            )
+            continue
+        if account.email in addresses:
+            problems.append(
+                Problem(
+                    line, f"root address {account.email} again (first on line {addresses[account.email]})"
+                )
+            )
+            continue
+        ids[account.account_id], addresses[account.email] = line, line
+        accepted.append(ImportRow(line, account))
+    return accepted, problems
+
+
+def _account(row: Mapping[str, Any]) -> Account:
+    unknown = sorted(set(row) - set(FIELDS))
+    if unknown:
+        raise ValueError(f"unknown field(s) {', '.join(unknown)}: expected {', '.join(FIELDS)}")
+    account_id = _text(row.get("account_id"))
+    if not _ACCOUNT_ID.match(account_id):
+        raise ValueError(f"account_id {account_id!r} is not a 12-digit account ID")
+    address = _text(row.get("root_address")).lower()
+    if not valid_address(address):
+        raise ValueError(f"root_address {address!r} is not an e-mail address")
+    entry = {
+        key: value
+        for key in ("contacts", *CONTACT_KINDS, "language")
+        if (value := row.get(key)) not in (None, "", [])
+    }
+    contacts, language = parse_contacts_entry(entry)
+    return Account(
+        account_id=account_id,
+        email=address,
+        name=_text(row.get("name")),
+        contacts=contacts,
+        language=language or DEFAULT_LANGUAGE,
+        contacts_from=IMPORT_SOURCE if contacts else "",
+        imported=True,
+    )
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value).strip()
+
+
+@dataclass(frozen=True)
+class ImportPlan:
+    added: tuple[Account, ...] = ()
+    updated: tuple[Account, ...] = ()
+    unchanged: int = 0
+
+    @property
+    def writes(self) -> tuple[Account, ...]:
+        return (*self.added, *self.updated)
+
+
+def plan_import(
+    rows: Sequence[ImportRow], current: Mapping[str, Account]
+) -> tuple[ImportPlan, list[Problem]]:
+    """What the rows change in the table: new imported accounts, imported accounts whose row differs; an account
+    an organisation lists, or a root address another account has, is a problem on its row."""
+    owners = {a.email: a for a in current.values() if a.active}
+    added: list[Account] = []
+    updated: list[Account] = []
+    unchanged = 0
+    problems: list[Problem] = []
+    for row in rows:
+        account = row.account
+        before = current.get(account.account_id)
+        if before is not None and not before.imported:
+            where = f"organization {before.organization}" if before.organization else "an organization"
+            problems.append(
+                Problem(
+                    row.line,
+                    f"account {account.account_id} is synced from {where}: not imported "
+                    "(set its contacts with `rootmail accounts override`)",
+                )
+            )
+            continue
+        owner = owners.get(account.email)
+        if owner is not None and owner.account_id != account.account_id:
+            problems.append(
+                Problem(row.line, f"root address {account.email} belongs to account {owner.account_id}")
+            )
+            continue
+        if before is None:
+            added.append(account)
+        elif account != before:
+            updated.append(account)
+        else:
+            unchanged += 1
+    return ImportPlan(tuple(added), tuple(updated), unchanged), problems
