@@ -38,7 +38,8 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 demo: install
-	$(BIN)/rootmail demo --mail-dir tests/corpus --accounts tests/corpus/accounts.json --report build/demo-report.json
+	$(BIN)/rootmail demo --mail-dir tests/corpus --accounts tests/corpus/accounts.json --import tests/corpus/imported-accounts.csv \
+		--report build/demo-report.json
 
 lint: install
 	$(BIN)/ruff check functions local tests scripts

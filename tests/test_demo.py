@@ -84,3 +84,47 @@ def test_demo_operator_takes_the_proposal_for_mail_with_urgent_words(tmp_path, c
 def test_demo_on_a_missing_folder_is_a_clear_error(tmp_path, capsys):
     assert main(["demo", "--mail-dir", str(tmp_path / "nope")]) == 2
     assert "no such folder" in capsys.readouterr().err
+
+
+def test_demo_forwards_mail_for_accounts_of_both_organisations_and_of_the_imported_one(tmp_path, capsys):
+    """The sample provider runs two organisations (two management accounts in moto) and imports one account from
+    a customer's own organisation: the sync and the import fill the table, and mail for each is forwarded."""
+    mails = {
+        "11-health-single-account.eml": "123456789012",  # organisation cloudprovider
+        "13-health-html-only.eml": "678901234567",  # organisation cloudprovider-emea
+        "42-health-ja.eml": "567890123456",  # organisation cloudprovider-emea
+        "46-health-undeclared-charset-ja.eml": "246813579024",  # imported
+    }
+    mail_dir = tmp_path / "mails"
+    mail_dir.mkdir()
+    for name in mails:
+        shutil.copy(CORPUS / name, mail_dir / name)
+    report_path = tmp_path / "report.json"
+    argv = ["demo", "--mail-dir", str(mail_dir), "--accounts", str(CORPUS / "accounts.json")]
+    assert main([*argv, "--report", str(report_path)]) == 0
+    out = capsys.readouterr().out
+    assert "organization cloudprovider: the sync function found 8 account(s) (8 added)" in out
+    assert "organization cloudprovider-emea: the sync function found 3 account(s) (3 added)" in out
+    assert "imported from " in out and "imported-accounts.csv: 1 account(s) in no synced organisation" in out
+    assert (
+        "Forwarded, per account, by where the account came from: imported 1, organization cloudprovider 1, "
+        "organization cloudprovider-emea 2"
+    ) in out
+    report = {Path(r["file"]).name: r for r in json.loads(report_path.read_text(encoding="utf-8"))}
+    for name, account_id in mails.items():
+        assert (report[name]["state"], report[name]["account_ids"]) == ("forwarded", [account_id]), name
+    assert "Evidence matches the ledger's deliveries: yes" in out
+
+
+def test_demo_refuses_accounts_of_an_unmanaged_organisation_that_no_import_file_names(tmp_path, capsys):
+    accounts = tmp_path / "accounts.json"
+    shutil.copy(CORPUS / "accounts.json", accounts)
+    shutil.copy(CORPUS / "contacts.json", tmp_path / "contacts.json")  # no imported-accounts.csv beside it
+    mail_dir = tmp_path / "mails"
+    mail_dir.mkdir()
+    shutil.copy(CORPUS / MAILS[0], mail_dir / MAILS[0])
+    assert main(["demo", "--mail-dir", str(mail_dir), "--accounts", str(accounts)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "account(s) 246813579024 are in organisations whose management account the file does not list" in err
+    )

@@ -20,6 +20,7 @@ from rootmail.app.offline import load_accounts
 from rootmail.domain.accounts import ContactOverride, Contacts
 from rootmail.domain.rules.files import load_rule_files
 from rootmail.entrypoints.cli import main
+from rootmail_local.demo import load_demo_accounts
 from rootmail_local.emulator import LocalPipeline
 from rootmail_local.organization import SeedAccount
 
@@ -96,7 +97,7 @@ def states_entered(local: LocalPipeline) -> set[str]:
 
 def test_the_sync_function_fills_the_table_from_the_organisation(pipeline):
     accounts = table(pipeline).load_accounts()
-    assert len(accounts) == 11
+    assert len(accounts) == 12
     assert accounts[GLOBEX].contacts == GLOBEX_CONTACTS and accounts[GLOBEX].language == "ja"
     assert accounts[GLOBEX].contacts_from == "tags"
     assert (
@@ -222,3 +223,33 @@ def test_the_demo_fills_the_accounts_table_with_the_sync_and_shows_it(tmp_path, 
     assert "567890123456 fujiyama-logistics" in out and "[ja]" in out
     assert "system@fujiyama-logistics.example [ja] 【AWS通知】" in out  # the forward, in the table's language
     assert "requester security@wayne-media.example" in out  # the urgent ticket, to the security contact
+
+
+def test_mail_for_a_new_account_of_the_second_organisation_is_resolved_by_one_refresh_in_its_execution():
+    """The sample provider's two organisations (two management accounts in moto) and its imported account: an
+    account created in the second organisation since the sync gets its first mail; the refresh lists every
+    organisation, finds it there, and the same execution forwards the mail to its contacts."""
+    provider = load_demo_accounts(CORPUS / "accounts.json")
+    with LocalPipeline(organizations=provider.management_accounts) as local:
+        setup = provider.set_up(local)
+        assert set(setup["sync"]["organizations"]) == {"cloudprovider", "cloudprovider-emea"}
+        local.seed_rules(load_rule_files(ROOT / "rules"))
+        local.organization("cloudprovider-emea").add(
+            [
+                SeedAccount(
+                    "555566667777",
+                    "aws-root+legacy-archive@cloudprovider.example",  # the envelope of 15-health-unknown-recipient
+                    "legacy-archive",
+                    tags={"rootmail:contacts": "archive@legacy.example"},
+                )
+            ]
+        )
+        record = run_mails(local, corpus("15-health-unknown-recipient.eml"))["15-health-unknown-recipient"]
+        assert (record["state"], record["account_ids"]) == ("forwarded", ["555566667777"])
+        assert len(local.executions()) == 1 and {"RefreshAccounts", "ResolveAgain"} <= states_entered(local)
+        (refresh,) = refresh_outputs(local)
+        assert refresh["status"] == "refreshed" and refresh["added"] == 1
+        assert to(sent_by_account(local)["555566667777"]) == ["archive@legacy.example"]
+        stored = table(local).load_accounts()
+        assert stored["555566667777"].organization == "cloudprovider-emea"
+        assert stored["246813579024"].imported and stored["246813579024"].active  # the refresh left it alone

@@ -14,15 +14,19 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from rootmail.adapters.dynamodb.accounts import AccountsTable
-from rootmail.app.offline import load_accounts, management_account_of
+from rootmail.app.accounts_import import import_accounts
+from rootmail.app.offline import load_accounts, read_account_items
 from rootmail.domain.accounts import CONTACT_KINDS, Account
 from rootmail.domain.digest import group_queue
+from rootmail.domain.imports import parse_rows, read_rows
 from rootmail.domain.moments import now_iso
 from rootmail.domain.rules.model import Rule
+from rootmail.domain.sync_plan import ListedAccount
 from rootmail.domain.vocabulary import IN_FLIGHT
 from rootmail.messages.blocks import CREATE_RULE
 from rootmail.messages.operators import digest_text
@@ -37,27 +41,66 @@ def mail_key(path: Path) -> str:
     return _KEY_UNSAFE.sub("-", path.stem)
 
 
+@dataclass(frozen=True)
+class SampleProvider:
+    """The provider the demo plays: its organisations (name → management account and accounts, as moto holds them)
+    and a file of accounts from outside them, imported as an operator would (`rootmail accounts import`)."""
+
+    organizations: dict[str, tuple[str, list[Account]]]
+    imported: Path | None = None
+
+    @property
+    def accounts(self) -> list[Account]:
+        return [a for _, accounts in self.organizations.values() for a in accounts]
+
+    @property
+    def management_accounts(self) -> dict[str, str]:
+        return {name: management for name, (management, _) in self.organizations.items()}
+
+    def set_up(self, pipeline: LocalPipeline) -> dict[str, Any]:
+        """Seed each local organisation, run the deployed `sync` function over all of them, then import the file
+        into the accounts table. What the sync and the import reported."""
+        for name, (_, accounts) in self.organizations.items():
+            pipeline.seed_organization(accounts, name)
+        found: dict[str, Any] = {"sync": pipeline.sync_accounts(), "import": None}
+        if self.imported is not None:
+            table = AccountsTable(pipeline.client("dynamodb"), pipeline.tables["accounts"])
+            text = self.imported.read_text(encoding="utf-8")
+            report = import_accounts(table, text, json_format=self.imported.suffix.lower() == ".json")
+            if not report.ok:
+                problems = "; ".join(f"line {p.line}: {p.message}" for p in report.problems)
+                raise ValueError(f"{self.imported}: {problems or 'not written'}")
+            found["import"] = {"file": str(self.imported), **report.to_dict()}
+        return found
+
+
 def run_pipeline(
     files: Sequence[Path],
-    accounts: Sequence[Account],
+    provider: SampleProvider,
     rules: Sequence[Rule],
     *,
     log: TextIO,
     progress: TextIO,
-    management_account: str = MANAGEMENT_ACCOUNT,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Put the accounts in the local organisation and fill the accounts table with the real sync function; then
-    run every file through the local pipeline; return the per-mail report and the evidence."""
-    with LocalPipeline(management_account=management_account) as pipeline, quiet_logs(log):
-        pipeline.seed_organization(accounts)
-        sync = pipeline.sync_accounts()
+    """Put the accounts in the local organisations and fill the accounts table with the real sync function and the
+    import; then run every file through the local pipeline; return the per-mail report and the evidence."""
+    with LocalPipeline(organizations=provider.management_accounts) as pipeline, quiet_logs(log):
+        setup = provider.set_up(pipeline)
+        sync = setup["sync"]
         table = AccountsTable(pipeline.client("dynamodb"), pipeline.tables["accounts"])
         synced = [a.to_dict() for _, a in sorted(table.load_accounts().items())]
-        print(
-            f"  accounts table filled by the sync function: {sync['added']} account(s) from Organizations, "
-            f"{sync['api_calls_total']} API call(s)",
-            file=progress,
-        )
+        for name, part in sync.get("organizations", {}).items():
+            print(
+                f"  organization {name}: the sync function found {part['listed']} account(s) "
+                f"({part['added']} added) in {part['api_calls_total']} API call(s)",
+                file=progress,
+            )
+        if setup["import"]:
+            print(
+                f"  imported from {setup['import']['file']}: {len(setup['import']['added'])} account(s) "
+                "in no synced organisation",
+                file=progress,
+            )
         pipeline.seed_rules(rules)
         keys: dict[str, Path] = {}
         started = time.monotonic()
@@ -95,6 +138,7 @@ def run_pipeline(
             )
         evidence = {
             "accounts_sync": sync,
+            "accounts_import": setup["import"],
             "accounts": synced,
             "executions": {s: n for s, n in Counter(e["status"] for e in executions).items()},
             "mails_sent": pipeline.sent_mail(),
@@ -210,6 +254,7 @@ def render_summary(
     lines.append(
         f"Every mail in a terminal state: {'yes' if terminal == len(report) else 'NO'} ({terminal}/{len(report)})"
     )
+    lines.append(_forwarded_by_source(report, evidence))
     lines.append("")
     lines.extend(_accounts_lines(evidence))
     lines.append("")
@@ -221,6 +266,19 @@ def render_summary(
     return "\n".join(lines)
 
 
+def _forwarded_by_source(report: list[dict[str, Any]], evidence: dict[str, Any]) -> str:
+    """How many forwarded mails went to accounts of each organisation, and to imported accounts."""
+    sources = {a["account_id"]: Account.from_dict(a).source for a in evidence.get("accounts", [])}
+    counted = Counter(
+        sources.get(account_id, "unknown")
+        for r in report
+        if r["state"] == "forwarded"
+        for account_id in r["account_ids"]
+    )
+    shown = ", ".join(f"{source} {n}" for source, n in sorted(counted.items())) or "none"
+    return f"Forwarded, per account, by where the account came from: {shown}"
+
+
 def _accounts_lines(evidence: dict[str, Any]) -> list[str]:
     """The accounts table as the sync left it: where each account's contacts and language came from."""
     sync = evidence.get("accounts_sync") or {}
@@ -228,15 +286,29 @@ def _accounts_lines(evidence: dict[str, Any]) -> list[str]:
     lines = [
         f"Accounts (synced from the local AWS Organizations by the sync function): added {sync.get('added', 0)}, "
         f"changed {sync.get('changed', 0)}, deactivated {sync.get('deactivated', 0)}; API calls: {calls or 'none'}",
-        f"  contacts per kind of notice ({', '.join(CONTACT_KINDS)}): one list when the same for every kind",
     ]
+    for name, part in sync.get("organizations", {}).items():
+        listing = "complete" if part["listing_complete"] else f"INCOMPLETE ({part['listing_error']})"
+        lines.append(
+            f"  organization {name}: listing {listing}, {part['listed']} account(s), contacts read for "
+            f"{part['details_read']}, {part['api_calls_total']} API call(s), {part['items_written']} item(s) written"
+        )
+    imported = evidence.get("accounts_import")
+    if imported:
+        lines.append(
+            f"  imported (rootmail accounts import {imported['file']}): {len(imported['added'])} account(s) in no "
+            "synced organisation; the sync never deactivates them"
+        )
+    lines.append(
+        f"  contacts per kind of notice ({', '.join(CONTACT_KINDS)}): one list when the same for every kind"
+    )
     for data in evidence.get("accounts", []):
         account = Account.from_dict(data)
         state = "active" if account.active else f"inactive: {account.inactive_reason}"
         source = f" (from {account.contacts_from})" if account.contacts_from else ""
         lines.append(
-            f"    {account.account_id} {account.name[:24]:<24} [{account.language}] {state:<32} "
-            f"{account.contacts.describe()}{source}"
+            f"    {account.account_id} {account.name[:24]:<24} {account.source:<32} [{account.language}] "
+            f"{state:<32} {account.contacts.describe()}{source}"
         )
     return lines
 
@@ -340,13 +412,7 @@ def write_report(report: list[dict[str, Any]], path: Path) -> None:
     path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def main(
-    mail_dir: Path,
-    accounts: list[Account],
-    rules: list[Rule],
-    report_path: Path,
-    management_account: str = MANAGEMENT_ACCOUNT,
-) -> int:
+def main(mail_dir: Path, provider: SampleProvider, rules: list[Rule], report_path: Path) -> int:
     files = sorted(p for p in mail_dir.glob("*.eml") if p.is_file())
     if not files:
         print(f"rootmail demo: no .eml files in {mail_dir}", file=sys.stderr)
@@ -359,20 +425,58 @@ def main(
     log_path = report_path.with_suffix(".log")
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("w", encoding="utf-8") as log:
-        report, evidence = run_pipeline(
-            files, accounts, rules, log=log, progress=sys.stdout, management_account=management_account
-        )
+        report, evidence = run_pipeline(files, provider, rules, log=log, progress=sys.stdout)
     write_report(report, report_path)
     print(render_summary(report, evidence, report_path, log_path))
     unfinished = [r for r in report if r["state"] in {IN_FLIGHT, "missing"}]
     return 1 if unfinished or not _cross_check(report, evidence)[0] else 0
 
 
-def load_demo_accounts(path: Path | None, contacts: Path | None = None) -> tuple[list[Any], dict[str, str]]:
-    """The sample organisation's accounts (with contacts.json beside them) and its management account."""
+def load_demo_accounts(
+    path: Path | None, contacts: Path | None = None, imported: Path | None = None
+) -> SampleProvider:
+    """The sample provider from a ListAccounts-shaped file (contacts.json beside it): each organisation whose
+    management account the file lists (the items' ARNs say which organisation each account is in), and the
+    accounts of other organisations from the import file (imported-accounts.csv beside it)."""
     if not path:
-        return [], {}
+        return SampleProvider({"main": (MANAGEMENT_ACCOUNT, [])})
     contacts = contacts or path.with_name("contacts.json")
-    accounts = load_accounts(path, contacts if contacts.is_file() else None)
-    found = management_account_of(path)
-    return accounts, ({"management_account": found} if found else {})
+    accounts = {a.account_id: a for a in load_accounts(path, contacts if contacts.is_file() else None)}
+    beside = path.with_name("imported-accounts.csv")
+    imported = imported or (beside if beside.is_file() else None)
+    groups: dict[str, list[Account]] = {}
+    for item in read_account_items(path):
+        management = ListedAccount.from_item(item).management_account_id or MANAGEMENT_ACCOUNT
+        groups.setdefault(management, []).append(accounts[str(item["Id"])])
+    organizations: dict[str, tuple[str, list[Account]]] = {}
+    elsewhere: list[str] = []
+    for management, members in groups.items():
+        own = next((a for a in members if a.account_id == management), None)
+        if own is None:  # an organisation the provider does not run: its accounts come from the import file
+            elsewhere += [a.account_id for a in members]
+            continue
+        name = _organization_name(own, management)
+        organizations[name if name not in organizations else management] = (management, members)
+    importing = set(_imported_ids(imported)) if imported else set()
+    missing = sorted(set(elsewhere) - importing)
+    if missing:
+        raise ValueError(
+            f"{path}: account(s) {', '.join(missing)} are in organisations whose management account the file does "
+            "not list, and no import file names them"
+        )
+    return SampleProvider(organizations or {"main": (MANAGEMENT_ACCOUNT, [])}, imported)
+
+
+def _organization_name(management: Account, account_id: str) -> str:
+    """`cloudprovider-emea-management` → `cloudprovider-emea`: the organisation named after its management account."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "-", management.name.removesuffix("-management")).strip("-.")[:64]
+    return name if name and name != "imported" else account_id
+
+
+def _imported_ids(path: Path) -> list[str]:
+    raw, problems = read_rows(path.read_text(encoding="utf-8"), json_format=path.suffix.lower() == ".json")
+    rows, invalid = parse_rows(raw)
+    if problems or invalid:
+        first = [*problems, *invalid][0]
+        raise ValueError(f"{path}: line {first.line}: {first.message}")
+    return [row.account.account_id for row in rows]

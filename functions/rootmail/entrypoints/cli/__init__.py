@@ -43,7 +43,18 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run the whole pipeline locally on the emulator")
     demo.add_argument("--mail-dir", type=Path, default=Path("tests/corpus"), metavar="DIR")
     demo.add_argument(
-        "--accounts", type=Path, metavar="FILE", help="seeds the local organisation (ListAccounts shape)"
+        "--accounts",
+        type=Path,
+        metavar="FILE",
+        help="seeds the local organisations (ListAccounts shape: each item's ARN names its organisation)",
+    )
+    demo.add_argument(
+        "--import",
+        dest="imported",
+        type=Path,
+        metavar="FILE",
+        help="accounts in no organisation of the file, imported after the sync (default: imported-accounts.csv "
+        "beside --accounts)",
     )
     demo.add_argument(
         "--contacts",
@@ -286,8 +297,8 @@ def _demo(args: argparse.Namespace) -> int:
     from rootmail_local.demo import load_demo_accounts
     from rootmail_local.demo import main as demo_main
 
-    accounts, management = load_demo_accounts(args.accounts, args.contacts)
+    provider = load_demo_accounts(args.accounts, args.contacts, args.imported)
     if not args.mail_dir.is_dir():
         print(f"rootmail demo: {args.mail_dir}: no such folder", file=sys.stderr)
         return 2
-    return demo_main(args.mail_dir, accounts, load_rule_files(args.rules), args.report, **management)
+    return demo_main(args.mail_dir, provider, load_rule_files(args.rules), args.report)

@@ -91,19 +91,17 @@ def _serve(args: argparse.Namespace) -> int:
 def _local_pipeline(args: argparse.Namespace) -> Any:
     from rootmail.domain.rules.files import load_rule_files
     from rootmail_local.demo import load_demo_accounts, mail_key, quiet_logs
-    from rootmail_local.emulator import MANAGEMENT_ACCOUNT, LocalPipeline
+    from rootmail_local.emulator import LocalPipeline
 
-    accounts, management = load_demo_accounts(args.accounts)
+    provider = load_demo_accounts(args.accounts)
     files = sorted(args.mail_dir.glob("*.eml"))
-    with LocalPipeline(
-        management_account=management.get("management_account", MANAGEMENT_ACCOUNT)
-    ) as pipeline:
+    with LocalPipeline(organizations=provider.management_accounts) as pipeline:
         print(
-            f"Local emulator: {len(accounts)} account(s), {len(files)} sample mail(s) from {args.mail_dir} …"
+            f"Local emulator: {len(provider.accounts)} account(s) in {len(provider.organizations)} "
+            f"organisation(s), {len(files)} sample mail(s) from {args.mail_dir} …"
         )
         with open(os.devnull, "w") as sink, quiet_logs(sink):  # the functions' JSON logs, as on Lambda
-            pipeline.seed_organization(accounts)
-            pipeline.sync_accounts()
+            provider.set_up(pipeline)
             pipeline.seed_rules(load_rule_files(args.rules))
             for path in files:
                 pipeline.store_mail(mail_key(path), path.read_bytes())
