@@ -1,6 +1,6 @@
 """`make bench`: measured runs on the local emulator, reported in build/bench/report.md and build/bench/report.json.
 
-    .venv/bin/python scripts/bench.py [--only NAME ...] [--accounts N] [--out DIR]
+    .venv/bin/python scripts/bench.py [--only NAME ...] [--accounts N] [--organizations N] [--out DIR]
     .venv/bin/python scripts/bench.py --only burst-model [--model-check N | --model-measured FILE] [--model-save FILE]
 
 Each benchmark is a function in BENCHMARKS returning a `Benchmark` (rows of figures and notes); the runner times
@@ -54,7 +54,12 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], Benchmark | list[Benchmark]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", action="append", choices=sorted(BENCHMARKS), help="run only these")
-    parser.add_argument("--accounts", type=int, default=10_000, help="organisation size (default 10,000)")
+    parser.add_argument(
+        "--accounts", type=int, default=5_000, help="accounts-sync: accounts per organisation (default 5,000)"
+    )
+    parser.add_argument(
+        "--organizations", type=int, default=3, help="accounts-sync: organisations synced at once (default 3)"
+    )
     parser.add_argument(
         "--mails", type=int, default=100_000, help="stored mails for rules-preview (default 100,000)"
     )

@@ -28,18 +28,28 @@ def run_bench(out, *args: str) -> dict:
     return json.loads((out / "report.json").read_text(encoding="utf-8"))
 
 
-def test_the_bench_reports_api_calls_items_written_and_time_for_both_runs(tmp_path):
-    report = run_bench(tmp_path, "--only", "accounts-sync", "--accounts", "150")
+def test_the_bench_reports_api_calls_items_written_and_time_for_both_runs_per_organisation(tmp_path):
+    report = run_bench(tmp_path, "--only", "accounts-sync", "--accounts", "150", "--organizations", "2")
     (bench,) = report["benchmarks"]
     assert bench["name"] == "accounts-sync" and bench["parameters"]["accounts"] == 150
-    first, second = bench["rows"]
-    assert (first["accounts"], first["items_written"], first["added"]) == (151, 151, 151)
-    assert (second["items_written"], second["changed"]) == (0, 0)
-    assert first["requests_by_operation"]["organizations:ListTagsForResource"] == 151
-    assert second["requests"] < first["requests"] / 5
-    assert all(isinstance(row["seconds"], float) for row in bench["rows"])  # recorded, never judged
+    assert bench["parameters"]["organizations"] == 2
+    first = [r for r in bench["rows"] if r["run"] == "first"]
+    second = [r for r in bench["rows"] if r["run"] == "second, no change"]
+    assert [r["organization"] for r in first] == ["org-1", "org-2", "all (and the table)"]
+    for row in first[
+        :2
+    ]:  # each organisation: its management account and its 150 members, read through its role
+        assert (row["accounts"], row["items_written"], row["added"]) == (151, 151, 151)
+        assert row["requests_by_operation"]["organizations:ListTagsForResource"] == 151
+    assert (first[2]["accounts"], first[2]["items_written"]) == (302, 302)
+    assert all(row["items_written"] == row["changed"] == 0 for row in second)
+    assert second[2]["requests"] < first[2]["requests"] / 5
+    assert isinstance(first[2]["seconds"], float)  # recorded, never judged
     markdown = (tmp_path / "report.md").read_text(encoding="utf-8")
-    assert "| first | 151 |" in markdown and "| second, no change | 151 |" in markdown
+    assert (
+        "| first | org-2 | 151 |" in markdown
+        and "| second, no change | all (and the table) | 302 |" in markdown
+    )
 
 
 def test_the_bench_reports_the_rules_preview_next_to_parsing_the_same_mails(tmp_path):

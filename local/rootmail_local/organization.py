@@ -138,13 +138,18 @@ def _account_id(account_id: str) -> Iterator[None]:
 
 
 def synthetic_organization(
-    count: int, *, contacts_tag: str = "rootmail:contacts", language_tag: str = "rootmail:language"
+    count: int,
+    *,
+    start: int = 0,
+    contacts_tag: str = "rootmail:contacts",
+    language_tag: str = "rootmail:language",
 ) -> list[SeedAccount]:
     """An organisation of `count` member accounts shaped like a provider's: 90% tagged with a contacts list, 4%
     with contacts per kind, 4% with only AWS alternate contacts (operations and security), 2% with none; a third
-    Japanese; 2% suspended and 0.5% pending closure. Deterministic: account i is always the same."""
+    Japanese; 2% suspended and 0.5% pending closure. Deterministic: account i is always the same (accounts
+    `start` … `start + count - 1`, so that several organisations hold different accounts)."""
     accounts = []
-    for i in range(count):
+    for i in range(start, start + count):
         domain = f"customer{i:05d}.example"
         tags: dict[str, str] = {}
         alternates: dict[str, str] = {}
