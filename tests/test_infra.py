@@ -1422,6 +1422,14 @@ ORGANIZATIONS_VALUES = (
     '[{"name": "a", "roleArn": "arn:aws:iam::111122223333:role/r"}, {"name": "a", "roleArn": "arn:aws:iam::444455556666:role/r"}]',
     '[{"name": "x", "roleArn": "arn:aws:iam::111122223333:role/r", "externalId": "a"}]',
     "[not json",
+    "\ufeffarn:aws:iam::111122223333:role/r",
+    "arn:aws:iam::111122223333:role/r\n",
+    '[{"name": "emea\\n", "roleArn": "arn:aws:iam::111122223333:role/r"}]',
+    '[{"name": "x", "roleArn": "arn:aws:iam::111122223333:role/r", "externalId": "\u00e91234"}]',
+    "arn:aws:iam::111122223333:role/r\u00f4le",
+    '[{"roleArn": "arn:aws:iam::111122223333:role/a,b"}]',
+    "arn:aws:iam::111122223333:role/r,arn:aws:iam::111122223333:role/R",
+    '[{"name": true, "roleArn": "arn:aws:iam::111122223333:role/r"}]',
 )
 
 
@@ -1456,4 +1464,4 @@ def test_the_template_grants_the_roles_the_functions_will_assume():
             python = None
             refused += 1
         assert js == python, value
-    assert refused == 8
+    assert refused == 14

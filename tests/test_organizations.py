@@ -24,7 +24,7 @@ from rootmail.app.accounts_sync import SyncOptions, sync_accounts
 from rootmail.app.ports import ManagedOrganization
 from rootmail.bootstrap import Runtime
 from rootmail.config import Settings
-from rootmail.domain.accounts import Account, Contacts
+from rootmail.domain.accounts import LEFT_ORGANIZATION, Account, Contacts
 from rootmail.domain.sync_plan import AccountDetails, ListedAccount
 from rootmail.entrypoints.cli import main
 from rootmail.errors import OrganizationsUnavailable
@@ -416,5 +416,128 @@ def test_a_root_address_an_organisation_lists_reaches_its_account_not_a_stale_im
     listed_account = Account("900000000001", IMPORTED_ACCOUNT.email, "listed", organization="emea")
     table.put_all([IMPORTED_ACCOUNT, listed_account])
     assert table.by_email(IMPORTED_ACCOUNT.email).account_id == "900000000001"
-    table.put_all([replace(listed_account, inactive_since="2026-12-01T00:00:00Z", inactive_reason="left")])
-    assert table.by_email(IMPORTED_ACCOUNT.email).account_id == IMPORTED_ACCOUNT.account_id  # active first
+    gone = replace(listed_account, inactive_since="2026-12-01T00:00:00Z", inactive_reason=LEFT_ORGANIZATION)
+    table.put_all([gone])
+    # Gone from the organisations, it no longer holds the address: the imported account does.
+    assert table.by_email(IMPORTED_ACCOUNT.email).account_id == IMPORTED_ACCOUNT.account_id
+
+
+def test_a_moved_account_whose_contacts_could_not_be_read_through_its_new_organisation_is_read_next_run():
+    table = Accounts()
+    emea, apac = organization(EMEA, "100000000001"), organization(APAC)
+    sync(table, {"emea": emea, "apac": apac})
+    moving = emea.accounts.pop()
+    apac.accounts.append(replace(listed(moving.account_id, APAC), status="SUSPENDED"))  # not in any rotation
+    first = sync(table, {"emea": emea, "apac": apac}, at=NOW + timedelta(hours=1))  # APAC cannot say yet
+    assert first.moved == [(moving.account_id, "emea", "apac")]
+    assert table.load_accounts()[
+        moving.account_id
+    ].details_pending  # its old organisation's contacts, owed anew
+    apac.details[moving.account_id] = details("new-owner@apac.example")
+    second = sync(table, {"emea": emea, "apac": apac}, at=NOW + timedelta(hours=2))
+    stored = table.load_accounts()[moving.account_id]
+    assert moving.account_id in second.changed_ids and not stored.details_pending
+    assert stored.contacts.all() == ("new-owner@apac.example",)
+
+
+def test_a_run_over_fewer_organisations_leaves_the_others_accounts_as_they_are():
+    table = Accounts()
+    emea, apac = organization(EMEA, "100000000001"), organization(APAC, "200000000001")
+    sync(table, {"emea": emea, "apac": apac})
+    before = table.load_accounts()
+    report = sync(table, {"emea": emea}, at=NOW + timedelta(hours=1))  # APAC dropped from the configuration
+    assert report.listing_complete and report.deactivated == [] and table.load_accounts() == before
+    assert report.unconfigured == {"apac": 2}
+    assert (
+        "accounts of organisations not synced in this run, left as they are: apac (2)"
+        in report.summary_lines()[-1]
+    )
+    # An account of a synced organisation that no listing has any more is still deactivated.
+    emea.accounts.pop()
+    later = sync(table, {"emea": emea}, at=NOW + timedelta(hours=2))
+    assert later.deactivated == ["100000000001"] and table.load_accounts()[APAC].active
+
+
+def test_an_organisation_failing_in_any_way_is_its_own_listing_error():
+    class Broken(Organization):
+        def list_accounts(self, progress: Any = None, *, deadline: float | None = None) -> Any:
+            raise RuntimeError("connection reset")
+
+    table = Accounts()
+    report = sync(table, {"emea": organization(EMEA, "100000000001"), "apac": Broken()})
+    assert report.organizations["apac"].listing_error == "RuntimeError: connection reset"
+    assert sorted(table.load_accounts()) == ["100000000001", EMEA] and report.deactivated == []
+
+
+def test_an_import_never_takes_the_root_address_of_an_account_an_organisation_still_has():
+    suspended = Account(
+        "100000000001", "root+c@provider.example", status="SUSPENDED", inactive_since="2026-12-01T00:00:00Z",
+        inactive_reason="SUSPENDED in Organizations", organization="emea",
+    )  # fmt: skip
+    left = Account(
+        "100000000002", "root+d@provider.example", inactive_since="2026-12-01T00:00:00Z",
+        inactive_reason="left the organisation", organization="emea",
+    )  # fmt: skip
+    table = Accounts([suspended, left])
+    text = (
+        "account_id,root_address,contacts\n"
+        "444444444444,ROOT+C@provider.example,other@othercustomer.example\n"
+        "100000000002,root+d@provider.example,it@own-organisation.example\n"
+    )
+    report = import_accounts(table, text, json_format=False)
+    assert [(p.line, p.message) for p in report.problems] == [
+        (2, "root address root+c@provider.example belongs to account 100000000001")
+    ]
+    # The account that left the synced organisations (its customer took it to an organisation of its own) can be.
+    partial = import_accounts(table, text, json_format=False, partial=True)
+    assert partial.updated == ["100000000002"]
+    taken = table.load_accounts()["100000000002"]
+    assert (taken.imported, taken.active, taken.contacts.all()) == (
+        True,
+        True,
+        ("it@own-organisation.example",),
+    )
+    # Whatever the table holds, a suspended organisation account keeps its address over an imported one.
+    table.write([replace(IMPORTED_ACCOUNT, account_id="444444444444", email=suspended.email)])
+    assert table.by_email(suspended.email).account_id == "100000000001"
+
+
+@pytest.mark.parametrize(
+    ("text", "json_format", "expected"),
+    [
+        ('account_id,root_address,name\n333333333333,root@a.example,"open\n444444444444,root@b.example,x\n', False,
+         [(2, "not CSV: unexpected end of data")]),
+        ("account_id,root_address,contacts,contacts\n333333333333,root@a.example,x@a.example,\n", False,
+         [(1, "column 'contacts' twice")]),
+        ('[{"account_id": "333333333333", "root_address": "root@a.example", "contacts": 5}]', True,
+         [(1, "contacts: expected addresses (text, or a list of text)")]),
+        ('[\n{"account_id": "333333333333", "root_address": "root@a.example", "language": {}},\n'
+         '{"account_id": "444444444444", "root_address": "root@b.example", "name": [1]}]', True,
+         [(2, "language: expected text, not dict"), (3, "name: expected text, not list")]),
+        ("[" + "[" * 100_000 + "]" * 100_000 + "]", True, [(1, "not JSON: maximum recursion depth exceeded")]),
+    ],
+)  # fmt: skip
+def test_an_odd_import_file_is_a_problem_on_its_line_never_a_crash_or_a_silent_loss(
+    text, json_format, expected
+):
+    report = import_accounts(Accounts(), text, json_format=json_format)
+    assert [
+        (p.line, p.message[: len(m)]) for (p, (_, m)) in zip(report.problems, expected, strict=True)
+    ] == expected
+    assert report.refused and report.written == 0
+
+
+def test_progress_of_organisations_reporting_at_once_stays_a_few_lines(monkeypatch):
+    from io import StringIO
+
+    from rootmail.entrypoints.cli.accounts import ProgressLine
+
+    stream = StringIO()
+    progress = ProgressLine(stream)
+    for done in range(1, 2001):
+        progress("details (emea)", done, 2000)
+        progress("details (apac)", done, 2000)
+    lines = stream.getvalue().splitlines()
+    assert lines[:2] == ["  details (emea): 1/2,000", "  details (apac): 1/2,000"]
+    assert lines[-2:] == ["  details (emea): 2,000/2,000", "  details (apac): 2,000/2,000"]
+    assert len(lines) <= 10

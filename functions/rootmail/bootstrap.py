@@ -151,15 +151,18 @@ class Runtime:
     def organizations(self) -> list[ManagedOrganization]:
         """Every configured organisation, each reached through the role in its management account when it is
         used. Built anew for each run: an assumed role's credentials expire, and a warm container outlives them."""
+        # One STS client, made here: the organisations are reached from a pool of threads, and boto3's default
+        # session must not make clients from several threads at once.
+        sts = self.client("sts") if any(c.role_arn for c in self.settings.organizations) else None
         return [
-            ManagedOrganization(config.name, partial(self._organization, config))
+            ManagedOrganization(config.name, partial(self._organization, config, sts))
             for config in self.settings.organizations
         ]
 
-    def _organization(self, config: OrganizationConfig) -> Organization:
+    def _organization(self, config: OrganizationConfig, sts: Any) -> Organization:
         from rootmail.adapters.organizations import Organization
 
-        session = self._management_session(config)
+        session = self._management_session(config, sts)
         options = Config(
             retries={"mode": "adaptive", "max_attempts": _ORGANIZATIONS_MAX_ATTEMPTS},
             connect_timeout=5,
@@ -175,12 +178,12 @@ class Runtime:
             concurrency=self.settings.sync_concurrency,
         )
 
-    def _management_session(self, config: OrganizationConfig) -> boto3.session.Session:
+    def _management_session(self, config: OrganizationConfig, sts: Any) -> boto3.session.Session:
         if not config.role_arn:
             return boto3.session.Session()
         extra = {"ExternalId": config.external_id} if config.external_id else {}
         try:
-            credentials = self.client("sts").assume_role(
+            credentials = sts.assume_role(
                 RoleArn=config.role_arn,
                 RoleSessionName="rootmail-accounts-sync",
                 DurationSeconds=3600,

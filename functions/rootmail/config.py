@@ -20,9 +20,11 @@ from rootmail.errors import ConfigurationError
 # The organisation read with the functions' own role when no organisation is configured (the stack is deployed in
 # its management account).
 OWN_ORGANIZATION = "management"
-_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/[\w+=,.@/-]{1,512}$")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
+# ASCII only and matched whole, as scripts/organizations.js matches them. A comma, legal in a role's name, is
+# refused: the template splits the role ARNs on commas for the grant.
+_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::([0-9]{12}):role/[\w+=.@/-]{1,512}", re.ASCII)
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", re.ASCII)
+_EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]{2,1224}", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ def parse_organizations(text: str) -> tuple[OrganizationConfig, ...]:
     """`[{"name": "emea", "roleArn": "arn:aws:iam::111122223333:role/rootmail-reader", "externalId": "..."}]`,
     or role ARNs separated by commas (each organisation then named by its management account's ID); empty: the
     organisation of this account, with our own role. Names and roles must be unique."""
-    text = text.strip()
+    text = text.strip().lstrip("\ufeff").strip()
     if not text:
         return (OrganizationConfig(OWN_ORGANIZATION),)
     if text.startswith("["):
@@ -58,22 +60,27 @@ def parse_organizations(text: str) -> tuple[OrganizationConfig, ...]:
             raise ValueError(
                 f"organization {number}: unknown key(s) {sorted(unknown)}: expected name, roleArn, externalId"
             )
+        wrong = [k for k, v in entry.items() if not isinstance(v, str)]
+        if wrong:
+            raise ValueError(f"organization {number}: {', '.join(sorted(wrong))} must be text")
         role = str(entry.get("roleArn") or "")
-        matched = _ROLE_ARN.match(role)
+        matched = _ROLE_ARN.fullmatch(role)
         if not matched:
             raise ValueError(
                 f"organization {number}: {role!r} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)"
             )
         name = str(entry.get("name") or matched.group(1))
-        if not _NAME.match(name) or name == IMPORTED:
+        if not _NAME.fullmatch(name) or name == IMPORTED:
             raise ValueError(
                 f"organization {number}: name {name!r}: letters, digits, '.', '_', '-', at most 64, not {IMPORTED!r}"
             )
         external = entry.get("externalId")
-        if external is not None and not _EXTERNAL_ID.match(str(external)):
+        if external is not None and not _EXTERNAL_ID.fullmatch(str(external)):
             raise ValueError(f"organization {name}: the external ID must be 2 to 1224 of [\\w+=,.@:/-]")
         found.append(OrganizationConfig(name, role, str(external) if external is not None else None))
-    for label, values in (("name", [o.name for o in found]), ("role", [str(o.role_arn) for o in found])):
+    # One management account runs one organisation: two roles there (IAM role names ignore case) would sync it twice.
+    accounts = [str(o.role_arn).split(":")[4] for o in found]
+    for label, values in (("name", [o.name for o in found]), ("management account", accounts)):
         repeated = sorted({v for v in values if values.count(v) > 1})
         if repeated:
             raise ValueError(f"organizations: the same {label} twice: {', '.join(repeated)}")
@@ -121,6 +128,8 @@ class Settings(BaseSettings):
     organizations: Annotated[tuple[OrganizationConfig, ...], NoDecode] = Field(
         default=(), validate_default=True
     )
+    # The one role of earlier versions: refused rather than ignored (the stack would read its own account instead).
+    organizations_role_arn: str | None = None
     contacts_tag: str = Field(default="rootmail:contacts", min_length=1, max_length=120)
     language_tag: str = Field(default="rootmail:language", min_length=1, max_length=128)
     # Read the AWS alternate contacts for the kinds no tag names.
@@ -187,6 +196,16 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return parse_organizations(value)
         return value or (OrganizationConfig(OWN_ORGANIZATION),)
+
+    @field_validator("organizations_role_arn")
+    @classmethod
+    def _replaced(cls, value: str | None) -> None:
+        if value:
+            raise ValueError(
+                "ROOTMAIL_ORGANIZATIONS_ROLE_ARN is replaced by ROOTMAIL_ORGANIZATIONS (the serverless parameter "
+                f"organizations): give it {value!r}"
+            )
+        return None
 
     @field_validator("root_address_tag_separator", mode="before")
     @classmethod

@@ -29,7 +29,7 @@ from rootmail.app.ports import (
     WriteResult,
 )
 from rootmail.config import Settings
-from rootmail.domain.sync_plan import ListedAccount, now_text, plan_sync, select_for_details
+from rootmail.domain.sync_plan import ListedAccount, SyncPlan, now_text, plan_sync, select_for_details
 from rootmail.errors import RootmailError
 from rootmail.observability import logger
 
@@ -130,6 +130,9 @@ class SyncReport:
     write_errors: list[str] = field(default_factory=list)
     duration_seconds: float = 0.0
     organizations: dict[str, OrganizationReport] = field(default_factory=dict)
+    # Accounts recorded in organisations this run did not sync (renamed or removed from the configuration, or a run
+    # over some of them): left as they are, never deactivated for it.
+    unconfigured: dict[str, int] = field(default_factory=dict)
 
     @property
     def partial_failure(self) -> bool:
@@ -178,6 +181,7 @@ class SyncReport:
             "duration_seconds": round(self.duration_seconds, 3),
             "partial_failure": self.partial_failure,
             "organizations": {name: o.to_dict() for name, o in self.organizations.items()},
+            "unconfigured": dict(self.unconfigured),
         }
 
     def summary_lines(self) -> list[str]:
@@ -217,6 +221,11 @@ class SyncReport:
             )
         if self.details_skipped:
             problems.append(f"{len(self.details_skipped):,} account(s) not read before the run's time was up")
+        if self.unconfigured:
+            problems.append(
+                "the table has accounts of organisations not synced in this run, left as they are: "
+                + ", ".join(f"{name} ({n:,})" for name, n in sorted(self.unconfigured.items()))
+            )
         if self.write_failed:
             problems.append(
                 f"{len(self.write_failed):,} item(s) not written ({'; '.join(self.write_errors[:3])})"
@@ -262,7 +271,18 @@ def sync_accounts(
     report.details_skipped = list(fetched.skipped)
     report.details_deferred = list(selection.deferred)
     report.detail_problems = sum(1 for d in fetched.details.values() if d.problems)
-    plan = plan_sync(current, listed, fetched.details, listing_complete=report.listing_complete, now=now)
+    names = {p.name for p in parts}
+    plan = plan_sync(
+        current,
+        listed,
+        fetched.details,
+        listing_complete=report.listing_complete,
+        now=now,
+        organizations=names,
+    )
+    report.unconfigured = dict(
+        Counter(a.organization for a in current.values() if a.organization and a.organization not in names)
+    )
     report.added = [a.account_id for a in plan.added]
     report.changed = [(c.after.account_id, c.fields) for c in plan.changed]
     report.moved = [
@@ -284,7 +304,7 @@ def sync_accounts(
     if result.requests:
         report.api_calls["BatchWriteItem"] = result.requests
     report.organizations = _per_organization(
-        parts, plan, fetched, writes, set(result.failed), options.dry_run
+        parts, plan, selection.fetch, fetched, set(result.failed), options.dry_run
     )
     report.duration_seconds = clock() - started
     return report
@@ -313,12 +333,15 @@ def _list_all(
     """Every organisation's listing, at once; one that cannot be reached is an incomplete listing with why."""
 
     def one(managed: ManagedOrganization) -> _Part:
+        shown = _named(progress, managed.name) if len(organizations) > 1 else progress
+        organization: Organization | None = None
         try:
             organization = managed.connect()
-        except RootmailError as exc:
-            return _Part(managed.name, None, Listing((), False, 0, str(exc)))
-        shown = _named(progress, managed.name) if len(organizations) > 1 else progress
-        return _Part(managed.name, organization, organization.list_accounts(shown, deadline=deadline))
+            listing = organization.list_accounts(shown, deadline=deadline)
+        except Exception as exc:  # one organisation's failure, whatever it is, is its own listing error
+            why = str(exc) if isinstance(exc, RootmailError) else f"{type(exc).__name__}: {exc}"
+            return _Part(managed.name, organization, Listing((), False, 0, why))
+        return _Part(managed.name, organization, listing)
 
     if len(organizations) <= 1:
         return [one(m) for m in organizations]
@@ -367,9 +390,9 @@ def _fetch_all(
 
 def _per_organization(
     parts: Sequence[_Part],
-    plan: Any,
+    plan: SyncPlan,
+    asked: Sequence[ListedAccount],
     fetched: DetailsResult,
-    writes: Sequence[Any],
     failed: set[str],
     dry_run: bool,
 ) -> dict[str, OrganizationReport]:
@@ -377,7 +400,10 @@ def _per_organization(
     for part in parts:
         name = part.name
         mine = {a.account_id for a in part.listing.accounts}
-        wrote = [a for a in writes if a.organization == name]
+        through = {
+            a.account_id for a in asked if a.organization == name
+        }  # contacts asked of this organisation
+        wrote = [a for a in plan.writes if a.organization == name]
         reports[name] = OrganizationReport(
             name=name,
             listing_complete=part.listing.complete,
@@ -388,8 +414,8 @@ def _per_organization(
             changed=sum(1 for c in plan.changed if c.after.organization == name),
             moved_in=sum(1 for c in plan.moved if c.after.organization == name),
             deactivated=sum(1 for c in plan.deactivated if c.after.organization == name),
-            details_read=sum(1 for a in mine if a in fetched.details),
-            details_failed=sum(1 for a in mine if a in fetched.failures),
+            details_read=sum(1 for a in through if a in fetched.details),
+            details_failed=sum(1 for a in through if a in fetched.failures),
             api_calls=part.calls,
             sdk_retries=part.retries,
             items_to_write=len(wrote),

@@ -19,7 +19,9 @@ CONTACT_KINDS: tuple[str, ...] = (OPERATIONS, SECURITY, BILLING)
 SUPPORTED_LANGUAGES: tuple[str, ...] = ("en", "ja")
 DEFAULT_LANGUAGE = "en"
 ACTIVE = "ACTIVE"
+CLOSED = "CLOSED"
 IMPORTED = "imported"
+LEFT_ORGANIZATION = "left the organisation"
 
 # Which kind of contact hears about which category. Configurable (ROOTMAIL_CONTACT_KINDS); categories not named
 # here go to the operations contacts.
@@ -186,6 +188,15 @@ class Account:
         return self.status == ACTIVE and self.inactive_since is None
 
     @property
+    def holds_address(self) -> bool:
+        """Whether its root address still reaches this account: it is active, or an organisation still has it
+        (suspended or pending closure: its notices must reach its customer). Not once closed or gone from the
+        organisations, nor an imported account no longer active."""
+        if self.active:
+            return True
+        return not self.imported and self.status != CLOSED and self.inactive_reason != LEFT_ORGANIZATION
+
+    @property
     def source(self) -> str:
         """Where the account came from, for a person: `imported`, or `organization <name>`."""
         if self.imported:
@@ -261,10 +272,13 @@ class Account:
 
 
 def owner_of_address(candidates: Iterable[Account]) -> Account | None:
-    """The account whose mail a root address receives when several items have it: an active account before an
-    inactive one (an address reused after an account closed or left), an organisation's before an imported one (an
-    organisation's listing is AWS's word; an imported row may be stale), then the lowest ID (stable)."""
-    return min(candidates, key=lambda a: (not a.active, a.imported, a.account_id), default=None)
+    """The account whose mail a root address receives when several items have it: one that still holds the address
+    before one that does not (an address reused after an account closed or left), an organisation's before an
+    imported one (an organisation's listing is AWS's word; an imported row may be stale), an active one before a
+    suspended one, then the lowest ID (stable)."""
+    return min(
+        candidates, key=lambda a: (not a.holds_address, a.imported, not a.active, a.account_id), default=None
+    )
 
 
 def parse_contacts_entry(entry: Mapping[str, Any]) -> tuple[Contacts, str | None]:

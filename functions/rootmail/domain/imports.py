@@ -27,6 +27,7 @@ from typing import Any
 from rootmail.domain.accounts import (
     CONTACT_KINDS,
     DEFAULT_LANGUAGE,
+    LEFT_ORGANIZATION,
     Account,
     parse_contacts_entry,
     valid_address,
@@ -35,7 +36,7 @@ from rootmail.domain.accounts import (
 FIELDS: tuple[str, ...] = ("account_id", "root_address", "name", "contacts", *CONTACT_KINDS, "language")
 REQUIRED: tuple[str, ...] = ("account_id", "root_address")
 IMPORT_SOURCE = "import"
-_ACCOUNT_ID = re.compile(r"^\d{12}$")
+_ACCOUNT_ID = re.compile(r"[0-9]{12}")
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,8 @@ def read_rows(text: str, *, json_format: bool) -> tuple[list[tuple[int, dict[str
 
 
 def _csv_rows(text: str) -> tuple[list[tuple[int, dict[str, Any]]], list[Problem]]:
-    reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""))
+    # strict: an unterminated quote is an error on its line, never the rest of the file swallowed into one field
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""), strict=True)
     try:
         header = next(reader)
     except StopIteration:
@@ -70,6 +72,7 @@ def _csv_rows(text: str) -> tuple[list[tuple[int, dict[str, Any]]], list[Problem
     problems = [
         Problem(1, f"unknown column {h!r}: expected {', '.join(FIELDS)}") for h in names if h not in FIELDS
     ]
+    problems += [Problem(1, f"column {h!r} twice") for h in sorted({h for h in names if names.count(h) > 1})]
     missing = [f for f in REQUIRED if f not in names]
     if missing:
         problems.append(Problem(1, f"missing column(s) {', '.join(missing)}"))
@@ -98,9 +101,10 @@ def _json_rows(text: str) -> tuple[list[tuple[int, dict[str, Any]]], list[Proble
     """A JSON list, read one element at a time so each row knows its line."""
     decoder = json.JSONDecoder()
     text = text.lstrip("\ufeff")
+    lines = _Lines(text)
     position = _skip_space(text, 0)
     if position >= len(text) or text[position] != "[":
-        return [], [Problem(_line(text, position), "expected a JSON list of account objects")]
+        return [], [Problem(lines.at(position), "expected a JSON list of account objects")]
     position += 1
     rows: list[tuple[int, dict[str, Any]]] = []
     problems: list[Problem] = []
@@ -110,21 +114,21 @@ def _json_rows(text: str) -> tuple[list[tuple[int, dict[str, Any]]], list[Proble
             break
         try:
             value, end = decoder.raw_decode(text, position)
-        except ValueError as exc:
-            return rows, [*problems, Problem(_line(text, position), f"not JSON: {exc}")]
+        except (ValueError, RecursionError) as exc:
+            return rows, [*problems, Problem(lines.at(position), f"not JSON: {exc}")]
         if isinstance(value, dict):
-            rows.append((_line(text, position), value))
+            rows.append((lines.at(position), value))
         else:
             problems.append(
-                Problem(_line(text, position), "expected an object with account_id and root_address")
+                Problem(lines.at(position), "expected an object with account_id and root_address")
             )
         position = _skip_space(text, end)
         if position < len(text) and text[position] == ",":
             position += 1
         elif position >= len(text) or text[position] != "]":
-            return rows, [*problems, Problem(_line(text, position), "expected ',' or ']' after an account")]
+            return rows, [*problems, Problem(lines.at(position), "expected ',' or ']' after an account")]
     if text[position + 1 :].strip():
-        problems.append(Problem(_line(text, position + 1), "text after the list's end"))
+        problems.append(Problem(lines.at(position + 1), "text after the list's end"))
     return rows, problems
 
 
@@ -134,8 +138,16 @@ def _skip_space(text: str, position: int) -> int:
     return position
 
 
-def _line(text: str, position: int) -> int:
-    return text.count("\n", 0, position) + 1
+class _Lines:
+    """The line of a position in the text, counted on from the last one asked (positions only grow)."""
+
+    def __init__(self, text: str) -> None:
+        self._text, self._position, self._line = text, 0, 1
+
+    def at(self, position: int) -> int:
+        self._line += self._text.count("\n", self._position, position)
+        self._position = position
+        return self._line
 
 
 def parse_rows(rows: Sequence[tuple[int, Mapping[str, Any]]]) -> tuple[list[ImportRow], list[Problem]]:
@@ -171,8 +183,16 @@ def _account(row: Mapping[str, Any]) -> Account:
     unknown = sorted(set(row) - set(FIELDS))
     if unknown:
         raise ValueError(f"unknown field(s) {', '.join(unknown)}: expected {', '.join(FIELDS)}")
+    for key in ("account_id", "root_address", "name", "language"):
+        if row.get(key) is not None and not isinstance(row[key], str):
+            raise ValueError(f"{key}: expected text, not {type(row[key]).__name__}")
+    for key in ("contacts", *CONTACT_KINDS):
+        value = row.get(key)
+        listed = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        if value is not None and not isinstance(value, str) and not listed:
+            raise ValueError(f"{key}: expected addresses (text, or a list of text)")
     account_id = _text(row.get("account_id"))
-    if not _ACCOUNT_ID.match(account_id):
+    if not _ACCOUNT_ID.fullmatch(account_id):
         raise ValueError(f"account_id {account_id!r} is not a 12-digit account ID")
     address = _text(row.get("root_address")).lower()
     if not valid_address(address):
@@ -212,9 +232,11 @@ class ImportPlan:
 def plan_import(
     rows: Sequence[ImportRow], current: Mapping[str, Account]
 ) -> tuple[ImportPlan, list[Problem]]:
-    """What the rows change in the table: new imported accounts, imported accounts whose row differs; an account
-    an organisation lists, or a root address another account has, is a problem on its row."""
-    owners = {a.email: a for a in current.values() if a.active}
+    """What the rows change in the table: new imported accounts, imported accounts whose row differs, and accounts
+    that left the synced organisations (a customer took its account to an organisation of its own). An account an
+    organisation has, or a root address another account still holds (a suspended account's too), is a problem on
+    its row."""
+    owners = {a.email: a for a in current.values() if a.holds_address}
     added: list[Account] = []
     updated: list[Account] = []
     unchanged = 0
@@ -222,7 +244,7 @@ def plan_import(
     for row in rows:
         account = row.account
         before = current.get(account.account_id)
-        if before is not None and not before.imported:
+        if before is not None and not before.imported and before.inactive_reason != LEFT_ORGANIZATION:
             where = f"organization {before.organization}" if before.organization else "an organization"
             problems.append(
                 Problem(

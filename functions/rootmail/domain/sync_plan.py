@@ -20,7 +20,7 @@ Rules:
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -28,14 +28,13 @@ from rootmail.domain.accounts import (
     ACTIVE,
     CONTACT_KINDS,
     DEFAULT_LANGUAGE,
+    LEFT_ORGANIZATION,
     Account,
     Contacts,
     normalize_language,
     split_addresses,
     valid_address,
 )
-
-LEFT_ORGANIZATION = "left the organisation"
 
 
 @dataclass(frozen=True)
@@ -262,8 +261,12 @@ def plan_sync(
     *,
     listing_complete: bool,
     now: datetime,
+    organizations: Collection[str] | None = None,
 ) -> SyncPlan:
-    """Compare the table (`current`) with the listing and the contacts read this run (`details`)."""
+    """Compare the table (`current`) with the listings and the contacts read this run (`details`). An account no
+    listing has is deactivated only when every listing completed and the organisation it was recorded in is one of
+    this run's `organizations` (None: every one); an account of an organisation not synced this run (one removed
+    from the configuration, a run over some of them) is left as it is."""
     stamp = now_text(now)
     added: list[Account] = []
     changed: list[Change] = []
@@ -283,7 +286,8 @@ def plan_sync(
     for account_id, before in current.items():
         if account_id in seen:
             continue
-        if listing_complete and before.inactive_since is None and not before.imported:
+        synced = organizations is None or not before.organization or before.organization in organizations
+        if listing_complete and synced and before.inactive_since is None and not before.imported:
             after = replace(before, inactive_since=stamp, inactive_reason=LEFT_ORGANIZATION)
             deactivated.append(Change(before, after))
         else:
@@ -303,6 +307,9 @@ def _updated(
         organization=item.organization or base.organization,
         imported=False,  # an organisation lists it: from now on the organisation's word is the account's
     )
+    if before is not None and found is None and _arrives(before, item):
+        # New to this organisation and its contacts not read through it yet: owed, like a new account's.
+        account = replace(account, details_pending=True)
     if found is not None:
         account = replace(
             account,

@@ -136,7 +136,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 class ProgressLine:
-    """Progress on stderr: one line rewritten in place on a terminal, a line now and then otherwise."""
+    """Progress on stderr: one line rewritten in place on a terminal, a line now and then otherwise. Several
+    organisations report at once (their phases interleave): a new phase and a finished one are always shown, the rest
+    only every `interval` (ten times that off a terminal)."""
 
     def __init__(self, stream: TextIO, interval: float = 0.25) -> None:
         self.stream = stream
@@ -144,13 +146,16 @@ class ProgressLine:
         self.interval = interval
         self._last = 0.0
         self._phase = ""
+        self._seen: set[str] = set()
         self._lock = threading.Lock()
 
     def __call__(self, phase: str, done: int, total: int) -> None:
         with self._lock:
             now = time.monotonic()
             finished = bool(total) and done == total
-            if phase == self._phase and not finished and now - self._last < self.interval:
+            new = phase not in self._seen
+            wait = self.interval if self.tty else 10 * self.interval
+            if not (new or finished or now - self._last >= wait):
                 return
             text = (
                 f"{phase}: {done:,}"
@@ -159,11 +164,10 @@ class ProgressLine:
             )
             if self.tty:
                 print(f"\r  {text}\x1b[K", end="", file=self.stream, flush=True)
-            elif phase != self._phase or finished or now - self._last >= 10 * self.interval:
-                print(f"  {text}", file=self.stream, flush=True)
             else:
-                return
+                print(f"  {text}", file=self.stream, flush=True)
             self._last, self._phase = now, phase
+            self._seen.add(phase)
 
     def done(self) -> None:
         if self.tty and self._phase:
