@@ -3,6 +3,7 @@ from __future__ import annotations
 import io
 import logging
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -68,3 +69,20 @@ def log():
     yield buffer
     for handler, stream in zip(handlers, saved, strict=True):
         handler.stream = stream
+
+
+@pytest.fixture
+def aws(monkeypatch) -> Iterator[None]:
+    """moto for every AWS service, with test credentials and no profile, endpoint or pinned account of the shell."""
+    from moto import mock_aws
+
+    for name, value in {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "MOTO_ACCOUNT_ID"):
+        monkeypatch.delenv(name, raising=False)
+    with mock_aws():
+        yield

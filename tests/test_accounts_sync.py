@@ -17,7 +17,6 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
-from moto import mock_aws
 
 from rootmail.adapters.dynamodb.accounts import AccountsTable
 from rootmail.adapters.organizations import Organization
@@ -41,20 +40,6 @@ MANAGEMENT = (
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 TABLE = "rootmail-test-accounts"
 RETRYING = Config(retries={"mode": "standard", "max_attempts": 5})
-
-
-@pytest.fixture
-def aws(monkeypatch) -> Iterator[None]:
-    for name, value in {
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "MOTO_ACCOUNT_ID"):
-        monkeypatch.delenv(name, raising=False)
-    with mock_aws():
-        yield
 
 
 @pytest.fixture

@@ -8,14 +8,12 @@ two organisations in two management accounts, each read through the role the con
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from fakes import Accounts, Organization
 from rootmail.adapters.dynamodb.accounts import AccountsTable
@@ -251,20 +249,6 @@ def test_a_json_import_reports_the_line_each_bad_object_starts_on():
 
 
 # ---- the real adapters over moto: two management accounts ------------------------------------------------------
-
-
-@pytest.fixture
-def aws(monkeypatch) -> Iterator[None]:
-    for name, value in {
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "MOTO_ACCOUNT_ID"):
-        monkeypatch.delenv(name, raising=False)
-    with mock_aws():
-        yield
 
 
 def local_organization(management: str, *account_ids: str) -> LocalOrganization:
