@@ -39,7 +39,7 @@ def render_markdown(benchmarks: list[Benchmark], meta: dict[str, Any]) -> str:
             for key, value in row.items():
                 if isinstance(value, dict):
                     detail = ", ".join(f"{k} {cell(v)}" for k, v in value.items())
-                    label = row.get("run") or row.get("path") or ""
+                    label = " · ".join(str(row[k]) for k in ("run", "organization", "path") if row.get(k))
                     lines.append(f"- {label} — {key.replace('_', ' ')}: {detail}")
         lines += [*(f"- {note}" for note in bench.notes), ""]
     return "\n".join(lines)
