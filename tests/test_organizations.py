@@ -218,7 +218,10 @@ def test_a_bad_row_is_reported_with_its_line_and_nothing_is_written_unless_parti
     report = import_accounts(table, text, json_format=False)
     assert [(p.line, p.message.split(":")[0]) for p in report.problems] == [
         (3, "account_id '12345' is not a 12-digit account ID"),
-        (4, "invalid address(es)"),
+        (
+            4,
+            "a quoted value runs over lines 4–5",
+        ),  # a name with a newline: an unterminated quote, most likely
         (6, "root address root@taken.example belongs to account 555555555555"),
         (7, "account 555555555555 is synced from organization emea"),
         (8, "language 'klingon'"),
@@ -303,6 +306,7 @@ def test_two_management_accounts_synced_through_their_roles_and_an_account_movin
         "200000000001": "apac",
     }
     assert stored["200000000001"].contacts.all() == ("ops@200000000001.example",)  # APAC's tags, through APAC
+    assert stored["200000000001"].management_account == APAC  # from the listing's ARNs
     per = first.to_dict()["organizations"]
     assert per["emea"]["api_calls"]["ListAccounts"] == per["apac"]["api_calls"]["ListAccounts"] == 1
     assert boto3.client("organizations").list_accounts()["Accounts"] == []  # the stack's own account has none
@@ -432,9 +436,8 @@ def test_a_run_over_fewer_organisations_leaves_the_others_accounts_as_they_are()
     report = sync(table, {"emea": emea}, at=NOW + timedelta(hours=1))  # APAC dropped from the configuration
     assert report.listing_complete and report.deactivated == [] and table.load_accounts() == before
     assert report.unconfigured == {"apac": 2}
-    assert (
-        "accounts of organisations not synced in this run, left as they are: apac (2)"
-        in report.summary_lines()[-1]
+    assert report.summary_lines()[-1].startswith(
+        "warning: active accounts of organisations this run does not sync, left as they are: apac (2)"
     )
     # An account of a synced organisation that no listing has any more is still deactivated.
     emea.accounts.pop()
@@ -497,7 +500,7 @@ def test_an_import_never_takes_the_root_address_of_an_account_an_organisation_st
          [(1, "contacts: expected addresses (text, or a list of text)")]),
         ('[\n{"account_id": "333333333333", "root_address": "root@a.example", "language": {}},\n'
          '{"account_id": "444444444444", "root_address": "root@b.example", "name": [1]}]', True,
-         [(2, "language: expected text, not dict"), (3, "name: expected text, not list")]),
+         [(2, "language: expected text, not an object"), (3, "name: expected text, not a list")]),
         ("[" + "[" * 100_000 + "]" * 100_000 + "]", True, [(1, "not JSON: maximum recursion depth exceeded")]),
     ],
 )  # fmt: skip
@@ -525,3 +528,66 @@ def test_progress_of_organisations_reporting_at_once_stays_a_few_lines(monkeypat
     assert lines[:2] == ["  details (emea): 1/2,000", "  details (apac): 1/2,000"]
     assert lines[-2:] == ["  details (emea): 2,000/2,000", "  details (apac): 2,000/2,000"]
     assert len(lines) <= 10
+
+
+def test_an_organisation_renamed_in_the_configuration_keeps_its_accounts_it_does_not_move_them():
+    """An organisation is its management account: the same one under a new name has the same accounts."""
+    table = Accounts()
+    emea = organization(EMEA, "100000000001", "100000000002")
+    sync(table, {"emea": emea})
+    emea.accounts = [a for a in emea.accounts if a.account_id != "100000000002"]  # leaves as the name changes
+    report = sync(table, {"europe": emea}, at=NOW + timedelta(hours=1))
+    stored = table.load_accounts()
+    assert report.moved == [] and report.details_read == 0  # relabelled, not re-read
+    assert {stored[a].organization for a in (EMEA, "100000000001")} == {"europe"}
+    assert report.deactivated == ["100000000002"] and report.unconfigured == {}
+
+
+def test_an_account_suspended_then_gone_from_the_organisations_has_left_and_no_longer_holds_its_address():
+    table = Accounts()
+    emea = organization(EMEA, "100000000001")
+    sync(table, {"emea": emea})
+    emea.accounts[-1] = replace(emea.accounts[-1], status="SUSPENDED")
+    sync(table, {"emea": emea}, at=NOW + timedelta(days=1))
+    suspended = table.load_accounts()["100000000001"]
+    assert suspended.holds_address and suspended.inactive_since == "2026-12-08T10:00:00Z"
+    emea.accounts.pop()  # closed for good: no longer listed
+    gone = sync(table, {"emea": emea}, at=NOW + timedelta(days=100))
+    left = table.load_accounts()["100000000001"]
+    assert gone.deactivated == ["100000000001"] and left.inactive_reason == "left the organisation"
+    assert left.inactive_since == "2026-12-08T10:00:00Z" and not left.holds_address
+    text = "account_id,root_address\n999999999999,root+100000000001@provider.example\n"
+    assert import_accounts(table, text, json_format=False).added == ["999999999999"]
+
+
+def test_an_account_back_in_an_organisation_after_leaving_has_its_contacts_read_again():
+    table = Accounts()
+    emea = organization(EMEA, "100000000001")
+    sync(table, {"emea": emea})
+    back = emea.accounts.pop()
+    sync(table, {"emea": emea}, at=NOW + timedelta(hours=1))
+    assert not table.load_accounts()["100000000001"].active
+    emea.accounts.append(back)
+    emea.details["100000000001"] = details("new-team@100000000001.example")
+    returned = sync(table, {"emea": emea}, at=NOW + timedelta(hours=2))
+    stored = table.load_accounts()["100000000001"]
+    assert returned.reactivated == ["100000000001"] and stored.active
+    assert stored.contacts.all() == ("new-team@100000000001.example",)
+
+
+def test_an_unterminated_quote_or_a_field_given_twice_is_a_problem_not_a_silent_loss():
+    csv_text = (
+        "account_id,root_address,name\n"
+        '333333333333,root@a.example,"acme\n'
+        "444444444444,root@b.example,globex\n"
+        '555555555555,root@c.example,initech 12"\n'
+        "666666666666,root@d.example,ok\n"
+    )
+    report = import_accounts(Accounts(), csv_text, json_format=False)
+    assert [(p.line, p.message) for p in report.problems] == [(2, "a quoted value runs over lines 2–4")]
+    assert report.refused and report.added == ["666666666666"]
+    json_text = (
+        '[{"account_id": "333333333333", "root_address": "root@a.example", "account_id": "444444444444"}]'
+    )
+    twice = import_accounts(Accounts(), json_text, json_format=True)
+    assert [(p.line, p.message) for p in twice.problems] == [(1, "field(s) given twice: account_id")]

@@ -221,16 +221,17 @@ class SyncReport:
             )
         if self.details_skipped:
             problems.append(f"{len(self.details_skipped):,} account(s) not read before the run's time was up")
-        if self.unconfigured:
-            problems.append(
-                "the table has accounts of organisations not synced in this run, left as they are: "
-                + ", ".join(f"{name} ({n:,})" for name, n in sorted(self.unconfigured.items()))
-            )
         if self.write_failed:
             problems.append(
                 f"{len(self.write_failed):,} item(s) not written ({'; '.join(self.write_errors[:3])})"
             )
         lines.append("partial failures: " + ("; ".join(problems) if problems else "none"))
+        if self.unconfigured:
+            lines.append(
+                "warning: active accounts of organisations this run does not sync, left as they are: "
+                + ", ".join(f"{name} ({n:,})" for name, n in sorted(self.unconfigured.items()))
+                + " (removed from the configuration? import them, or sync with it)"
+            )
         return lines
 
 
@@ -280,9 +281,7 @@ def sync_accounts(
         now=now,
         organizations=names,
     )
-    report.unconfigured = dict(
-        Counter(a.organization for a in current.values() if a.organization and a.organization not in names)
-    )
+
     report.added = [a.account_id for a in plan.added]
     report.changed = [(c.after.account_id, c.fields) for c in plan.changed]
     report.moved = [
@@ -293,6 +292,14 @@ def sync_accounts(
     report.reactivated = [c.after.account_id for c in plan.reactivated]
     report.unchanged = plan.unchanged
     writes = plan.writes
+    final = {**current, **{a.account_id: a for a in writes}}
+    report.unconfigured = dict(
+        Counter(
+            a.organization
+            for a in final.values()
+            if a.active and not a.imported and a.organization and a.organization not in names
+        )
+    )
     report.items_to_write = len(writes)
     result = WriteResult() if options.dry_run or not writes else table.write(list(writes))
     report.items_written = result.written
@@ -451,7 +458,7 @@ def scheduled_sync(rt: Services, *, remaining_seconds: float | None) -> dict[str
         deadline=deadline_for(remaining_seconds),
     )
     summary = report.to_dict()
-    if report.partial_failure:
+    if report.partial_failure or report.unconfigured:
         logger.warning("accounts sync finished with partial failures", extra=summary)
     else:
         logger.info("accounts sync finished", extra=summary)

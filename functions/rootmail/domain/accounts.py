@@ -177,6 +177,7 @@ class Account:
     contacts_from: str = ""  # where the contacts came from: tags, alternate-contacts, override, ...
     details_pending: bool = False  # contacts and language not read from Organizations yet
     organization: str = ""  # the name of the synced organisation that lists it ("" before it was recorded)
+    management_account: str = ""  # that organisation's management account: who it is, whatever its name
     imported: bool = False  # put in by `rootmail accounts import`: in no organisation the provider syncs
 
     def __post_init__(self) -> None:
@@ -222,6 +223,8 @@ class Account:
             data["details_pending"] = True
         if self.organization:
             data["organization"] = self.organization
+        if self.management_account:
+            data["management_account"] = self.management_account
         if self.imported:
             data["imported"] = True
         return data
@@ -240,6 +243,7 @@ class Account:
             contacts_from=str(data.get("contacts_from", "")),
             details_pending=bool(data.get("details_pending", False)),
             organization=str(data.get("organization", "")),
+            management_account=str(data.get("management_account", "")),
             imported=bool(data.get("imported", False)),
         )
 

@@ -89,7 +89,10 @@ def _csv_rows(text: str) -> tuple[list[tuple[int, dict[str, Any]]], list[Problem
             problems.append(Problem(line, f"not CSV: {exc}"))
             break
         if any(v.strip() for v in values):
-            if len(values) > len(names):
+            if reader.line_num > line and any("\n" in v for v in values):
+                # A value over several lines is an unterminated quote far more often than a name with a newline.
+                problems.append(Problem(line, f"a quoted value runs over lines {line}–{reader.line_num}"))
+            elif len(values) > len(names):
                 problems.append(Problem(line, f"{len(values)} values for {len(names)} columns"))
             else:
                 rows.append((line, dict(zip(names, values, strict=False))))
@@ -99,7 +102,7 @@ def _csv_rows(text: str) -> tuple[list[tuple[int, dict[str, Any]]], list[Problem
 
 def _json_rows(text: str) -> tuple[list[tuple[int, dict[str, Any]]], list[Problem]]:
     """A JSON list, read one element at a time so each row knows its line."""
-    decoder = json.JSONDecoder()
+    decoder = json.JSONDecoder(object_pairs_hook=_fields)
     text = text.lstrip("\ufeff")
     lines = _Lines(text)
     position = _skip_space(text, 0)
@@ -130,6 +133,19 @@ def _json_rows(text: str) -> tuple[list[tuple[int, dict[str, Any]]], list[Proble
     if text[position + 1 :].strip():
         problems.append(Problem(lines.at(position + 1), "text after the list's end"))
     return rows, problems
+
+
+class _Fields(dict[str, Any]):
+    """A JSON object's fields, and those it gives more than once (CSV refuses a column twice too)."""
+
+    repeated: tuple[str, ...] = ()
+
+
+def _fields(pairs: list[tuple[str, Any]]) -> _Fields:
+    fields = _Fields(pairs)
+    keys = [key for key, _ in pairs]
+    fields.repeated = tuple(sorted({key for key in keys if keys.count(key) > 1}))
+    return fields
 
 
 def _skip_space(text: str, position: int) -> int:
@@ -180,12 +196,15 @@ def parse_rows(rows: Sequence[tuple[int, Mapping[str, Any]]]) -> tuple[list[Impo
 
 
 def _account(row: Mapping[str, Any]) -> Account:
+    repeated = getattr(row, "repeated", ())
+    if repeated:
+        raise ValueError(f"field(s) given twice: {', '.join(repeated)}")
     unknown = sorted(set(row) - set(FIELDS))
     if unknown:
         raise ValueError(f"unknown field(s) {', '.join(unknown)}: expected {', '.join(FIELDS)}")
     for key in ("account_id", "root_address", "name", "language"):
         if row.get(key) is not None and not isinstance(row[key], str):
-            raise ValueError(f"{key}: expected text, not {type(row[key]).__name__}")
+            raise ValueError(f"{key}: expected text, not {_kind(row[key])}")
     for key in ("contacts", *CONTACT_KINDS):
         value = row.get(key)
         listed = isinstance(value, list) and all(isinstance(v, str) for v in value)
@@ -211,6 +230,21 @@ def _account(row: Mapping[str, Any]) -> Account:
         language=language or DEFAULT_LANGUAGE,
         contacts_from=IMPORT_SOURCE if contacts else "",
         imported=True,
+    )
+
+
+def _kind(value: Any) -> str:
+    """What a JSON value is, in JSON's words."""
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    return (
+        "an object"
+        if isinstance(value, dict)
+        else "a list"
+        if isinstance(value, list)
+        else type(value).__name__
     )
 
 

@@ -201,14 +201,25 @@ def _unique(listed: Iterable[ListedAccount], current: Mapping[str, Account]) -> 
     for account in listed:
         held = found.get(account.account_id)
         known = current.get(account.account_id)
-        if held is None or (known is not None and known.organization == account.organization):
+        if held is None or (known is not None and _same_organization(known, account)):
             found[account.account_id] = account
     return list(found.values())
 
 
 def _arrives(known: Account, account: ListedAccount) -> bool:
-    """Listed by an organisation it was not recorded in: imported before, or moved from another organisation."""
-    return known.imported or bool(known.organization and known.organization != account.organization)
+    """Listed by an organisation it was not recorded in: imported before, back after it left, or moved from
+    another organisation."""
+    if known.imported or known.inactive_reason == LEFT_ORGANIZATION:
+        return True
+    return bool(known.organization) and not _same_organization(known, account)
+
+
+def _same_organization(known: Account, account: ListedAccount) -> bool:
+    """An organisation is its management account, whatever name the configuration gives it (a renamed
+    organisation's accounts have not moved); by name when either side does not say."""
+    if known.management_account and account.management_account_id:
+        return known.management_account == account.management_account_id
+    return known.organization == account.organization
 
 
 # ---- the plan ------------------------------------------------------------------------------------------------
@@ -243,11 +254,15 @@ class SyncPlan:
     @property
     def moved(self) -> tuple[Change, ...]:
         """Accounts now listed by another organisation than the one they were recorded in (or than imported)."""
-        return tuple(
-            c
-            for c in self.changed
-            if c.before.imported or (c.before.organization and c.before.organization != c.after.organization)
-        )
+        return tuple(c for c in self.changed if c.before.imported or _moved(c.before, c.after))
+
+
+def _moved(before: Account, after: Account) -> bool:
+    if not before.organization:
+        return False
+    if before.management_account and after.management_account:
+        return before.management_account != after.management_account
+    return before.organization != after.organization
 
 
 def now_text(now: datetime) -> str:
@@ -283,15 +298,29 @@ def plan_sync(
             changed.append(Change(before, after))
         else:
             unchanged += 1
+    managements = {a.management_account_id for a in listed if a.management_account_id}
     for account_id, before in current.items():
         if account_id in seen:
             continue
-        synced = organizations is None or not before.organization or before.organization in organizations
-        if listing_complete and synced and before.inactive_since is None and not before.imported:
-            after = replace(before, inactive_since=stamp, inactive_reason=LEFT_ORGANIZATION)
-            deactivated.append(Change(before, after))
-        else:
+        synced = (
+            organizations is None
+            or not before.organization
+            or before.organization in organizations
+            or before.management_account in managements  # its organisation, under a new name
+        )
+        if (
+            not (listing_complete and synced)
+            or before.imported
+            or before.inactive_reason == LEFT_ORGANIZATION
+        ):
             unchanged += 1
+            continue
+        # Gone from the organisations, also when it was inactive already (suspended, then removed): it keeps
+        # the time it stopped being active, and no longer holds its root address.
+        after = replace(
+            before, inactive_since=before.inactive_since or stamp, inactive_reason=LEFT_ORGANIZATION
+        )
+        deactivated.append(Change(before, after))
     return SyncPlan(tuple(added), tuple(changed), tuple(deactivated), unchanged)
 
 
@@ -305,6 +334,7 @@ def _updated(
         name=item.name,
         status=item.status,
         organization=item.organization or base.organization,
+        management_account=item.management_account_id or base.management_account,
         imported=False,  # an organisation lists it: from now on the organisation's word is the account's
     )
     if before is not None and found is None and _arrives(before, item):
