@@ -82,6 +82,7 @@ def test_two_organisations_fill_one_table_each_item_saying_which_organisation_li
     }
     assert stored["200000000001"].contacts.operations == ("ops@200000000001.example",)
     per = report.to_dict()["organizations"]
+    assert list(per) == ["emea", "apac"]  # in the configuration's order, though listed at once
     assert (per["emea"]["listed"], per["emea"]["added"], per["emea"]["items_written"]) == (3, 3, 3)
     assert (per["apac"]["listed"], per["apac"]["added"], per["apac"]["items_written"]) == (2, 2, 2)
     assert any(

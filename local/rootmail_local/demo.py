@@ -21,9 +21,9 @@ from typing import Any, TextIO
 from rootmail.adapters.dynamodb.accounts import AccountsTable
 from rootmail.app.accounts_import import import_accounts
 from rootmail.app.offline import load_accounts, read_account_items
-from rootmail.domain.accounts import CONTACT_KINDS, Account
+from rootmail.domain.accounts import CONTACT_KINDS, IMPORTED, Account
 from rootmail.domain.digest import group_queue
-from rootmail.domain.imports import parse_rows, read_rows
+from rootmail.domain.imports import json_named, parse_rows, read_rows
 from rootmail.domain.moments import now_iso
 from rootmail.domain.rules.model import Rule
 from rootmail.domain.sync_plan import ListedAccount
@@ -66,7 +66,7 @@ class SampleProvider:
         if self.imported is not None:
             table = AccountsTable(pipeline.client("dynamodb"), pipeline.tables["accounts"])
             text = self.imported.read_text(encoding="utf-8")
-            report = import_accounts(table, text, json_format=self.imported.suffix.lower() == ".json")
+            report = import_accounts(table, text, json_format=json_named(self.imported.name))
             if not report.ok:
                 problems = "; ".join(f"line {p.line}: {p.message}" for p in report.problems)
                 raise ValueError(f"{self.imported}: {problems or 'not written'}")
@@ -470,11 +470,11 @@ def load_demo_accounts(
 def _organization_name(management: Account, account_id: str) -> str:
     """`cloudprovider-emea-management` → `cloudprovider-emea`: the organisation named after its management account."""
     name = re.sub(r"[^A-Za-z0-9_.-]", "-", management.name.removesuffix("-management")).strip("-.")[:64]
-    return name if name and name != "imported" else account_id
+    return name if name and name != IMPORTED else account_id
 
 
 def _imported_ids(path: Path) -> list[str]:
-    raw, problems = read_rows(path.read_text(encoding="utf-8"), json_format=path.suffix.lower() == ".json")
+    raw, problems = read_rows(path.read_text(encoding="utf-8"), json_format=json_named(path.name))
     rows, invalid = parse_rows(raw)
     if problems or invalid:
         first = [*problems, *invalid][0]

@@ -76,11 +76,10 @@ def accounts_sync(args: argparse.Namespace) -> Benchmark:
         for label, moment in (("first", now), ("second, no change", now + timedelta(hours=1))):
             wires = {name: WireCounter() for name in names}
             organizations = []
-            for managed in runtime.organizations():
+            for number, managed in enumerate(runtime.organizations()):
                 organization = managed.connect()  # a new role session each run, as each Lambda run has
-                management = next(r["roleArn"].split(":")[4] for r in roles if r["name"] == managed.name)
                 for client in (organization._organizations, organization._account):
-                    wires[managed.name].attach(_in_account(client, management))
+                    wires[managed.name].attach(_in_account(client, management_account(number)))
                 organizations.append(ManagedOrganization.of(managed.name, organization))
             tables.take()
             started = time.perf_counter()

@@ -29,6 +29,7 @@ from rootmail.app.ports import (
     WriteResult,
 )
 from rootmail.config import Settings
+from rootmail.domain.accounts import IMPORTED
 from rootmail.domain.sync_plan import ListedAccount, SyncPlan, now_text, plan_sync, select_for_details
 from rootmail.errors import RootmailError
 from rootmail.observability import logger
@@ -111,9 +112,8 @@ class SyncReport:
     listed: int = 0
     added: list[str] = field(default_factory=list)
     changed: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)  # (account, fields that changed)
-    moved: list[tuple[str, str, str]] = field(
-        default_factory=list
-    )  # (account, from, to): another organisation
+    # (account, from, to): listed by another organisation than the one it was recorded in (or than imported)
+    moved: list[tuple[str, str, str]] = field(default_factory=list)
     deactivated: list[str] = field(default_factory=list)
     reactivated: list[str] = field(default_factory=list)
     unchanged: int = 0
@@ -281,25 +281,17 @@ def sync_accounts(
         now=now,
         organizations=names,
     )
-
     report.added = [a.account_id for a in plan.added]
     report.changed = [(c.after.account_id, c.fields) for c in plan.changed]
     report.moved = [
-        (c.after.account_id, "imported" if c.before.imported else c.before.organization, c.after.organization)
+        (c.after.account_id, IMPORTED if c.before.imported else c.before.organization, c.after.organization)
         for c in plan.moved
     ]
     report.deactivated = [c.after.account_id for c in plan.deactivated]
     report.reactivated = [c.after.account_id for c in plan.reactivated]
     report.unchanged = plan.unchanged
     writes = plan.writes
-    final = {**current, **{a.account_id: a for a in writes}}
-    report.unconfigured = dict(
-        Counter(
-            a.organization
-            for a in final.values()
-            if a.active and not a.imported and a.organization and a.organization not in names
-        )
-    )
+    report.unconfigured = dict(plan.unsynced)
     report.items_to_write = len(writes)
     result = WriteResult() if options.dry_run or not writes else table.write(list(writes))
     report.items_written = result.written
@@ -350,11 +342,17 @@ def _list_all(
             return _Part(managed.name, organization, Listing((), False, 0, why))
         return _Part(managed.name, organization, listing)
 
-    if len(organizations) <= 1:
-        return [one(m) for m in organizations]
-    workers = min(MAX_PARALLEL_ORGANIZATIONS, len(organizations))
+    return _at_once(one, organizations)
+
+
+def _at_once[T, R](work: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """`work` on each organisation's part at once (each has its own API quotas), in order; a lone one in this
+    thread."""
+    if len(items) <= 1:
+        return [work(item) for item in items]
+    workers = min(MAX_PARALLEL_ORGANIZATIONS, len(items))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rootmail-organizations") as pool:
-        return list(pool.map(one, organizations))
+        return list(pool.map(work, items))
 
 
 def _named(progress: Progress, name: str) -> Progress:
@@ -381,14 +379,8 @@ def _fetch_all(
         shown = _named(progress, name) if len(parts) > 1 else progress
         return organization.fetch_details(groups[name], deadline=deadline, progress=shown)
 
-    if len(groups) <= 1:
-        results = [one(name) for name in groups]
-    else:
-        workers = min(MAX_PARALLEL_ORGANIZATIONS, len(groups))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rootmail-contacts") as pool:
-            results = list(pool.map(one, groups))
     merged = DetailsResult()
-    for result in results:
+    for result in _at_once(one, list(groups)):
         merged.details.update(result.details)
         merged.failures.update(result.failures)
         merged.skipped.extend(result.skipped)
@@ -407,9 +399,7 @@ def _per_organization(
     for part in parts:
         name = part.name
         mine = {a.account_id for a in part.listing.accounts}
-        through = {
-            a.account_id for a in asked if a.organization == name
-        }  # contacts asked of this organisation
+        through = {a.account_id for a in asked if a.organization == name}  # its contacts were asked of it
         wrote = [a for a in plan.writes if a.organization == name]
         reports[name] = OrganizationReport(
             name=name,

@@ -54,6 +54,11 @@ class ImportRow:
     account: Account
 
 
+def json_named(file_name: str) -> bool:
+    """Whether a file is read as JSON (rather than CSV), by its name."""
+    return file_name.lower().endswith(".json")
+
+
 def read_rows(text: str, *, json_format: bool) -> tuple[list[tuple[int, dict[str, Any]]], list[Problem]]:
     """The file's rows with the line each starts on; what cannot be read at all is a problem on its line."""
     return _json_rows(text) if json_format else _csv_rows(text)

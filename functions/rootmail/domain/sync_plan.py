@@ -20,6 +20,7 @@ Rules:
 from __future__ import annotations
 
 import zlib
+from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -201,7 +202,10 @@ def _unique(listed: Iterable[ListedAccount], current: Mapping[str, Account]) -> 
     for account in listed:
         held = found.get(account.account_id)
         known = current.get(account.account_id)
-        if held is None or (known is not None and _same_organization(known, account)):
+        if held is None or (
+            known is not None
+            and _same_organization(known, account.management_account_id, account.organization)
+        ):
             found[account.account_id] = account
     return list(found.values())
 
@@ -211,15 +215,18 @@ def _arrives(known: Account, account: ListedAccount) -> bool:
     another organisation."""
     if known.imported or known.inactive_reason == LEFT_ORGANIZATION:
         return True
-    return bool(known.organization) and not _same_organization(known, account)
+    return bool(known.organization) and not _same_organization(
+        known, account.management_account_id, account.organization
+    )
 
 
-def _same_organization(known: Account, account: ListedAccount) -> bool:
-    """An organisation is its management account, whatever name the configuration gives it (a renamed
-    organisation's accounts have not moved); by name when either side does not say."""
-    if known.management_account and account.management_account_id:
-        return known.management_account == account.management_account_id
-    return known.organization == account.organization
+def _same_organization(known: Account, management_account: str | None, organization: str) -> bool:
+    """Whether the organisation `known` is recorded in is this one. An organisation is its management account,
+    whatever name the configuration gives it (a renamed organisation's accounts have not moved); by name when either
+    side does not say."""
+    if known.management_account and management_account:
+        return known.management_account == management_account
+    return known.organization == organization
 
 
 # ---- the plan ------------------------------------------------------------------------------------------------
@@ -242,6 +249,9 @@ class SyncPlan:
     changed: tuple[Change, ...] = ()
     deactivated: tuple[Change, ...] = ()
     unchanged: int = 0
+    # Active accounts, after the plan, of organisations the run did not sync (removed from the configuration, or a
+    # run over some of them): left as they are. Organisation → how many.
+    unsynced: tuple[tuple[str, int], ...] = ()
 
     @property
     def writes(self) -> tuple[Account, ...]:
@@ -254,15 +264,15 @@ class SyncPlan:
     @property
     def moved(self) -> tuple[Change, ...]:
         """Accounts now listed by another organisation than the one they were recorded in (or than imported)."""
-        return tuple(c for c in self.changed if c.before.imported or _moved(c.before, c.after))
-
-
-def _moved(before: Account, after: Account) -> bool:
-    if not before.organization:
-        return False
-    if before.management_account and after.management_account:
-        return before.management_account != after.management_account
-    return before.organization != after.organization
+        return tuple(
+            c
+            for c in self.changed
+            if c.before.imported
+            or (
+                c.before.organization
+                and not _same_organization(c.before, c.after.management_account, c.after.organization)
+            )
+        )
 
 
 def now_text(now: datetime) -> str:
@@ -321,7 +331,16 @@ def plan_sync(
             before, inactive_since=before.inactive_since or stamp, inactive_reason=LEFT_ORGANIZATION
         )
         deactivated.append(Change(before, after))
-    return SyncPlan(tuple(added), tuple(changed), tuple(deactivated), unchanged)
+    plan = SyncPlan(tuple(added), tuple(changed), tuple(deactivated), unchanged)
+    if organizations is None:
+        return plan
+    table = {**current, **{a.account_id: a for a in plan.writes}}
+    unsynced = Counter(
+        a.organization
+        for a in table.values()
+        if a.active and a.organization and a.organization not in organizations
+    )
+    return replace(plan, unsynced=tuple(sorted(unsynced.items())))
 
 
 def _updated(

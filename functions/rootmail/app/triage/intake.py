@@ -113,9 +113,9 @@ def refresh_step(
     event: TriageState, rt: Services, *, remaining_seconds: float | None = None
 ) -> RefreshOutcome:
     """RefreshAccounts: the envelope's root address is unknown (an account created since the last sync, in any of
-    the organisations). One listing of every organisation per window for the whole pipeline: the first mail claims it and syncs the new accounts; a mail that
-    finds it running waits `wait_seconds` (a Wait state) and resolves again; one that finds it done resolves again
-    at once. The refresh adds and updates accounts but re-reads no rotating slice of contacts."""
+    the organisations). One listing of every organisation per window for the whole pipeline: the first mail claims
+    it and syncs the new accounts; a mail that finds it running waits `wait_seconds` (a Wait state) and resolves
+    again; one that finds it done resolves again at once. The refresh adds and updates accounts but re-reads no rotating slice of contacts."""
     now = datetime.now(UTC)
     claim = rt.accounts.claim_refresh(now, timedelta(seconds=rt.settings.accounts_refresh_seconds))
     if not claim.claimed:

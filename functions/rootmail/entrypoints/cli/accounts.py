@@ -298,7 +298,9 @@ def _import(args: argparse.Namespace, rt: Any) -> int:
     from rootmail.app.accounts_import import import_accounts
 
     table = rt.accounts
-    json_format = (args.format or args.file.suffix.lower().lstrip(".")) == "json"
+    from rootmail.domain.imports import json_named
+
+    json_format = args.format == "json" if args.format else json_named(args.file.name)
     try:
         text = args.file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
