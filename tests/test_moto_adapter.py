@@ -1,16 +1,21 @@
-"""The one moto adapter (Lambda in process). If a moto upgrade breaks it, these tests fail loudly."""
+"""The moto adapters (Lambda in process, DynamoDB requests one at a time). If a moto upgrade breaks them, these
+tests fail loudly."""
 
 from __future__ import annotations
 
 import io
 import json
+import sys
+import threading
 import time
 import zipfile
+from collections.abc import Callable
 
 import boto3
 import pytest
 from moto import mock_aws
 from moto.awslambda.models import LambdaFunction
+from moto.dynamodb.responses import DynamoHandler
 
 import lambda_probe
 from rootmail_local import moto_lambda
@@ -126,3 +131,90 @@ def test_retries_exhausted_fail_the_execution(aws, no_retry_sleep):
     result = run(probe_machine(arn), {"fail_times": 10})
     assert result["status"] == "FAILED"
     assert len(lambda_probe.calls) == 4  # the first call and three retries
+
+
+@pytest.fixture
+def busy_threads():
+    """Threads switched as often as the interpreter can, so moto's races show in a few requests, not thousands."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(interval)
+
+
+def _hot_table() -> None:
+    boto3.client("dynamodb").create_table(
+        TableName="hot",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+def _at_once(work: Callable[[int], None], threads: int = 6) -> list[str]:
+    errors: list[str] = []
+
+    def run(number: int) -> None:
+        try:
+            work(number)
+        except Exception as error:  # every failure is the finding, whatever moto raised
+            errors.append(repr(error))
+
+    workers = [threading.Thread(target=run, args=(number,)) for number in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return errors
+
+
+def test_dynamodb_requests_on_one_item_at_once_all_succeed_as_on_aws(aws, busy_threads):
+    with moto_lambda.atomic_dynamodb():
+        _hot_table()
+        boto3.client("dynamodb").put_item(TableName="hot", Item={"pk": {"S": "alert"}})
+
+        def count(number: int) -> None:
+            client = boto3.client("dynamodb")
+            for turn in range(12):
+                # Each update adds an attribute (the item's size changes) while the others copy and read it.
+                client.update_item(
+                    TableName="hot",
+                    Key={"pk": {"S": "alert"}},
+                    UpdateExpression=f"SET m{number}_{turn} = :one ADD shown :one",
+                    ExpressionAttributeValues={":one": {"N": "1"}},
+                )
+                client.get_item(TableName="hot", Key={"pk": {"S": "alert"}})
+                client.scan(TableName="hot")
+
+        assert _at_once(count) == []
+        item = boto3.client("dynamodb").get_item(TableName="hot", Key={"pk": {"S": "alert"}})["Item"]
+        assert item["shown"] == {"N": str(6 * 12)}
+
+
+def test_a_conditional_write_raced_by_many_is_won_by_one(aws, busy_threads):
+    with moto_lambda.atomic_dynamodb():
+        _hot_table()
+        winners: list[int] = []
+
+        def claim(number: int) -> None:
+            client = boto3.client("dynamodb")
+            for turn in range(24):
+                try:
+                    client.put_item(
+                        TableName="hot",
+                        Item={"pk": {"S": f"delivery-{turn}"}, "by": {"N": str(number)}},
+                        ConditionExpression="attribute_not_exists(pk)",
+                    )
+                    winners.append(turn)
+                except client.exceptions.ConditionalCheckFailedException:
+                    pass
+
+        assert _at_once(claim, threads=8) == []
+        assert sorted(winners) == list(range(24))
+
+
+def test_dynamodb_is_unlocked_after_the_block():
+    original = DynamoHandler.__dict__["call_action"]
+    with moto_lambda.atomic_dynamodb():
+        assert DynamoHandler.__dict__["call_action"] is not original
+    assert DynamoHandler.__dict__["call_action"] is original

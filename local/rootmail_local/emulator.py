@@ -31,7 +31,7 @@ from rootmail.adapters.dynamodb.rules import RulesTable
 from rootmail.config import Settings
 from rootmail.domain.accounts import Account
 from rootmail.domain.rules.model import Rule
-from rootmail_local.moto_lambda import atomic_dynamodb_writes, check_function, lambdas_in_process
+from rootmail_local.moto_lambda import atomic_dynamodb, check_function, lambdas_in_process
 from rootmail_local.organization import LocalOrganization, seed_of
 from rootmail_local.slack_requests import (
     COMMANDS_PATH,
@@ -210,7 +210,7 @@ class LocalPipeline:
         logging.getLogger(_MOTO_EVAL_LOGGER).addFilter(self._absent_paths)
         self._in_process = lambdas_in_process()
         self._in_process.__enter__()
-        self._atomic = atomic_dynamodb_writes()
+        self._atomic = atomic_dynamodb()
         self._atomic.__enter__()
         self.zendesk.start()
         self.slack.start()

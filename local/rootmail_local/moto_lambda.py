@@ -8,10 +8,11 @@ Errors come back as Lambda reports them, `{"errorMessage", "errorType", "stackTr
 Retry and Catch match on the exception's class name as they do on AWS. `tests/test_moto_adapter.py` fails loudly
 if a moto upgrade moves any of this.
 
-moto's DynamoDB backend checks a write's condition and then writes, with no lock: two threads (two executions of
-the local state machine) can both pass `attribute_not_exists(...)`. DynamoDB never allows that, and the delivery
-guard, the identity records and the rules' versions rely on it; `atomic_dynamodb_writes` serialises the backend's
-write operations.
+moto's DynamoDB has no locks: two threads (two executions of the local state machine) can both pass a write's
+`attribute_not_exists(...)`, and a request that copies or lists items (UpdateItem copies the item it updates, Query
+and Scan walk the table) fails with "dictionary changed size during iteration" when another thread's write changes
+them at that moment. DynamoDB allows neither, and the delivery guard, the identity records, the rules' versions and
+the alert counts rely on it; `atomic_dynamodb` serialises moto's DynamoDB requests, each whole.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from moto.awslambda.models import LambdaFunction
-from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.responses import DynamoHandler
 
 # What the adapter relies on in moto's LambdaFunction; checked at install time.
 REQUIRED_ATTRIBUTES = ("handler", "function_name", "function_arn", "memory_size", "timeout")
@@ -108,33 +109,26 @@ def check_function(function: LambdaFunction) -> None:
         )
 
 
-# The backend's operations that check a condition and write.
-DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
-_WRITE_LOCK = threading.RLock()
+_DYNAMODB_LOCK = threading.RLock()
 
 
 @contextmanager
-def atomic_dynamodb_writes() -> Iterator[None]:
-    """Serialise moto's DynamoDB writes for the duration of the block (each condition and its write as one)."""
-    originals = {name: DynamoDBBackend.__dict__.get(name) for name in DYNAMODB_WRITES}
-    missing = [name for name, method in originals.items() if method is None]
-    if missing:
+def atomic_dynamodb() -> Iterator[None]:
+    """Serialise moto's DynamoDB requests for the duration of the block: each request, from reading its condition to
+    writing its response, runs alone, as every DynamoDB item operation is atomic on AWS."""
+    original = DynamoHandler.__dict__.get("call_action")
+    if original is None:
         raise RuntimeError(
-            f"moto's DynamoDBBackend lacks {missing}: update local/rootmail_local/moto_lambda.py"
+            "moto's DynamoHandler no longer defines call_action: update local/rootmail_local/moto_lambda.py"
         )
 
-    def atomic(method: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(method)
-        def locked(*args: Any, **kwargs: Any) -> Any:
-            with _WRITE_LOCK:
-                return method(*args, **kwargs)
+    @functools.wraps(original)
+    def one_at_a_time(self: DynamoHandler) -> Any:
+        with _DYNAMODB_LOCK:
+            return original(self)
 
-        return locked
-
-    for name, method in originals.items():
-        setattr(DynamoDBBackend, name, atomic(method))  # type: ignore[arg-type]
+    DynamoHandler.call_action = one_at_a_time  # type: ignore[method-assign]
     try:
         yield
     finally:
-        for name, method in originals.items():
-            setattr(DynamoDBBackend, name, method)
+        DynamoHandler.call_action = original  # type: ignore[method-assign]
