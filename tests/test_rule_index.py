@@ -219,3 +219,81 @@ def test_classifying_with_the_index_gives_what_matching_every_rule_gives(conditi
             text=mail.text,
         )
         assert list(got.candidates) == every, path.name
+
+
+def naive_candidates(rules: RuleSet, subject: str, lowered: str, folded_body: str) -> list[str]:
+    """What the index must give: every rule with no needle, and every rule one of whose needles its text holds."""
+    found = []
+    for rule in rules:
+        if rule.screen is not None:
+            text = lowered if rule.screen.lowered else subject
+            needles = rule.screen.needles
+        elif rule.folded_all:
+            text, needles = folded_body, rule.folded_all[:1]
+        elif rule.folded_any:
+            text, needles = folded_body, rule.folded_any
+        else:
+            found.append(rule.id)
+            continue
+        if any(needle in text for needle in needles):
+            found.append(rule.id)
+    return found
+
+
+def marker_rules(markers: list[str]) -> RuleSet:
+    return RuleSet(
+        compile_rule(
+            {
+                "id": f"marker-{number}",
+                "category": "health",
+                "action": "forward",
+                "priority": number % 1000,
+                "match": {"sender_domains": ["aws.com"], "body_any": [marker]},
+            },
+            "test",
+        )
+        for number, marker in enumerate(markers)
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.text(ALPHABET, min_size=1, max_size=6).filter(str.strip), min_size=1, max_size=30),
+    st.text(ALPHABET, max_size=300),
+)
+def test_the_index_finds_every_marker_a_body_holds_wherever_it_stands(markers, body):
+    rules = marker_rules(markers)
+    folded = body.casefold()
+    # Markers planted too, at the start, the end and overlapping one another.
+    for text in (
+        folded,
+        markers[0].casefold() + folded + markers[-1].casefold(),
+        "".join(markers).casefold(),
+    ):
+        assert [r.id for r in rules.candidates("", "", text)] == naive_candidates(rules, "", "", text)
+
+
+def test_thousands_of_markers_over_a_text_that_keeps_almost_matching_them_all_are_each_found():
+    """RE2 gives up on a set's search, silently, when its automaton outgrows its memory: the needles' automaton is
+    bounded by their length, whatever the text. 4,000 markers of 12 letters and a text made of their beginnings (the
+    automaton's every state), each marker then written out once."""
+    letters = "abcdefgh"
+    markers = [
+        "".join(letters[(number * 7 + k * (number % 5 + 1)) % 8] for k in range(12)) + f"{number:04d}"
+        for number in range(4_000)
+    ]
+    rules = marker_rules(markers)
+    prefixes = "".join(marker[: 1 + number % 11] for number, marker in enumerate(markers * 20))
+    text = prefixes + " ".join(markers)
+    assert len(rules.candidates("", "", text)) == 4_000
+    assert rules.candidates("", "", prefixes) == []
+
+
+def test_needles_more_than_the_sets_memory_holds_are_still_each_found(monkeypatch):
+    from rootmail.domain.rules import index
+
+    monkeypatch.setattr(index, "_SET_MEMORY", 1 << 16)  # too little for these 500 needles' automaton
+    markers = [f"marker {number} of the set" for number in range(500)]
+    rules = marker_rules(markers)
+    text = f"a notice naming {markers[3]} and {markers[499]}"
+    assert [r.id for r in rules.candidates("", "", text)] == ["marker-3", "marker-499"]
