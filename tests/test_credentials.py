@@ -6,7 +6,9 @@ the text, the HTML alternative, text attachments."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -40,6 +42,7 @@ MARKS = {
     "a code written 482-913": {"plain": NOTICE + "Use code 482-913 to continue.\n"},
     "a code in full-width digits": {"plain": NOTICE + "コード：４８２９１３\n"},
     "認証番号 (Japanese)": {"plain": NOTICE + "認証番号をお知らせします。\n"},
+    "an OTP named by its initials, in capitals": {"plain": NOTICE + "Your OTP is waiting in the app.\n"},
     "a code a sentence after its word": {
         "plain": NOTICE + "Here is the code that we generated for your request just a moment ago: 482913\n"
     },
@@ -58,6 +61,11 @@ MARKS = {
         "plain": NOTICE
         + "https://x.r.us-east-1.awstrack.me/L0/https:%2F%2Fsignin.aws.amazon.com%2Fresetpassword%3Ftype%3D"
         + "RootUser%26token%3Dabc/1/0100019d-000000/Xy0=385\n"
+    },
+    "a sign-in link escaped inside a tracking link, and nothing else": {
+        "plain": NOTICE
+        + "https://x.r.us-east-1.awstrack.me/L0/https:%2F%2Fsignin.aws.amazon.com%2Foauth%3Fstate%3Dxyz/1/0100019d-"
+        + "000000/Xy0=385\n"
     },
     "a code only in the HTML alternative": {
         "plain": NOTICE + "See the HTML version of this message.\n",
@@ -157,3 +165,13 @@ def test_a_sign_in_code_in_case_mail_opens_a_ticket_no_customer_is_told_of():
     assert ticket["requester"] is None
     assert "482913" not in json.dumps(ticket)
     assert uploaded(uploads) == []  # nor its original
+
+
+def test_casefolded_text_holds_otp_in_no_other_letters_than_o_t_p():
+    """credential_marks looks for the substring "otp" before asking Python's re for `(?i)\\botp\\b` in casefolded
+    text: exact, because over every code point, what (?i) reads as o, t or p casefolds to that very letter."""
+    everything = "".join(chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF)
+    for letter in "otp":
+        read_as_letter = set(re.findall(letter, everything, re.IGNORECASE))
+        assert {c.casefold() for c in read_as_letter} == {letter}
+    assert not {"O", "T", "P"} & set(everything.casefold())

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+import re
+import sys
 
+import pytest
+import re2
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rootmail.domain import signals
 from rootmail.domain.signals import suggest, urgent_signals
 from rootmail.domain.vocabulary import Category
 
@@ -107,3 +114,61 @@ def test_nothing_is_suggested_without_evidence():
     assert suggest("no-reply-aws@amazon.com", "Hello", "A note from us.") is None
     # A look-alike sender domain is not the sender family.
     assert suggest("x@ec2-abuse.amazon.com.example", "Hello", "") is None
+
+
+def test_every_character_pythons_re_reads_as_an_urgent_words_letter_is_read_so_by_re2_or_always_scanned():
+    """The one-pass check before the categories' scans (signals._may_be_urgent) finds with RE2 what Python's re
+    finds: over every code point, each character that (?i) makes one of the urgent words' letters in Python's re
+    is one in RE2 too, or is one of the few whose texts are always scanned."""
+    everything = "".join(chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF)
+    letters = {c.lower() for _, urgent, words, _ in signals._LEXICON if urgent for c in words if c.isalpha()}
+    assert letters >= set("abcdefilmnoprstuvwxyz")
+    python_only = set()
+    for letter in sorted(letters):
+        in_python = set(re.findall(re.escape(letter), everything, re.IGNORECASE))
+        in_re2 = set(re2.findall("(?i)" + re2.escape(letter), everything))
+        python_only |= in_python - in_re2
+    assert python_only == set(signals._ONLY_PYTHON_FOLDS)
+
+
+urgent_english = [
+    w for _, urgent, words, _ in signals._LEXICON if urgent for w in re.findall(r"[a-z -]{4,}", words)
+]
+pieces = st.sampled_from(
+    [
+        *urgent_english,
+        "unauthorİzed",
+        "phıshing",
+        "abuſe",
+        "past due",
+        "侵害",
+        "停止",
+        "-",
+        "_",
+        " ",
+        "\n",
+        "x",
+        "İ",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(pieces, max_size=8).map("".join), st.text(max_size=40))
+def test_a_text_the_one_pass_check_passes_over_holds_no_urgent_word(words, noise):
+    for text in (words, noise + words, words.upper() + noise, noise):
+        reading = " ".join(text.split())
+        found = [
+            w
+            for _, urgent, pattern, japanese in signals._SEARCH
+            if urgent
+            for w in signals._found(pattern, japanese, reading)
+        ]
+        if found:
+            assert signals._may_be_urgent(reading), (reading, found)
+
+
+def test_words_hidden_behind_a_turkish_i_are_still_found():
+    # Python's re reads İ and ı as i, RE2 does not: such a text skips the one-pass check.
+    assert urgent_signals("Notice", "phıshing reported") == ("phıshing",)
+    assert urgent_signals("Notice", "UNAUTHORİZED use") != ()

@@ -124,7 +124,9 @@ MAX_MARKS = 8
 
 def _link_mark(url: str) -> str | None:
     """Why a link is a credential (its host and first path segment: never its query), or None."""
-    for candidate in (url, unquote(url)):
+    decoded = unquote(url)
+    # Without a %-escape, unquote hands back the link itself, which the first pass has read already.
+    for candidate in (url,) if decoded is url else (url, decoded):
         try:
             parts = urlsplit(candidate)
         except ValueError:
@@ -163,7 +165,8 @@ def credential_marks(mail: ParsedMail) -> list[str]:
         # NFKC: full-width digits and letters (Japanese mail) read as their ASCII selves.
         folded = " ".join(unicodedata.normalize("NFKC", source).casefold().split())
         marks.extend(f"'{phrase}'" for phrase in CREDENTIAL_PHRASES if phrase in folded)
-        if _OTP.search(folded):
+        # Casefolded text holds no letter that (?i) reads as "otp" but "otp" itself: the substring test is exact.
+        if "otp" in folded and _OTP.search(folded):
             marks.append("'OTP'")
         code = _CODE_NEAR_WORD.search(folded) if any(h in folded for h in _CODE_HINTS) else None
         if code:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import re2
+
 from rootmail.domain.vocabulary import Action, Category, urgency
 
 # Each entry: a category, whether its words are urgent, English words (a regular expression of fixed alternations,
@@ -104,6 +106,20 @@ _SEARCH = tuple(
     for category, urgent, words, japanese in _LEXICON
 )
 _URGENT_SEARCH = tuple(entry for entry in _SEARCH if entry[1])
+# Whether a text may hold an urgent word at all, found in one linear pass by RE2 (Python's re reads the text once
+# per category, trying the word boundary at every character): any urgent English word, boundaries left out (which
+# finds more, never less), or any urgent Japanese word. RE2's (?i) reads as an ASCII letter every character Python's
+# re does, except the Turkish dotted and dotless I (İ, ı), which Python's re reads as i: a text holding either is
+# always scanned. No hit means no urgent word, and the categories' scans are skipped.
+_ANY_URGENT = re2.compile(
+    "(?i)(?:"
+    + "|".join(
+        [f"(?:{words})" for _, urgent, words, _ in _LEXICON if urgent]
+        + [re.escape(word) for _, urgent, _, japanese in _LEXICON if urgent for word in japanese]
+    )
+    + ")"
+)
+_ONLY_PYTHON_FOLDS = ("\u0130", "\u0131")  # İ and ı
 
 # Senders whose mail is all of one kind, by address or by domain.
 _SENDERS: tuple[tuple[str, Category], ...] = (
@@ -152,9 +168,17 @@ def _found(pattern: re.Pattern[str], japanese: tuple[str, ...], text: str) -> li
     return list(words)[:MAX_SIGNALS]
 
 
+def _may_be_urgent(reading: str) -> bool:
+    if not reading.isascii() and any(letter in reading for letter in _ONLY_PYTHON_FOLDS):
+        return True
+    return _ANY_URGENT.search(reading) is not None
+
+
 def _scan(subject: str, text: str, *, urgent_only: bool = False) -> list[tuple[Category, bool, list[str]]]:
     # One space for every run of whitespace: a phrase wrapped over a line or spaced twice is still a phrase.
     reading = " ".join(f"{subject}\n{text[:SCANNED]}".split())
+    if urgent_only and not _may_be_urgent(reading):
+        return []
     hits = []
     for category, urgent, pattern, japanese in _URGENT_SEARCH if urgent_only else _SEARCH:
         found = _found(pattern, japanese, reading)
