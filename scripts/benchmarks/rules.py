@@ -210,7 +210,8 @@ def classification(args: argparse.Namespace) -> Benchmark:
     bench.notes += [
         "The index (rootmail.domain.rules.RuleSet) keeps, for each rule, literal text it cannot match without "
         "(read from the subject pattern's parse tree, else a body marker); a mail is matched in full only against "
-        "the rules whose text it holds. Rules with text of their own (a subject phrase, a marker) are what it is "
+        "the rules whose text it holds, all of those texts found in one pass over the mail (an RE2 set). Rules with "
+        "text of their own (a subject phrase, a marker) are what it is "
         "made for; rules an operator writes on words most mails hold bring it back to matching every rule.",
         "Each generated rule names the AWS senders, so the sender check never rules one out.",
     ]
