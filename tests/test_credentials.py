@@ -67,6 +67,13 @@ MARKS = {
         + "https://x.r.us-east-1.awstrack.me/L0/https:%2F%2Fsignin.aws.amazon.com%2Foauth%3Fstate%3Dxyz/1/0100019d-"
         + "000000/Xy0=385\n"
     },
+    "a sign-in link inside a tracking link, unescaped": {
+        "plain": NOTICE
+        + "https://x.r.us-east-1.awstrack.me/L0/https://signin.aws.amazon.com/oauth?state=xyz/1/0100019d\n"
+    },
+    "a link inside more links than are read": {
+        "plain": NOTICE + "https://t.example/" + "https://t.example/" * 40 + "notice\n"
+    },
     "a code only in the HTML alternative": {
         "plain": NOTICE + "See the HTML version of this message.\n",
         "html": "<p>AWS Health Event</p><p>Your verification code:</p><p><b>482913</b></p>",

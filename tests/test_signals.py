@@ -149,6 +149,7 @@ pieces = st.sampled_from(
         "\n",
         "x",
         "İ",
+        "\ud800",  # a lone surrogate, which a UTF-7 body can decode to
     ]
 )
 

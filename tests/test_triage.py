@@ -7,6 +7,7 @@ from rootmail.domain.accounts import Account
 from rootmail.domain.authenticity import Authenticity
 from rootmail.domain.credentials import credential_marks
 from rootmail.domain.mail.model import ParsedMail
+from rootmail.domain.mail.parse import parse_mail
 from rootmail.domain.routing import RoutingPolicy, resolve
 from rootmail.domain.rules.sets import compile_rules
 from rootmail.domain.triage import decide
@@ -147,3 +148,15 @@ def test_a_ticket_a_credentials_rule_also_matched_tells_no_customer_even_without
     assert (decision.category, decision.action) == (Category.ACCOUNT_COMPROMISE, Action.URGENT)
     assert decision.private and decision.withhold_text
     assert "a credentials rule matched" in decision.reason
+
+
+def test_a_body_that_decodes_to_a_lone_surrogate_is_still_decided_and_its_urgent_words_found():
+    """A UTF-7 body can decode to a lone surrogate ("+2AA-"), which is no UTF-8: the urgent words are still read."""
+    raw = (
+        b"From: AWS <no-reply-aws@amazon.com>\nTo: root+acme@p.example\nSubject: Scheduled maintenance\n"
+        b"Content-Type: text/plain; charset=utf-7\n\nYour account may be compromised +2AA-\n"
+    )
+    m = parse_mail(raw)
+    assert "\ud800" in m.text
+    decision = decide(m, AUTHENTIC, resolution_for(m), forward_everything_from("amazon.com"))
+    assert decision.action == Action.QUEUE and decision.signals == ("compromised",)

@@ -120,9 +120,12 @@ _CREDENTIAL_PATH = re.compile(
     re.IGNORECASE,
 )
 MAX_MARKS = 8
+# Links read inside links (a tracking link's target, a redirect's) before a link counts as a credential anyway:
+# AWS's tracking links hold one, escaped once; a deeper chain is read no further and never reaches a customer.
+MAX_NESTED_LINKS = 8
 
 
-def _link_mark(url: str) -> str | None:
+def _link_mark(url: str, depth: int = 0) -> str | None:
     """Why a link is a credential (its host and first path segment: never its query), or None."""
     decoded = unquote(url)
     # Without a %-escape, unquote hands back the link itself, which the first pass has read already.
@@ -143,10 +146,12 @@ def _link_mark(url: str) -> str | None:
             return f"a link carrying a token ({where})"
         if parts.query and _CREDENTIAL_PATH.search(parts.path):
             return f"a reset or verification link ({where})"
-        # A tracking link can hold the real link, encoded, in its path.
+        # A tracking link can hold the real link in its path, escaped or not.
         nested = _URL.search(candidate, 8)
-        if nested is not None and candidate is not url:
-            inner = _link_mark(nested.group(0))
+        if nested is not None:
+            if depth >= MAX_NESTED_LINKS:
+                return f"a link inside {MAX_NESTED_LINKS} links ({where})"
+            inner = _link_mark(nested.group(0), depth + 1)
             if inner:
                 return inner
     return None

@@ -171,7 +171,10 @@ def _found(pattern: re.Pattern[str], japanese: tuple[str, ...], text: str) -> li
 def _may_be_urgent(reading: str) -> bool:
     if not reading.isascii() and any(letter in reading for letter in _ONLY_PYTHON_FOLDS):
         return True
-    return _ANY_URGENT.search(reading) is not None
+    try:
+        return _ANY_URGENT.search(reading) is not None
+    except UnicodeEncodeError:
+        return True  # a lone surrogate (a UTF-7 body can decode to one) is not UTF-8 for RE2: scanned in full
 
 
 def _scan(subject: str, text: str, *, urgent_only: bool = False) -> list[tuple[Category, bool, list[str]]]:

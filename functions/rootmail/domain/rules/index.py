@@ -103,10 +103,11 @@ class _Needles:
             positions.update(self._rules[number])
 
 
-# RE2's budget for a set's automaton, which has at most a state per byte of needle whatever the text, and which RE2
-# builds as it reads: a set that does not fit is refused when compiled (never silently mid-text, tests show), and
-# 64 MiB holds far more needles than a rules table has.
-_SET_MEMORY = 64 << 20
+# RE2's budget for a set's automaton, which RE2 builds as it reads and, when the budget is full, clears and builds
+# again: slower, never wrong, as a set's search cannot fall back and so never gives up (RE2's DFA, kManyMatch). A set
+# whose first states do not fit is refused by Compile (it runs a search to see), and its needles are then looked for
+# one by one. The automaton has at most a state per byte of needle: 16 MiB holds a few thousand rules' needles.
+_SET_MEMORY = 16 << 20
 
 
 def classify(
