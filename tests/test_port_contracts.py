@@ -11,7 +11,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 import fakes
 from rootmail.adapters.dynamodb.accounts import AccountsTable
@@ -40,7 +39,7 @@ TABLES = {
 
 
 @pytest.fixture(params=["fake", "dynamodb"])
-def ports(request, monkeypatch) -> Iterator[dict[str, Any]]:
+def ports(request) -> Iterator[dict[str, Any]]:
     if request.param == "fake":
         yield {
             "guard": fakes.DeliveryGuard(),
@@ -51,23 +50,17 @@ def ports(request, monkeypatch) -> Iterator[dict[str, Any]]:
             "alert_batches": fakes.AlertBatches(),
         }
         return
-    for name, value in {
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        dynamodb = boto3.client("dynamodb")
-        create_tables(dynamodb, TABLES)
-        yield {
-            "guard": DeliveryGuard(dynamodb, TABLES["deliveries"]),
-            "ledger": Ledger(dynamodb, TABLES["ledger"]),
-            "accounts": AccountsTable(dynamodb, TABLES["accounts"]),
-            "suppressions": SuppressionList(dynamodb, TABLES["suppressions"]),
-            "pacer": Pacer(dynamodb, TABLES["deliveries"]),
-            "alert_batches": AlertBatches(dynamodb, TABLES["deliveries"]),
-        }
+    request.getfixturevalue("aws")  # moto, only for the DynamoDB side of the contract
+    dynamodb = boto3.client("dynamodb")
+    create_tables(dynamodb, TABLES)
+    yield {
+        "guard": DeliveryGuard(dynamodb, TABLES["deliveries"]),
+        "ledger": Ledger(dynamodb, TABLES["ledger"]),
+        "accounts": AccountsTable(dynamodb, TABLES["accounts"]),
+        "suppressions": SuppressionList(dynamodb, TABLES["suppressions"]),
+        "pacer": Pacer(dynamodb, TABLES["deliveries"]),
+        "alert_batches": AlertBatches(dynamodb, TABLES["deliveries"]),
+    }
 
 
 def test_a_delivery_is_claimed_once_and_settled_proof_is_kept(ports):
